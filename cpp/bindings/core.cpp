@@ -1,0 +1,505 @@
+// bindings/core.cpp — the pybind11 module mlpcore._core.
+// It validates every array at the edge (type, dtype, ndim, shape, contiguity, finiteness, label
+// range), converts to the C++ types, releases the GIL and calls the core. It holds no math.
+// Policy for inputs: float32 and float64 arrays are accepted and converted to the model's dtype;
+// non-contiguous or Fortran-ordered arrays are copied to C order; integers, float16, bool,
+// complex and object arrays are refused with TypeError; NaN/Inf are refused with ValueError
+// unless finiteness checks are switched off (set_check_finite(False)).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <atomic>
+#include <cstring>
+
+#include "cpu/cpu_backend.h"
+#include "mlpcore/layers.h"
+#include "mlpcore/network.h"
+
+namespace py = pybind11;
+using namespace mc;
+
+namespace {
+
+std::atomic<bool> g_check_finite{true};
+
+DType parse_dtype(py::handle h) {
+  py::dtype d = py::dtype::from_args(py::reinterpret_borrow<py::object>(h));
+  if (d.is(py::dtype::of<float>()) || (d.kind() == 'f' && d.itemsize() == 4)) return DType::f32;
+  if (d.kind() == 'f' && d.itemsize() == 8) return DType::f64;
+  throw mc::TypeError("dtype: expected float32 or float64, got " + std::string(py::str(d)));
+}
+
+Device parse_device(const std::string& s) {
+  if (s == "cpu") return Device::cpu;
+  if (s == "cuda" || s.rfind("cuda:", 0) == 0) return Device::cuda;
+  throw mc::ValueError("device: expected 'cpu' or 'cuda', got '" + s + "'");
+}
+
+py::dtype np_dtype(DType dt) { return dt == DType::f32 ? py::dtype::of<float>() : py::dtype::of<double>(); }
+
+std::string describe(py::handle obj) {
+  if (py::isinstance<py::array>(obj)) {
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    std::string shape = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) shape += std::to_string(a.shape(i)) + (a.ndim() == 1 || i + 1 < a.ndim() ? "," : "");
+    shape += ")";
+    return "array of dtype " + std::string(py::str(a.dtype())) + " and shape " + shape;
+  }
+  return std::string(py::str(py::type::handle_of(obj).attr("__name__")));
+}
+
+// A float matrix argument: returns a C-contiguous array of dtype `dt`, shape (rows, cols)
+// (`cols` = -1 accepts any). 1-D input is refused, not reshaped: the caller must say which.
+py::array as_matrix(py::handle obj, const char* name, DType dt, int64_t cols = -1, int64_t rows = -1,
+                    bool allow_empty = false) {
+  py::array a = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj)
+                                              : py::array::ensure(obj);
+  if (!a) throw mc::TypeError(std::string(name) + ": expected a numpy array of float32 or float64, got " + describe(obj));
+  const char kind = a.dtype().kind();
+  if (kind != 'f' || (a.dtype().itemsize() != 4 && a.dtype().itemsize() != 8))
+    throw mc::TypeError(std::string(name) + ": expected float32 or float64 values, got " + describe(a));
+  if (a.ndim() != 2)
+    throw mc::ValueError(std::string(name) + ": expected a 2-D array (batch, features), got " + describe(a));
+  if (!allow_empty && a.shape(0) == 0) throw mc::ValueError(std::string(name) + ": empty batch (0 rows)");
+  if (cols >= 0 && a.shape(1) != cols)
+    throw mc::ValueError(std::string(name) + ": expected " + std::to_string(cols) + " columns, got " + describe(a));
+  if (rows >= 0 && a.shape(0) != rows)
+    throw mc::ValueError(std::string(name) + ": expected " + std::to_string(rows) + " rows, got " + describe(a));
+  py::array out = py::array::ensure(a, py::array::c_style | py::array::forcecast);
+  if (!out.dtype().is(np_dtype(dt))) out = py::array(out.attr("astype")(np_dtype(dt)));
+  if (!py::array::ensure(out, py::array::c_style)) out = py::array::ensure(out, py::array::c_style | py::array::forcecast);
+  if (g_check_finite.load() && !cpu_backend().all_finite(dt, out.data(), out.size()))
+    throw mc::ValueError(std::string(name) + ": contains NaN or Inf (mlpcore.set_check_finite(False) skips this check)");
+  return out;
+}
+
+// Integer class ids of shape (rows,) in [0, classes): returns an int32 copy.
+py::array_t<int32_t> as_labels(py::handle obj, const char* name, int64_t rows, int64_t classes) {
+  py::array a = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj) : py::array::ensure(obj);
+  if (!a) throw mc::TypeError(std::string(name) + ": expected a numpy array of integer class ids, got " + describe(obj));
+  const char kind = a.dtype().kind();
+  if (a.ndim() == 2 && a.shape(1) == classes && classes > 1)
+    throw mc::ValueError(std::string(name) + ": expected class ids of shape (" + std::to_string(rows) +
+                         ",), got " + describe(a) + "; this looks one-hot encoded: pass y.argmax(axis=1)");
+  if (kind != 'i' && kind != 'u')
+    throw mc::TypeError(std::string(name) + ": expected integer class ids, got " + describe(a));
+  if (a.ndim() != 1)
+    throw mc::ValueError(std::string(name) + ": expected a 1-D array of class ids, got " + describe(a));
+  if (a.shape(0) != rows)
+    throw mc::ValueError(std::string(name) + ": has " + std::to_string(a.shape(0)) + " labels but the prediction has " +
+                         std::to_string(rows) + " rows");
+  py::array_t<int64_t, py::array::c_style | py::array::forcecast> wide(a);
+  py::array_t<int32_t> out(rows);
+  const int64_t* src = wide.data();
+  int32_t* dst = out.mutable_data();
+  for (int64_t i = 0; i < rows; ++i) {
+    if (src[i] < 0 || src[i] >= classes)
+      throw mc::ValueError(std::string(name) + ": label " + std::to_string(src[i]) + " at index " + std::to_string(i) +
+                           " is out of range; expected class ids in [0, " + std::to_string(classes) + ")");
+    dst[i] = int32_t(src[i]);
+  }
+  return out;
+}
+
+py::array new_matrix(DType dt, int64_t rows, int64_t cols) {
+  return py::array(np_dtype(dt), std::vector<py::ssize_t>{rows, cols});
+}
+DType dtype_of(const py::array& a) { return a.dtype().itemsize() == 4 ? DType::f32 : DType::f64; }
+
+// A writable float array that C++ writes into in place (a parameter's .grad view): must already
+// be exactly right, since a silent copy would lose the write.
+void* out_view(py::array a, const char* name, DType dt, int64_t numel) {
+  if (!a.dtype().is(np_dtype(dt)) || a.size() != numel || !(a.flags() & py::array::c_style) || !a.writeable())
+    throw mc::ValueError(std::string(name) + ": expected a writable C-contiguous " + dtype_name(dt) + " array of " +
+                         std::to_string(numel) + " values, got " + describe(a));
+  return a.mutable_data();
+}
+
+Activation make_act(ActKind k, double param) { return Activation{k, param}; }
+
+struct PyOptimizer {
+  std::vector<std::shared_ptr<ParamArena>> arenas;  // keeps the memory alive
+  std::unique_ptr<Optimizer> opt;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "mlpcore C++ core (private: use the mlpcore package)";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const mc::ValueError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const mc::TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    }
+  });
+
+  py::enum_<ActKind>(m, "ActKind")
+      .value("identity", ActKind::identity).value("relu", ActKind::relu).value("leaky_relu", ActKind::leaky_relu)
+      .value("sigmoid", ActKind::sigmoid).value("tanh", ActKind::tanh).value("elu", ActKind::elu)
+      .value("gelu", ActKind::gelu).value("silu", ActKind::silu).value("softmax", ActKind::softmax);
+  py::enum_<LossKind>(m, "LossKind")
+      .value("mse", LossKind::mse).value("cross_entropy", LossKind::cross_entropy)
+      .value("bce_with_logits", LossKind::bce_with_logits);
+  py::enum_<OptimKind>(m, "OptimKind")
+      .value("sgd", OptimKind::sgd).value("adam", OptimKind::adam).value("adamw", OptimKind::adamw)
+      .value("rmsprop", OptimKind::rmsprop);
+  py::enum_<InitKind>(m, "InitKind")
+      .value("zeros", InitKind::zeros).value("he_uniform", InitKind::he_uniform).value("he_normal", InitKind::he_normal)
+      .value("xavier_uniform", InitKind::xavier_uniform).value("xavier_normal", InitKind::xavier_normal);
+  py::enum_<OpKind>(m, "OpKind")
+      .value("linear", OpKind::linear).value("activation", OpKind::activation).value("dropout", OpKind::dropout)
+      .value("maxout", OpKind::maxout).value("residual_add", OpKind::residual_add);
+
+  // ---- runtime configuration ----
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw mc::ValueError("n: expected a thread count >= 1, got " + std::to_string(n));
+    cpu_set_num_threads(n);
+  }, py::arg("n"));
+  m.def("get_num_threads", &cpu_get_num_threads);
+  m.def("blas_info", &cpu_blas_info);
+  m.def("set_check_finite", [](bool on) { g_check_finite = on; }, py::arg("enabled"));
+  m.def("get_check_finite", []() { return g_check_finite.load(); });
+  m.def("cuda_available", &mc::cuda_available);
+  m.def("cuda_unavailable_reason", &mc::cuda_unavailable_reason);
+  m.def("_as_matrix", [](py::handle x, const std::string& name, py::handle dtype, int64_t cols) {
+    return as_matrix(x, name.c_str(), parse_dtype(dtype), cols);
+  }, py::arg("x"), py::arg("name"), py::arg("dtype"), py::arg("cols") = -1,
+     "Validate/convert a float matrix argument exactly as the core does (used by the Python layer).");
+  m.def("_as_labels", [](py::handle y, const std::string& name, int64_t rows, int64_t classes) {
+    return as_labels(y, name.c_str(), rows, classes);
+  }, py::arg("y"), py::arg("name"), py::arg("rows"), py::arg("classes"));
+
+  // ---- parameter arena ----
+  py::class_<DropoutState, std::shared_ptr<DropoutState>>(m, "DropoutState")
+      .def(py::init([](uint64_t seed) { auto s = std::make_shared<DropoutState>(); s->seed = seed; return s; }),
+           py::arg("seed"))
+      .def_readwrite("seed", &DropoutState::seed)
+      .def_readwrite("counter", &DropoutState::counter);
+
+  py::class_<ParamArena, std::shared_ptr<ParamArena>>(m, "ParamArena")
+      .def(py::init([](const std::string& device, py::handle dtype, int64_t numel) {
+             if (numel < 0) throw mc::ValueError("numel must be >= 0");
+             return std::make_shared<ParamArena>(parse_device(device), parse_dtype(dtype), numel);
+           }), py::arg("device"), py::arg("dtype"), py::arg("numel"))
+      .def_property_readonly("numel", &ParamArena::numel)
+      .def_property_readonly("device", [](const ParamArena& a) { return std::string(device_name(a.device())); })
+      .def_property_readonly("dtype", [](const ParamArena& a) { return np_dtype(a.dtype()); })
+      .def("zero_grad", [](ParamArena& a) { py::gil_scoped_release nogil; a.zero_grad(); })
+      // Zero-copy numpy views (CPU only): the view's base is the arena, which it keeps alive.
+      .def("view", [](std::shared_ptr<ParamArena> a, bool grad, int64_t offset, std::vector<py::ssize_t> shape) {
+             if (a->device() != Device::cpu)
+               throw std::runtime_error("arena lives on cuda: numpy views exist only for cpu memory (use read())");
+             py::ssize_t n = 1;
+             for (auto s : shape) n *= s;
+             if (offset < 0 || offset + n > a->numel()) throw mc::ValueError("view outside the arena");
+             void* p = grad ? a->grad_at(offset) : a->param_at(offset);
+             std::vector<py::ssize_t> strides(shape.size());
+             py::ssize_t st = py::ssize_t(dtype_size(a->dtype()));
+             for (size_t i = shape.size(); i-- > 0;) { strides[i] = st; st *= shape[i]; }
+             return py::array(np_dtype(a->dtype()), shape, strides, p, py::cast(a));
+           }, py::arg("grad"), py::arg("offset"), py::arg("shape"))
+      // Copies in and out (any device).
+      .def("read", [](ParamArena& a, bool grad, int64_t offset, int64_t n) {
+             if (offset < 0 || n < 0 || offset + n > a.numel()) throw mc::ValueError("read outside the arena");
+             py::array out(np_dtype(a.dtype()), std::vector<py::ssize_t>{n});
+             backend_for(a.device()).download(out.mutable_data(), grad ? a.grad_at(offset) : a.param_at(offset),
+                                              size_t(n) * dtype_size(a.dtype()));
+             return out;
+           }, py::arg("grad"), py::arg("offset"), py::arg("n"))
+      .def("write", [](ParamArena& a, bool grad, int64_t offset, py::array values) {
+             py::array v = py::array::ensure(values.attr("astype")(np_dtype(a.dtype())), py::array::c_style);
+             if (offset < 0 || offset + v.size() > a.numel()) throw mc::ValueError("write outside the arena");
+             backend_for(a.device()).upload(grad ? a.grad_at(offset) : a.param_at(offset), v.data(),
+                                            size_t(v.size()) * dtype_size(a.dtype()));
+           }, py::arg("grad"), py::arg("offset"), py::arg("values"))
+      .def("init", [](ParamArena& a, int64_t offset, int64_t n, InitKind kind, int64_t fan_in, int64_t fan_out,
+                      uint64_t seed) {
+             if (offset < 0 || n < 0 || offset + n > a.numel()) throw mc::ValueError("init outside the arena");
+             std::vector<char> host(size_t(n) * dtype_size(a.dtype()));
+             init_fill(a.dtype(), host.data(), n, kind, fan_in, fan_out, seed);
+             backend_for(a.device()).upload(a.param_at(offset), host.data(), host.size());
+           }, py::arg("offset"), py::arg("n"), py::arg("kind"), py::arg("fan_in"), py::arg("fan_out"), py::arg("seed"))
+      // Copy every parameter and gradient from another arena of the same size (device moves).
+      .def("copy_from", [](ParamArena& a, const ParamArena& b) {
+             if (a.numel() != b.numel() || a.dtype() != b.dtype()) throw mc::ValueError("copy_from: arenas differ");
+             const size_t nb = size_t(a.numel()) * dtype_size(a.dtype());
+             std::vector<char> host(nb);
+             backend_for(b.device()).download(host.data(), b.params(), nb);
+             backend_for(a.device()).upload(a.params(), host.data(), nb);
+             backend_for(b.device()).download(host.data(), b.grads(), nb);
+             backend_for(a.device()).upload(a.grads(), host.data(), nb);
+           });
+
+  // ---- module-by-module kernels (numpy in, new numpy out) ----
+  m.def("linear_forward", [](py::handle x_, py::array weight, py::object bias, bool transposed, py::handle dtype) {
+    const DType dt = parse_dtype(dtype);
+    const int64_t out = transposed ? weight.shape(1) : weight.shape(0), in = transposed ? weight.shape(0) : weight.shape(1);
+    py::array x = as_matrix(x_, "x", dt, in);
+    const int64_t B = x.shape(0);
+    py::array z = new_matrix(dt, B, out);
+    const void* b = bias.is_none() ? nullptr : py::cast<py::array>(bias).data();
+    {
+      py::gil_scoped_release nogil;
+      Backend& be = cpu_backend();
+      linear_forward(be, dt, z.mutable_data(), x.data(), weight.data(), B, in, out, transposed);
+      if (b) be.bias_act_forward(dt, Activation{}, z.mutable_data(), z.mutable_data(), b, B, out);
+    }
+    return py::make_tuple(z, x);
+  }, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("transposed"), py::arg("dtype"));
+
+  // Accumulates dW (and db) into the given gradient views, returns dx (or None).
+  m.def("linear_backward", [](py::handle dz_, py::array x, py::array weight, py::array dweight, py::object dbias,
+                              bool need_dx, bool transposed, py::handle dtype) -> py::object {
+    const DType dt = parse_dtype(dtype);
+    const int64_t out = transposed ? weight.shape(1) : weight.shape(0), in = transposed ? weight.shape(0) : weight.shape(1);
+    const int64_t B = x.shape(0);
+    py::array dz = as_matrix(dz_, "grad_output", dt, out, B);
+    void* dw = out_view(dweight, "weight.grad", dt, in * out);
+    void* db = dbias.is_none() ? nullptr : out_view(py::cast<py::array>(dbias), "bias.grad", dt, out);
+    py::array dx;
+    if (need_dx) dx = new_matrix(dt, B, in);
+    {
+      py::gil_scoped_release nogil;
+      Backend& be = cpu_backend();
+      void* dzp = const_cast<void*>(dz.data());  // identity backward with dz == da writes nothing
+      if (db) be.act_backward_bias_grad(dt, Activation{}, dzp, dzp, nullptr, nullptr, db, true, B, out);
+      linear_backward(be, dt, need_dx ? dx.mutable_data() : nullptr, dw, dz.data(), x.data(), weight.data(), B, in,
+                      out, transposed, true);
+    }
+    if (!need_dx) return py::none();
+    return std::move(dx);
+  }, py::arg("grad_output"), py::arg("x"), py::arg("weight"), py::arg("dweight"), py::arg("dbias"),
+     py::arg("need_dx"), py::arg("transposed"), py::arg("dtype"));
+
+  m.def("act_forward", [](ActKind kind, double param, py::handle x_, py::handle dtype) {
+    const DType dt = parse_dtype(dtype);
+    py::array x = as_matrix(x_, "x", dt);
+    py::array a = new_matrix(dt, x.shape(0), x.shape(1));
+    {
+      py::gil_scoped_release nogil;
+      cpu_backend().bias_act_forward(dt, make_act(kind, param), const_cast<void*>(x.data()), a.mutable_data(), nullptr,
+                                     x.shape(0), x.shape(1));
+    }
+    return a;
+  }, py::arg("kind"), py::arg("param"), py::arg("x"), py::arg("dtype"));
+
+  m.def("act_backward", [](ActKind kind, double param, py::handle g_, py::array x, py::array a, py::handle dtype) {
+    const DType dt = parse_dtype(dtype);
+    py::array g = as_matrix(g_, "grad_output", dt, a.shape(1), a.shape(0));
+    py::array dx = new_matrix(dt, a.shape(0), a.shape(1));
+    {
+      py::gil_scoped_release nogil;
+      cpu_backend().act_backward_bias_grad(dt, make_act(kind, param), dx.mutable_data(), g.data(), x.data(), a.data(),
+                                           nullptr, false, a.shape(0), a.shape(1));
+    }
+    return dx;
+  }, py::arg("kind"), py::arg("param"), py::arg("grad_output"), py::arg("x"), py::arg("a"), py::arg("dtype"));
+
+  m.def("loss_forward_backward", [](LossKind kind, py::handle pred_, py::handle target_, py::handle dtype) {
+    const DType dt = parse_dtype(dtype);
+    py::array pred = as_matrix(pred_, "pred", dt);
+    const int64_t B = pred.shape(0), C = pred.shape(1);
+    py::array target;
+    if (kind == LossKind::cross_entropy) {
+      target = as_labels(target_, "target", B, C);
+    } else {
+      py::array t = py::isinstance<py::array>(target_) ? py::reinterpret_borrow<py::array>(target_) : py::array::ensure(target_);
+      if (t && t.ndim() == 1 && C == 1 && t.shape(0) == B) t = t.attr("reshape")(B, 1);
+      target = as_matrix(t ? py::handle(t) : target_, "target", dt, C, B);
+    }
+    py::array grad = new_matrix(dt, B, C);
+    double value = 0;
+    {
+      py::gil_scoped_release nogil;
+      cpu_backend().loss_forward_backward(dt, kind, &value, grad.mutable_data(), pred.data(), target.data(), B, C, B);
+    }
+    return py::make_tuple(value, grad);
+  }, py::arg("kind"), py::arg("pred"), py::arg("target"), py::arg("dtype"));
+
+  m.def("dropout_forward", [](py::handle x_, double p, DropoutState& st, py::handle dtype) {
+    const DType dt = parse_dtype(dtype);
+    py::array x = as_matrix(x_, "x", dt);
+    py::array y = new_matrix(dt, x.shape(0), x.shape(1)), mask = new_matrix(dt, x.shape(0), x.shape(1));
+    const int64_t n = x.size();
+    {
+      py::gil_scoped_release nogil;
+      cpu_backend().dropout_forward(dt, y.mutable_data(), mask.mutable_data(), x.data(), n, p, st.seed, st.counter);
+    }
+    st.counter += uint64_t(n);
+    return py::make_tuple(y, mask);
+  }, py::arg("x"), py::arg("p"), py::arg("state"), py::arg("dtype"));
+
+  m.def("mul", [](py::handle a_, py::array b, py::handle dtype) {
+    const DType dt = parse_dtype(dtype);
+    py::array a = as_matrix(a_, "grad_output", dt, b.shape(1), b.shape(0));
+    py::array y = new_matrix(dt, b.shape(0), b.shape(1));
+    cpu_backend().mul(dt, y.mutable_data(), a.data(), b.data(), b.size());
+    return y;
+  }, py::arg("a"), py::arg("b"), py::arg("dtype"));
+
+  m.def("maxout_forward", [](py::handle x_, int64_t pieces, py::handle dtype) {
+    const DType dt = parse_dtype(dtype);
+    py::array x = as_matrix(x_, "x", dt);
+    if (pieces < 1 || x.shape(1) % pieces) throw mc::ValueError("maxout: width is not a multiple of pieces");
+    const int64_t B = x.shape(0), C = x.shape(1) / pieces;
+    py::array y = new_matrix(dt, B, C);
+    py::array_t<int32_t> idx(std::vector<py::ssize_t>{B, C});
+    {
+      py::gil_scoped_release nogil;
+      cpu_backend().maxout_forward(dt, y.mutable_data(), idx.mutable_data(), x.data(), B, C, pieces);
+    }
+    return py::make_tuple(y, idx);
+  }, py::arg("x"), py::arg("pieces"), py::arg("dtype"));
+
+  m.def("maxout_backward", [](py::handle g_, py::array_t<int32_t> idx, int64_t pieces, py::handle dtype) {
+    const DType dt = parse_dtype(dtype);
+    py::array g = as_matrix(g_, "grad_output", dt, idx.shape(1), idx.shape(0));
+    const int64_t B = idx.shape(0), C = idx.shape(1);
+    py::array dx = new_matrix(dt, B, C * pieces);
+    {
+      py::gil_scoped_release nogil;
+      cpu_backend().maxout_backward(dt, dx.mutable_data(), g.data(), idx.data(), B, C, pieces);
+    }
+    return dx;
+  }, py::arg("grad_output"), py::arg("idx"), py::arg("pieces"), py::arg("dtype"));
+
+  // ---- optimizer ----
+  py::class_<OptimParams>(m, "OptimParams")
+      .def(py::init<>())
+      .def_readwrite("kind", &OptimParams::kind)
+      .def_readwrite("lr", &OptimParams::lr)
+      .def_readwrite("momentum", &OptimParams::momentum)
+      .def_readwrite("weight_decay", &OptimParams::weight_decay)
+      .def_readwrite("nesterov", &OptimParams::nesterov)
+      .def_readwrite("beta1", &OptimParams::beta1)
+      .def_readwrite("beta2", &OptimParams::beta2)
+      .def_readwrite("eps", &OptimParams::eps)
+      .def_readwrite("alpha", &OptimParams::alpha)
+      .def_readwrite("centered", &OptimParams::centered)
+      .def_readwrite("step", &OptimParams::step);
+
+  py::class_<PyOptimizer>(m, "Optimizer")
+      // segments: list of (arena, offset, numel); all arenas share one device and dtype.
+      .def(py::init([](const OptimParams& p, const std::vector<std::tuple<std::shared_ptr<ParamArena>, int64_t, int64_t>>& segs) {
+             if (segs.empty()) throw mc::ValueError("params: the optimizer got an empty parameter list");
+             auto po = std::make_unique<PyOptimizer>();
+             std::vector<OptimSegment> s;
+             const Device dev = std::get<0>(segs[0])->device();
+             const DType dt = std::get<0>(segs[0])->dtype();
+             for (const auto& [arena, off, n] : segs) {
+               if (arena->device() != dev || arena->dtype() != dt)
+                 throw mc::ValueError("params: all parameters must share one device and dtype");
+               if (off < 0 || off + n > arena->numel()) throw mc::ValueError("params: segment outside its arena");
+               po->arenas.push_back(arena);
+               s.push_back(OptimSegment{arena->param_at(off), arena->grad_at(off), n});
+             }
+             po->opt = std::make_unique<Optimizer>(dev, dt, p, std::move(s));
+             return po;
+           }), py::arg("params"), py::arg("segments"))
+      .def("step", [](PyOptimizer& o) { py::gil_scoped_release nogil; o.opt->step(); })
+      .def_property("params", [](PyOptimizer& o) { return o.opt->params(); },
+                    [](PyOptimizer& o, const OptimParams& p) { o.opt->params() = p; })
+      .def("set_lr", [](PyOptimizer& o, double lr) { o.opt->params().lr = lr; })
+      .def("reset_state", [](PyOptimizer& o) { o.opt->reset_state(); })
+      .def_property_readonly("state_numel", [](PyOptimizer& o) { return o.opt->state_numel(); })
+      .def("read_state", [](PyOptimizer& o) {
+        py::array out(np_dtype(o.opt->dtype()), std::vector<py::ssize_t>{o.opt->state_numel()});
+        backend_for(o.opt->device()).download(out.mutable_data(), o.opt->state().data(), size_t(out.nbytes()));
+        return out;
+      })
+      .def("write_state", [](PyOptimizer& o, py::array v, int64_t step) {
+        py::array a = py::array::ensure(v.attr("astype")(np_dtype(o.opt->dtype())), py::array::c_style);
+        if (a.size() != o.opt->state_numel())
+          throw mc::ValueError("optimizer state: expected " + std::to_string(o.opt->state_numel()) + " values, got " +
+                               std::to_string(a.size()));
+        backend_for(o.opt->device()).upload(o.opt->state().data(), a.data(), size_t(a.nbytes()));
+        o.opt->params().step = step;
+      }, py::arg("values"), py::arg("step"));
+
+  // ---- compiled network ----
+  py::class_<OpSpec>(m, "OpSpec")
+      .def(py::init<>())
+      .def_readwrite("kind", &OpSpec::kind)
+      .def_readwrite("in_features", &OpSpec::in_features)
+      .def_readwrite("out_features", &OpSpec::out_features)
+      .def_readwrite("has_bias", &OpSpec::has_bias)
+      .def_readwrite("transposed", &OpSpec::transposed)
+      .def_readwrite("weight_off", &OpSpec::weight_off)
+      .def_readwrite("bias_off", &OpSpec::bias_off)
+      .def_property("act_kind", [](const OpSpec& s) { return s.act.kind; }, [](OpSpec& s, ActKind k) { s.act.kind = k; })
+      .def_property("act_param", [](const OpSpec& s) { return s.act.param; }, [](OpSpec& s, double v) { s.act.param = v; })
+      .def_readwrite("p", &OpSpec::p)
+      .def_readwrite("dropout", &OpSpec::dropout)
+      .def_readwrite("pieces", &OpSpec::pieces)
+      .def_readwrite("skip", &OpSpec::skip);
+
+  py::class_<Network, std::shared_ptr<Network>>(m, "Network")
+      .def(py::init<std::shared_ptr<ParamArena>, std::vector<OpSpec>, int64_t>(), py::arg("arena"), py::arg("ops"),
+           py::arg("in_features"))
+      .def_property_readonly("in_features", &Network::in_features)
+      .def_property_readonly("out_features", &Network::out_features)
+      .def_property_readonly("num_ops", [](const Network& n) { return n.ops().size(); })
+      .def_property_readonly("capacity", &Network::capacity)
+      .def_property("training", &Network::training, &Network::set_training)
+      .def("forward", [](Network& net, py::handle x_) {
+        const DType dt = net.arena()->dtype();
+        py::array x = as_matrix(x_, "x", dt, net.in_features());
+        py::array out = new_matrix(dt, x.shape(0), net.out_features());
+        {
+          py::gil_scoped_release nogil;
+          Tensor t = net.forward(x.data(), x.shape(0));
+          backend_for(t.device).download(out.mutable_data(), t.data, t.nbytes());
+        }
+        return out;
+      }, py::arg("x"))
+      .def("predict", [](Network& net, py::handle x_, int64_t batch_size) {
+        const DType dt = net.arena()->dtype();
+        py::array x = as_matrix(x_, "X", dt, net.in_features());
+        if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
+        py::array out = new_matrix(dt, x.shape(0), net.out_features());
+        {
+          py::gil_scoped_release nogil;
+          net.predict(out.mutable_data(), x.data(), x.shape(0), batch_size);
+        }
+        return out;
+      }, py::arg("X"), py::arg("batch_size") = 1024)
+      .def("train_step", [](Network& net, PyOptimizer& opt, LossKind loss, py::handle x_, py::handle y_) {
+        const DType dt = net.arena()->dtype();
+        py::array x = as_matrix(x_, "x", dt, net.in_features());
+        const int64_t B = x.shape(0);
+        py::array y = loss == LossKind::cross_entropy ? py::array(as_labels(y_, "y", B, net.out_features()))
+                                                      : as_matrix(y_, "y", dt, net.out_features(), B);
+        py::gil_scoped_release nogil;
+        return net.train_step(*opt.opt, loss, x.data(), y.data(), B);
+      }, py::arg("optimizer"), py::arg("loss"), py::arg("x"), py::arg("y"))
+      .def("train_epoch", [](Network& net, PyOptimizer& opt, LossKind loss, py::handle X_, py::handle Y_,
+                             int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch, bool check_finite) {
+        const DType dt = net.arena()->dtype();
+        py::array X = as_matrix(X_, "X", dt, net.in_features());
+        const int64_t n = X.shape(0);
+        py::array Y = loss == LossKind::cross_entropy ? py::array(as_labels(Y_, "y", n, net.out_features()))
+                                                      : as_matrix(Y_, "y", dt, net.out_features(), n);
+        if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
+        py::gil_scoped_release nogil;
+        return net.train_epoch(*opt.opt, loss, X.data(), Y.data(), n, batch_size, shuffle, seed, epoch, check_finite);
+      }, py::arg("optimizer"), py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size"), py::arg("shuffle"),
+         py::arg("seed"), py::arg("epoch") = 0, py::arg("check_finite") = true)
+      .def("evaluate", [](Network& net, LossKind loss, py::handle X_, py::handle Y_, int64_t batch_size) {
+        const DType dt = net.arena()->dtype();
+        py::array X = as_matrix(X_, "X", dt, net.in_features());
+        const int64_t n = X.shape(0);
+        py::array Y = loss == LossKind::cross_entropy ? py::array(as_labels(Y_, "y", n, net.out_features()))
+                                                      : as_matrix(Y_, "y", dt, net.out_features(), n);
+        int64_t correct = 0;
+        double value;
+        {
+          py::gil_scoped_release nogil;
+          value = net.evaluate(loss, X.data(), Y.data(), n, batch_size, &correct);
+        }
+        return py::make_tuple(value, correct);
+      }, py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size") = 1024);
+}
