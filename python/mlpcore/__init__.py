@@ -4,11 +4,17 @@
     model = mc.Sequential(mc.Linear(784, 256), mc.ReLU(), mc.Linear(256, 10))
 """
 
-# The OpenBLAS wheel's library must be loaded before the extension that links it (the extension
-# also carries an RPATH to it; this covers unusual install layouts).
-import scipy_openblas32 as _scipy_openblas32  # noqa: F401
+# The OpenBLAS wheel's library must be loaded before the extension that links it. The installed
+# extension carries an RPATH to it ($ORIGIN/../scipy_openblas32/lib); loading it here by path as
+# well covers other layouts (in-tree development builds, unusual site-packages arrangements).
+import ctypes as _ctypes
+import os as _os
 
-from . import _core
+import scipy_openblas32 as _scipy_openblas32
+
+_ctypes.CDLL(_os.path.join(_scipy_openblas32.get_lib_dir(), _scipy_openblas32.get_library(True)), _ctypes.RTLD_GLOBAL)
+
+from . import _core  # noqa: E402
 from ._core import blas_info, cuda_available, get_check_finite, get_num_threads, set_check_finite, set_num_threads
 from .check import gradcheck
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
