@@ -127,7 +127,8 @@ DTYPES = [np.float64, np.float32]
 
 
 def mc_loss(name: str):
-    return {"mse": mc.MSELoss, "cross_entropy": mc.CrossEntropyLoss, "bce_with_logits": mc.BCEWithLogitsLoss}[name]()
+    return {"mse": mc.MSELoss, "cross_entropy": mc.CrossEntropyLoss,
+            "bce_with_logits": mc.BCEWithLogitsLoss}[name]()
 
 
 def torch_loss(name: str):

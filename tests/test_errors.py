@@ -41,7 +41,8 @@ CASES = [
      ["grad_output", "expected 4 rows", "(5,2)"]),
     ("activation grad_output wrong shape", lambda: _fitted(mc.Tanh(), X).backward(np.ones((4, 2), F32)),
      ValueError, ["grad_output", "expected 3 columns", "(4,2)"]),
-    ("pred 1-D", lambda: mc.MSELoss()(np.zeros(4, F32), np.zeros(4, F32)), ValueError, ["pred", "2-D", "(4,)"]),
+    ("pred 1-D", lambda: mc.MSELoss()(np.zeros(4, F32), np.zeros(4, F32)), ValueError,
+     ["pred", "2-D", "(4,)"]),
     ("mse target wrong width", lambda: mc.MSELoss()(P, np.zeros((4, 2), F32)), ValueError,
      ["target", "expected 3 columns", "(4,2)"]),
     ("bce target wrong width", lambda: mc.BCEWithLogitsLoss()(P, np.zeros((4, 1), F32)), ValueError,
@@ -60,7 +61,8 @@ CASES = [
     # ---- wrong dtype ----
     ("x int64", lambda: _lin()(np.ones((4, 3), np.int64)), TypeError, ["x", "float32 or float64", "int64"]),
     ("x int32", lambda: _lin()(np.ones((4, 3), np.int32)), TypeError, ["x", "float32 or float64", "int32"]),
-    ("x float16", lambda: _lin()(np.ones((4, 3), np.float16)), TypeError, ["x", "float32 or float64", "float16"]),
+    ("x float16", lambda: _lin()(np.ones((4, 3), np.float16)), TypeError,
+     ["x", "float32 or float64", "float16"]),
     ("x object", lambda: _lin()(np.ones((4, 3), object)), TypeError, ["x", "float32 or float64", "object"]),
     ("x bool", lambda: _lin()(np.ones((4, 3), bool)), TypeError, ["x", "float32 or float64", "bool"]),
     ("x complex", lambda: _lin()(np.ones((4, 3), np.complex128)), TypeError, ["x", "float32 or float64",
@@ -98,7 +100,8 @@ CASES = [
     ("activation empty batch", lambda: mc.GELU()(np.ones((0, 3), F32)), ValueError, ["x", "empty batch"]),
     ("loss empty batch", lambda: mc.MSELoss()(np.zeros((0, 3), F32), np.zeros((0, 3), F32)), ValueError,
      ["pred", "empty batch"]),
-    ("ce empty batch", lambda: mc.CrossEntropyLoss()(np.zeros((0, 3), F32), np.zeros(0, np.int64)), ValueError,
+    ("ce empty batch", lambda: mc.CrossEntropyLoss()(np.zeros((0, 3), F32), np.zeros(0, np.int64)),
+     ValueError,
      ["pred", "empty batch"]),
     # ---- NaN / Inf ----
     ("x NaN", lambda: _lin()(np.array([[1, np.nan, 1]], F32)), ValueError, ["x", "NaN or Inf",
@@ -109,18 +112,21 @@ CASES = [
      ["grad_output", "NaN or Inf"]),
     ("pred NaN", lambda: mc.CrossEntropyLoss()(np.full((4, 3), np.nan), np.zeros(4, np.int64)), ValueError,
      ["pred", "NaN or Inf"]),
-    ("target Inf", lambda: mc.MSELoss()(P, np.full((4, 3), np.inf, F32)), ValueError, ["target", "NaN or Inf"]),
+    ("target Inf", lambda: mc.MSELoss()(P, np.full((4, 3), np.inf, F32)), ValueError,
+     ["target", "NaN or Inf"]),
     # ---- state errors ----
     ("Linear backward before forward", lambda: _lin().backward(np.ones((4, 2), F32)), RuntimeError,
      ["Linear", "before forward"]),
-    ("activation backward before forward", lambda: mc.ReLU().backward(X), RuntimeError, ["ReLU", "before forward"]),
+    ("activation backward before forward", lambda: mc.ReLU().backward(X), RuntimeError,
+     ["ReLU", "before forward"]),
     ("Sequential backward before forward",
      lambda: mc.Sequential(mc.Linear(3, 2, seed=0), mc.Tanh()).backward(np.ones((4, 2), F32)), RuntimeError,
      ["before forward"]),
     ("loss backward before call", lambda: mc.CrossEntropyLoss().backward(), RuntimeError,
      ["CrossEntropyLoss", "before"]),
     # ---- Sequential whose layers don't chain ----
-    ("Sequential does not chain", lambda: mc.Sequential(mc.Linear(3, 4), mc.ReLU(), mc.Linear(5, 2)), ValueError,
+    ("Sequential does not chain", lambda: mc.Sequential(mc.Linear(3, 4), mc.ReLU(), mc.Linear(5, 2)),
+     ValueError,
      ["layer 2", "Linear(in_features=5", "expects 5", "layer 0", "Linear(in_features=3, out_features=4",
       "produces 4"]),
     ("Sequential adjacent layers", lambda: mc.Sequential(mc.Linear(3, 4), mc.Linear(3, 4)), ValueError,
@@ -151,7 +157,8 @@ CASES = [
     ("Linear dtype int", lambda: mc.Linear(3, 2, dtype=np.int32), TypeError, ["dtype", "float32 or float64",
                                                                                 "int32"]),
     ("Linear dtype float16", lambda: mc.Linear(3, 2, dtype=np.float16), TypeError, ["dtype", "float16"]),
-    ("Linear bad init", lambda: mc.Linear(3, 2, init="glorot"), ValueError, ["init", "he_uniform", "'glorot'"]),
+    ("Linear bad init", lambda: mc.Linear(3, 2, init="glorot"), ValueError,
+     ["init", "he_uniform", "'glorot'"]),
     ("LeakyReLU slope NaN", lambda: mc.LeakyReLU(float("nan")), ValueError, ["negative_slope", "nan"]),
     ("ELU alpha Inf", lambda: mc.ELU(float("inf")), ValueError, ["alpha", "inf"]),
     ("loss reduction sum", lambda: mc.MSELoss(reduction="sum"), ValueError, ["reduction", "'sum'"]),
@@ -225,7 +232,8 @@ def test_non_contiguous_loss_inputs_give_the_c_order_result(name):
     rng = np.random.default_rng(2)
     pred = rng.standard_normal((6, 4))
     target = rng.integers(0, 4, 12)[::2] if name == "cross_entropy" else rng.uniform(size=(6, 4))
-    loss = {"mse": mc.MSELoss, "bce_with_logits": mc.BCEWithLogitsLoss, "cross_entropy": mc.CrossEntropyLoss}[name]()
+    loss = {"mse": mc.MSELoss, "bce_with_logits": mc.BCEWithLogitsLoss,
+            "cross_entropy": mc.CrossEntropyLoss}[name]()
     value = loss(pred, np.ascontiguousarray(target))
     grad = loss.backward()
     for lname, pv in _layouts(pred).items():

@@ -9,8 +9,17 @@ import numpy as np
 import pytest
 
 import mlpcore as mc
-from helpers import ACTIVATIONS, FD_TOL, LOSSES, assert_close_fd, away_from_kinks, make_target, mc_activation, \
-    mc_loss, numeric_grad
+from helpers import (
+    ACTIVATIONS,
+    FD_TOL,
+    LOSSES,
+    assert_close_fd,
+    away_from_kinks,
+    make_target,
+    mc_activation,
+    mc_loss,
+    numeric_grad,
+)
 
 F64 = np.float64
 

@@ -25,7 +25,8 @@ def _expected_std(init: str) -> float:
 
 @pytest.fixture(scope="module")
 def layers():
-    return {init: mc.Linear(FAN_IN, FAN_OUT, init=init, dtype=np.float64, seed=42) for init in INITS + ["zeros"]}
+    return {init: mc.Linear(FAN_IN, FAN_OUT, init=init, dtype=np.float64, seed=42)
+            for init in INITS + ["zeros"]}
 
 
 @pytest.mark.parametrize("init", INITS)
@@ -148,7 +149,8 @@ def _reference_weights(init: str, fan_in: int, fan_out: int, seed: int) -> np.nd
         else:
             u1 = 1.0 - u01()
             u2 = u01()
-            out.append(math.sqrt(2.0 / fan) * math.sqrt(-2.0 * math.log(u1)) * math.cos(6.283185307179586 * u2))
+            radius = math.sqrt(-2.0 * math.log(u1))
+            out.append(math.sqrt(2.0 / fan) * radius * math.cos(6.283185307179586 * u2))
     return np.array(out).reshape(fan_out, fan_in)
 
 

@@ -11,7 +11,8 @@ import mlpcore as mc
 
 
 def _mlp(dtype=np.float64):
-    return mc.Sequential(mc.Linear(4, 6, dtype=dtype, seed=0), mc.Tanh(), mc.Linear(6, 3, dtype=dtype, seed=1))
+    return mc.Sequential(mc.Linear(4, 6, dtype=dtype, seed=0), mc.Tanh(),
+                         mc.Linear(6, 3, dtype=dtype, seed=1))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -70,7 +71,8 @@ def test_assigning_data_copies_with_a_shape_check():
         lin.weight.data = np.zeros((2, 3), dtype=object)
     with pytest.raises(ValueError, match="NaN"):
         lin.weight.data = np.full((2, 3), np.nan)
-    np.testing.assert_array_equal(lin.weight.data, np.arange(6.0).reshape(2, 3))  # refused writes changed nothing
+    # refused writes changed nothing
+    np.testing.assert_array_equal(lin.weight.data, np.arange(6.0).reshape(2, 3))
 
 
 def test_assigning_grad_copies_with_a_shape_check():
@@ -137,17 +139,18 @@ def test_views_taken_after_building_the_sequential_are_live():
 
 # ----- arrays handed back belong to the caller -------------------------------------------------------
 
-MODULES = [
-    lambda: mc.Linear(4, 4, dtype=np.float64, seed=0),
-    lambda: mc.Linear(4, 4, bias=False, dtype=np.float64, seed=0),
-    mc.Identity, mc.ReLU, lambda: mc.LeakyReLU(0.1), mc.Sigmoid, mc.Tanh, mc.ELU, mc.GELU, mc.SiLU, mc.Softmax,
-    lambda: mc.Sequential(mc.Linear(4, 4, dtype=np.float64, seed=0), mc.Sigmoid()),
-    lambda: mc.Sequential(mc.Linear(4, 5, dtype=np.float64, seed=0), mc.ReLU(), mc.Linear(5, 4, dtype=np.float64,
-                                                                                          seed=1)),
-]
+MODULES = {
+    "Linear": lambda: mc.Linear(4, 4, dtype=np.float64, seed=0),
+    "Linear-nobias": lambda: mc.Linear(4, 4, bias=False, dtype=np.float64, seed=0),
+    "Identity": mc.Identity, "ReLU": mc.ReLU, "LeakyReLU": lambda: mc.LeakyReLU(0.1), "Sigmoid": mc.Sigmoid,
+    "Tanh": mc.Tanh, "ELU": mc.ELU, "GELU": mc.GELU, "SiLU": mc.SiLU, "Softmax": mc.Softmax,
+    "Linear-Sigmoid": lambda: mc.Sequential(mc.Linear(4, 4, dtype=np.float64, seed=0), mc.Sigmoid()),
+    "MLP": lambda: mc.Sequential(mc.Linear(4, 5, dtype=np.float64, seed=0), mc.ReLU(),
+                                 mc.Linear(5, 4, dtype=np.float64, seed=1)),
+}
 
 
-@pytest.mark.parametrize("make", MODULES)
+@pytest.mark.parametrize("make", MODULES.values(), ids=list(MODULES))
 def test_returned_arrays_are_not_overwritten_by_later_calls(make):
     rng = np.random.default_rng(3)
     m = make()
@@ -163,7 +166,7 @@ def test_returned_arrays_are_not_overwritten_by_later_calls(make):
     np.testing.assert_array_equal(gx1, keep_gx1)
 
 
-@pytest.mark.parametrize("make", MODULES)
+@pytest.mark.parametrize("make", MODULES.values(), ids=list(MODULES))
 def test_caller_may_modify_the_output_in_place(make):
     """`out -= target` on the returned output must not change what backward computes."""
     rng = np.random.default_rng(4)
@@ -197,7 +200,7 @@ def test_forward_does_not_modify_its_input():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((5, 4))
     keep = x.copy()
-    for make in MODULES:
+    for make in MODULES.values():
         m = make()
         m(x)
         m.backward(rng.standard_normal((5, 4)))

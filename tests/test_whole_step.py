@@ -11,8 +11,19 @@ import numpy as np
 import pytest
 
 import mlpcore as mc
-from helpers import ACTIVATIONS_ONE_EACH, DTYPES, LOSSES, assert_close_torch, import_torch, make_target, \
-    mc_activation, mc_loss, torch_activation, torch_loss, torch_target
+from helpers import (
+    ACTIVATIONS_ONE_EACH,
+    DTYPES,
+    LOSSES,
+    assert_close_torch,
+    import_torch,
+    make_target,
+    mc_activation,
+    mc_loss,
+    torch_activation,
+    torch_loss,
+    torch_target,
+)
 
 torch = import_torch()
 
@@ -38,7 +49,8 @@ class _TorchTwin(torch.nn.Module):
         self.linears = torch.nn.ModuleList()
         for m in model:
             if isinstance(m, mc.Linear):
-                lin = torch.nn.Linear(m.in_features, m.out_features, dtype=torch.from_numpy(m.weight.data).dtype)
+                dt = torch.from_numpy(m.weight.data).dtype
+                lin = torch.nn.Linear(m.in_features, m.out_features, dtype=dt)
                 with torch.no_grad():
                     lin.weight.copy_(torch.from_numpy(m.weight.data.copy()))
                     lin.bias.copy_(torch.from_numpy(m.bias.data.copy()))
@@ -112,8 +124,8 @@ def test_whole_step_compiled_vs_torch(act, param, loss_name, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("compiled", [False, True], ids=["modules", "compiled"])
-@pytest.mark.parametrize("nesterov,weight_decay,momentum", [(True, 0.0, 0.9), (False, 1e-2, 0.9), (True, 1e-2, 0.5),
-                                                             (False, 1e-2, 0.0)])
+@pytest.mark.parametrize("nesterov,weight_decay,momentum",
+                         [(True, 0.0, 0.9), (False, 1e-2, 0.9), (True, 1e-2, 0.5), (False, 1e-2, 0.0)])
 def test_sgd_variants_vs_torch(nesterov, weight_decay, momentum, compiled, dtype):
     _run("tanh", 0.0, "cross_entropy", dtype, compiled, lr=0.03, momentum=momentum, nesterov=nesterov,
          weight_decay=weight_decay)
