@@ -34,7 +34,7 @@ SHAPES = [(1, 1), (7, 13), (33, 64)]
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
-@pytest.mark.parametrize("batch,fin,fout", [(1, 1, 1), (5, 13, 7), (17, 64, 33), (64, 100, 130)])
+@pytest.mark.parametrize("batch,fin,fout", [(1, 1, 1), (5, 13, 7), (17, 64, 33), (64, 100, 130), (128, 784, 256)])
 def test_linear_vs_torch(batch, fin, fout, bias, dtype):
     rng = np.random.default_rng(batch * 1000 + fin)
     lin = mc.Linear(fin, fout, bias=bias, dtype=dtype, seed=3)
