@@ -364,7 +364,9 @@ class _Activation(Module):
         xs = _core._as_matrix(x, "x", dt)
         a = _core.act_forward(self.kind, self.param, xs, dt)
         self._x, self._a = xs, a
-        return a
+        # The caller owns the returned array (may change it in place, e.g. `out -= y`); backward
+        # needs `a` unchanged, so hand back a copy (an O(B*C) copy, small next to the GEMMs).
+        return a.copy()
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         a = self._saved("_a")
