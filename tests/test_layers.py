@@ -172,7 +172,8 @@ def test_dropout_both_paths_draw_the_same_masks():
 def test_input_dropout_and_dropout_in_a_residual_both_paths():
     def make():
         return mc.Sequential(mc.Dropout(0.2, seed=1), mc.Linear(5, 6, dtype=F64, seed=0), mc.ReLU(),
-                             mc.Residual(mc.Sequential(mc.Dropout(0.3, seed=2), mc.Linear(6, 6, dtype=F64, seed=1))),
+                             mc.Residual(mc.Sequential(mc.Dropout(0.3, seed=2),
+                                                       mc.Linear(6, 6, dtype=F64, seed=1))),
                              mc.Linear(6, 3, dtype=F64, seed=2))
 
     a, _ = train_both(make, batches(5, 3), mc.CrossEntropyLoss())
@@ -269,11 +270,13 @@ def test_maxout_routes_gradient_to_the_winning_piece():
     np.testing.assert_array_equal(db, expected)  # only the winners receive gradient
     dW = m.weight.grad.reshape(3, 5, 4)
     assert np.count_nonzero(np.abs(dW).sum(axis=2)) == 3
-    np.testing.assert_allclose(gx[0], (g[0][:, None] * m.weight.data.reshape(3, 5, 4)[np.arange(3), win]).sum(0))
+    winners = m.weight.data.reshape(3, 5, 4)[np.arange(3), win]  # (units, in): the winning rows
+    np.testing.assert_allclose(gx[0], (g[0][:, None] * winners).sum(0))
 
 
 def maxout_mlp():
-    return mc.Sequential(mc.Linear(5, 8, dtype=F64, seed=0), mc.ReLU(), mc.Maxout(8, 4, pieces=3, dtype=F64, seed=1),
+    return mc.Sequential(mc.Linear(5, 8, dtype=F64, seed=0), mc.ReLU(),
+                         mc.Maxout(8, 4, pieces=3, dtype=F64, seed=1),
                          mc.Maxout(4, 4, pieces=2, dtype=F64, seed=2), mc.Linear(4, 3, dtype=F64, seed=3))
 
 
@@ -321,8 +324,8 @@ def torch_block(h, w1, b1, w2, b2):
 
 def test_residual_mlp_block_vs_torch_and_fd():
     model = mc.Sequential(residual_block())
-    assert [n for n, _ in model.named_parameters()] == ["0.block.0.weight", "0.block.0.bias", "0.block.2.weight",
-                                                        "0.block.2.bias"]
+    names = [n for n, _ in model.named_parameters()]
+    assert names == ["0.block.0.weight", "0.block.0.bias", "0.block.2.weight", "0.block.2.bias"]
     x, y = batches(6, 6, steps=1, labels=False)[0]
     check_vs_torch(model, torch_block, x, y, mc.MSELoss())
     assert_gradcheck(model, x)

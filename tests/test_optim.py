@@ -51,7 +51,8 @@ def torch_twin(model):
     mods = []
     for m in model:
         if isinstance(m, mc.Linear):
-            lin = torch.nn.Linear(m.in_features, m.out_features, dtype=torch.float64 if m.dtype == np.float64 else torch.float32)
+            tdt = torch.float64 if m.dtype == np.float64 else torch.float32
+            lin = torch.nn.Linear(m.in_features, m.out_features, dtype=tdt)
             with torch.no_grad():
                 lin.weight.copy_(torch.from_numpy(m.weight.data.copy()))
                 lin.bias.copy_(torch.from_numpy(m.bias.data.copy()))

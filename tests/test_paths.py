@@ -1,6 +1,7 @@
 """The two execution paths agree (issue 3, point 6).
 
-Module by module:  model.zero_grad(); out = model(x); l = loss(out, y); model.backward(loss.backward()); opt.step()
+Module by module:  model.zero_grad(); out = model(x); l = loss(out, y);
+                   model.backward(loss.backward()); opt.step()
 Compiled:          net = model.compiled(); net.train_step(opt._core, loss.kind, x, y)
 
 Two models built with the same seeds take the same batches, one through each path. Both call the
@@ -17,7 +18,8 @@ import mlpcore as mc
 
 ACTIVATIONS = {
     "relu": mc.ReLU, "leaky_relu": lambda: mc.LeakyReLU(0.1), "sigmoid": mc.Sigmoid, "tanh": mc.Tanh,
-    "elu": lambda: mc.ELU(0.7), "gelu": mc.GELU, "silu": mc.SiLU, "softmax": mc.Softmax, "identity": mc.Identity,
+    "elu": lambda: mc.ELU(0.7), "gelu": mc.GELU, "silu": mc.SiLU, "softmax": mc.Softmax,
+    "identity": mc.Identity,
 }
 LOSSES = {"cross_entropy": mc.CrossEntropyLoss, "mse": mc.MSELoss, "bce_with_logits": mc.BCEWithLogitsLoss}
 OPTIMIZERS = {
@@ -97,7 +99,10 @@ def test_train_step_matches_module_path(act, loss_name, opt_name, dtype):
     assert_same_weights(a, b, dtype)
     # the gradients of the last step are in the shared arena too
     for p, q in zip(a.parameters(), b.parameters()):
-        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-6 if dtype == np.float32 else 0, atol=1e-7 if dtype == np.float32 else 0)
+        if dtype == np.float64:
+            np.testing.assert_array_equal(p.grad, q.grad)
+        else:
+            np.testing.assert_allclose(p.grad, q.grad, rtol=1e-6, atol=1e-7)
     assert not np.array_equal(a[0].weight.data, mlp(act, dtype)[0].weight.data)  # training moved them
 
 
@@ -193,7 +198,8 @@ def test_train_epoch_label_conversion_and_checks():
     with pytest.raises(ValueError, match="batch_size"):
         net.train_epoch(opt._core, mc.CrossEntropyLoss.kind, X, np.zeros(6, np.int64), 0, False, 0)
     with pytest.raises(ValueError, match="columns"):
-        net.train_step(opt._core, mc.CrossEntropyLoss.kind, np.zeros((6, N_IN + 1), np.float32), np.zeros(6, np.int64))
+        net.train_step(opt._core, mc.CrossEntropyLoss.kind, np.zeros((6, N_IN + 1), np.float32),
+                       np.zeros(6, np.int64))
 
 
 # ----- predict / evaluate -----
@@ -241,7 +247,8 @@ def test_workspace_capacity_grows_to_largest_batch_only():
     rng = np.random.default_rng(0)
 
     def step(b):
-        net.train_step(opt._core, mc.CrossEntropyLoss.kind, rng.standard_normal((b, N_IN)), rng.integers(0, N_OUT, b))
+        x, y = rng.standard_normal((b, N_IN)), rng.integers(0, N_OUT, b)
+        net.train_step(opt._core, mc.CrossEntropyLoss.kind, x, y)
 
     assert net.capacity == 0
     step(8)
@@ -301,7 +308,8 @@ class Square(mc.Module):
 
 def test_custom_module_is_not_compiled_but_trains_module_by_module():
     torch = pytest.importorskip("torch")
-    model = mc.Sequential(mc.Linear(4, 6, dtype=np.float64, seed=0), Square(), mc.Linear(6, 3, dtype=np.float64, seed=1))
+    model = mc.Sequential(mc.Linear(4, 6, dtype=np.float64, seed=0), Square(),
+                          mc.Linear(6, 3, dtype=np.float64, seed=1))
     assert model.compiled() is None
     t1, t2 = torch.nn.Linear(4, 6, dtype=torch.float64), torch.nn.Linear(6, 3, dtype=torch.float64)
     with torch.no_grad():
@@ -338,7 +346,8 @@ def test_custom_module_inside_residual_is_not_compiled():
 def test_wrapping_a_compiled_sequential_invalidates_its_network():
     """Regression: a Sequential nested in a new Sequential has its parameters moved into the outer
     arena; its cached network must not keep reading (and training) the old arena."""
-    inner = mc.Sequential(mc.Linear(4, 5, dtype=np.float64, seed=0), mc.ReLU(), mc.Linear(5, 4, dtype=np.float64, seed=1))
+    inner = mc.Sequential(mc.Linear(4, 5, dtype=np.float64, seed=0), mc.ReLU(),
+                          mc.Linear(5, 4, dtype=np.float64, seed=1))
     stale = inner.compiled()
     outer = mc.Sequential(inner, mc.Linear(4, 2, dtype=np.float64, seed=2))
     inner[0].weight.data[...] *= 2.0  # a change made through the current parameter views
