@@ -4,12 +4,15 @@
 // Policy for inputs: float32 and float64 arrays are accepted and converted to the model's dtype;
 // non-contiguous or Fortran-ordered arrays are copied to C order; integers, float16, bool,
 // complex and object arrays are refused with TypeError; NaN/Inf are refused with ValueError
-// unless finiteness checks are switched off (set_check_finite(False)).
+// unless finiteness checks are switched off (set_check_finite(False)). Matrices are 2-D with at
+// least one row and one column (ValueError otherwise). Targets of MSE / BCE may be 1-D (B,) when
+// the prediction has one column; class ids are 1-D integers in [0, classes).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstring>
 
 #include "cpu/cpu_backend.h"
@@ -49,6 +52,25 @@ std::string describe(py::handle obj) {
   return std::string(py::str(py::type::handle_of(obj).attr("__name__")));
 }
 
+// float32 <-> float64 copy of a native, C-contiguous array. float64 values beyond float32's range
+// become +-inf explicitly (a plain cast of them is undefined behaviour in C++).
+py::array convert_float(const py::array& src, DType dt) {
+  py::array out(np_dtype(dt), std::vector<py::ssize_t>(src.shape(), src.shape() + src.ndim()));
+  const int64_t n = src.size();
+  if (dt == DType::f32) {
+    const double* s = static_cast<const double*>(src.data());
+    float* d = static_cast<float*>(out.mutable_data());
+    constexpr double kLimit = 0x1.ffffffp+127;  // FLT_MAX + half an ulp: from here on, round to inf
+    for (int64_t i = 0; i < n; ++i)
+      d[i] = std::fabs(s[i]) < kLimit || std::isnan(s[i]) ? float(s[i]) : s[i] > 0 ? INFINITY : -INFINITY;
+  } else {
+    const float* s = static_cast<const float*>(src.data());
+    double* d = static_cast<double*>(out.mutable_data());
+    for (int64_t i = 0; i < n; ++i) d[i] = double(s[i]);
+  }
+  return out;
+}
+
 // A float matrix argument: returns a C-contiguous array of dtype `dt`, shape (rows, cols)
 // (`cols` = -1 accepts any). 1-D input is refused, not reshaped: the caller must say which.
 py::array as_matrix(py::handle obj, const char* name, DType dt, int64_t cols = -1, int64_t rows = -1,
@@ -62,20 +84,34 @@ py::array as_matrix(py::handle obj, const char* name, DType dt, int64_t cols = -
   if (a.ndim() != 2)
     throw mc::ValueError(std::string(name) + ": expected a 2-D array (batch, features), got " + describe(a));
   if (!allow_empty && a.shape(0) == 0) throw mc::ValueError(std::string(name) + ": empty batch (0 rows)");
+  // Zero columns would leave row-wise kernels (softmax: max of the row) reading past the end.
+  if (!allow_empty && a.shape(1) == 0)
+    throw mc::ValueError(std::string(name) + ": expected at least 1 column, got " + describe(a));
   if (cols >= 0 && a.shape(1) != cols)
     throw mc::ValueError(std::string(name) + ": expected " + std::to_string(cols) + " columns, got " + describe(a));
   if (rows >= 0 && a.shape(0) != rows)
     throw mc::ValueError(std::string(name) + ": expected " + std::to_string(rows) + " rows, got " + describe(a));
-  py::array out = py::array::ensure(a, py::array::c_style | py::array::forcecast);
-  if (!out.dtype().is(np_dtype(dt))) out = py::array(out.attr("astype")(np_dtype(dt)));
-  if (!py::array::ensure(out, py::array::c_style)) out = py::array::ensure(out, py::array::c_style | py::array::forcecast);
+  py::array out = py::array::ensure(a, py::array::c_style);  // the same array if already C-ordered
+  const py::dtype want = np_dtype(dt);
+  const bool converted = !out.dtype().is(want);
+  if (converted) {
+    // Byte-swapped input: to native order first (same size, exact), then convert in C++ (no numpy
+    // overflow warning; float64 beyond float32's range becomes +-inf and is refused below).
+    const py::dtype native = a.dtype().itemsize() == 4 ? py::dtype::of<float>() : py::dtype::of<double>();
+    if (!out.dtype().is(native)) out = py::array::ensure(out.attr("astype")(native), py::array::c_style);
+    out = convert_float(out, dt);
+  }
   if (g_check_finite.load() && !cpu_backend().all_finite(dt, out.data(), out.size()))
-    throw mc::ValueError(std::string(name) + ": contains NaN or Inf (mlpcore.set_check_finite(False) skips this check)");
+    throw mc::ValueError(std::string(name) + ": contains NaN or Inf" +
+                         (converted ? std::string(" after conversion to ") + dtype_name(dt) : std::string()) +
+                         " (mlpcore.set_check_finite(False) skips this check)");
   return out;
 }
 
-// Integer class ids of shape (rows,) in [0, classes): returns an int32 copy.
-py::array_t<int32_t> as_labels(py::handle obj, const char* name, int64_t rows, int64_t classes) {
+// Integer class ids of shape (rows,) in [0, classes): returns an int32 copy. `rows_of` names
+// what the labels must match ("the prediction", "X") in the length-mismatch message.
+py::array_t<int32_t> as_labels(py::handle obj, const char* name, int64_t rows, int64_t classes,
+                               const char* rows_of = "the prediction") {
   py::array a = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj) : py::array::ensure(obj);
   if (!a) throw mc::TypeError(std::string(name) + ": expected a numpy array of integer class ids, got " + describe(obj));
   const char kind = a.dtype().kind();
@@ -87,8 +123,8 @@ py::array_t<int32_t> as_labels(py::handle obj, const char* name, int64_t rows, i
   if (a.ndim() != 1)
     throw mc::ValueError(std::string(name) + ": expected a 1-D array of class ids, got " + describe(a));
   if (a.shape(0) != rows)
-    throw mc::ValueError(std::string(name) + ": has " + std::to_string(a.shape(0)) + " labels but the prediction has " +
-                         std::to_string(rows) + " rows");
+    throw mc::ValueError(std::string(name) + ": has " + std::to_string(a.shape(0)) + " labels but " + rows_of +
+                         " has " + std::to_string(rows) + " rows");
   py::array_t<int64_t, py::array::c_style | py::array::forcecast> wide(a);
   py::array_t<int32_t> out(rows);
   const int64_t* src = wide.data();
@@ -100,6 +136,20 @@ py::array_t<int32_t> as_labels(py::handle obj, const char* name, int64_t rows, i
     dst[i] = int32_t(src[i]);
   }
   return out;
+}
+
+// The target of a loss for a prediction of shape (rows, cols): class ids for cross-entropy, else
+// a float matrix shaped like the prediction ((rows,) is accepted when cols == 1, as MSELoss does).
+py::array as_targets(LossKind loss, py::handle obj, const char* name, DType dt, int64_t rows, int64_t cols,
+                     const char* rows_of) {
+  if (loss == LossKind::cross_entropy) return as_labels(obj, name, rows, cols, rows_of);
+  py::array t = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj) : py::array::ensure(obj);
+  if (!t) return as_matrix(obj, name, dt, cols, rows);  // raises the TypeError
+  if (t.ndim() >= 1 && t.shape(0) != rows && (t.ndim() == 1 || t.ndim() == 2))
+    throw mc::ValueError(std::string(name) + ": expected " + std::to_string(rows) + " rows (one per row of " +
+                         rows_of + "), got " + describe(t));
+  if (t.ndim() == 1 && cols == 1) t = t.attr("reshape")(rows, 1);
+  return as_matrix(t, name, dt, cols, rows);
 }
 
 py::array new_matrix(DType dt, int64_t rows, int64_t cols) {
@@ -304,14 +354,7 @@ PYBIND11_MODULE(_core, m) {
     py::array pred = as_matrix(pred_, "pred", dt);
     const int64_t B = pred.shape(0), C = pred.shape(1);
     if (C == 0) throw mc::ValueError("pred: expected at least 1 column, got " + describe(pred));
-    py::array target;
-    if (kind == LossKind::cross_entropy) {
-      target = as_labels(target_, "target", B, C);
-    } else {
-      py::array t = py::isinstance<py::array>(target_) ? py::reinterpret_borrow<py::array>(target_) : py::array::ensure(target_);
-      if (t && t.ndim() == 1 && C == 1 && t.shape(0) == B) t = t.attr("reshape")(B, 1);
-      target = as_matrix(t ? py::handle(t) : target_, "target", dt, C, B);
-    }
+    py::array target = as_targets(kind, target_, "target", dt, B, C, "the prediction");
     py::array grad = new_matrix(dt, B, C);
     double value = 0;
     {
@@ -468,22 +511,21 @@ PYBIND11_MODULE(_core, m) {
         }
         return out;
       }, py::arg("X"), py::arg("batch_size") = 1024)
-      .def("train_step", [](Network& net, PyOptimizer& opt, LossKind loss, py::handle x_, py::handle y_) {
+      .def("train_step", [](Network& net, PyOptimizer& opt, LossKind loss, py::handle x_, py::handle y_,
+                            bool check_finite) {
         const DType dt = net.arena()->dtype();
         py::array x = as_matrix(x_, "x", dt, net.in_features());
         const int64_t B = x.shape(0);
-        py::array y = loss == LossKind::cross_entropy ? py::array(as_labels(y_, "y", B, net.out_features()))
-                                                      : as_matrix(y_, "y", dt, net.out_features(), B);
+        py::array y = as_targets(loss, y_, "y", dt, B, net.out_features(), "x");
         py::gil_scoped_release nogil;
-        return net.train_step(*opt.opt, loss, x.data(), y.data(), B);
-      }, py::arg("optimizer"), py::arg("loss"), py::arg("x"), py::arg("y"))
+        return net.train_step(*opt.opt, loss, x.data(), y.data(), B, check_finite);
+      }, py::arg("optimizer"), py::arg("loss"), py::arg("x"), py::arg("y"), py::arg("check_finite") = true)
       .def("train_epoch", [](Network& net, PyOptimizer& opt, LossKind loss, py::handle X_, py::handle Y_,
                              int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch, bool check_finite) {
         const DType dt = net.arena()->dtype();
         py::array X = as_matrix(X_, "X", dt, net.in_features());
         const int64_t n = X.shape(0);
-        py::array Y = loss == LossKind::cross_entropy ? py::array(as_labels(Y_, "y", n, net.out_features()))
-                                                      : as_matrix(Y_, "y", dt, net.out_features(), n);
+        py::array Y = as_targets(loss, Y_, "y", dt, n, net.out_features(), "X");
         if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
         py::gil_scoped_release nogil;
         return net.train_epoch(*opt.opt, loss, X.data(), Y.data(), n, batch_size, shuffle, seed, epoch, check_finite);
@@ -493,8 +535,8 @@ PYBIND11_MODULE(_core, m) {
         const DType dt = net.arena()->dtype();
         py::array X = as_matrix(X_, "X", dt, net.in_features());
         const int64_t n = X.shape(0);
-        py::array Y = loss == LossKind::cross_entropy ? py::array(as_labels(Y_, "y", n, net.out_features()))
-                                                      : as_matrix(Y_, "y", dt, net.out_features(), n);
+        py::array Y = as_targets(loss, Y_, "y", dt, n, net.out_features(), "X");
+        if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
         int64_t correct = 0;
         double value;
         {

@@ -225,9 +225,10 @@ double Network::step_on(Optimizer& opt, LossKind loss, const void* x, const void
                              target, B, width_.back(), B);
   double value = 0;
   be_->download(&value, loss_dev_.data(), sizeof(double));
-  if (check_finite && !std::isfinite(value))
-    throw std::runtime_error("mlpcore: non-finite loss (" + std::to_string(value) + ") at epoch " +
-                             std::to_string(epoch) + ", batch " + std::to_string(batch) +
+  if (check_finite && !std::isfinite(value))  // epoch < 0: a single train_step, not part of an epoch
+    throw std::runtime_error("mlpcore: non-finite loss (" + std::to_string(value) + ")" +
+                             (epoch < 0 ? std::string(" in train_step")
+                                        : " at epoch " + std::to_string(epoch) + ", batch " + std::to_string(batch)) +
                              "; training stopped before this batch updated the weights (lower the learning "
                              "rate or check the data)");
   backward_ops(x, B);
@@ -251,11 +252,12 @@ void Network::check_optimizer(const Optimizer& opt) const {
   }
 }
 
-double Network::train_step(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B) {
+double Network::train_step(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B,
+                           bool check_finite) {
   std::lock_guard<std::mutex> lock(mutex_);
   check_optimizer(opt);
   reserve(B);
-  return step_on(opt, loss, x, target, B, false, 0, 0);
+  return step_on(opt, loss, x, target, B, check_finite, -1, 0);
 }
 
 // Fisher-Yates with our splitmix64 stream: the same permutation on every platform.

@@ -32,8 +32,15 @@ def gradcheck(module: Union[Module, Sequence[Module]], x: np.ndarray, loss=None,
     parameter (or the input) it gets wrong. Dropout is switched off (eval mode) while checking.
     """
     if not isinstance(module, Module):
+        if not isinstance(module, (list, tuple)):
+            raise TypeError(f"module: expected a mlpcore Module or a list of Modules, got {type(module).__name__}")
         module = Sequential(*module)
-    x = np.array(x, dtype=np.float64, copy=True)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not (0.0 < eps < 1.0):
+        raise ValueError(f"eps: expected a step in (0, 1), got {eps!r}")
+    xa = np.asarray(x)
+    if xa.dtype.kind not in "fiu":  # complex would lose its imaginary part, bool/object/str are no data
+        raise TypeError(f"x: expected a real numeric array, got dtype {xa.dtype}")
+    x = np.array(xa, dtype=np.float64, copy=True)
     if x.ndim != 2:
         raise ValueError(f"x: expected a 2-D array (batch, features), got shape {x.shape}")
     params = list(module.named_parameters())

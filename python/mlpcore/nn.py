@@ -43,13 +43,22 @@ def _check_dtype(dtype) -> np.dtype:
 def _input_dtype(x) -> np.dtype:
     """The dtype an input-driven module (activation, dropout) computes in."""
     dt = getattr(x, "dtype", None)
-    return dt if dt in _FLOAT_DTYPES else np.dtype(np.float32)
+    if isinstance(dt, np.dtype) and dt.kind == "f" and dt.itemsize in (4, 8):
+        return np.dtype(f"f{dt.itemsize}")  # native byte order
+    return np.dtype(np.float32)
 
 
 def _check_device(device: str) -> str:
     if not isinstance(device, str) or not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
         raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
     return "cuda" if device.startswith("cuda") else "cpu"
+
+
+def _check_float(name: str, v) -> float:
+    """A finite real number (a Python or numpy scalar; not a bool)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+        raise ValueError(f"{name}: expected a finite float, got {v!r}")
+    return float(v)
 
 
 def _align(n: int) -> int:
@@ -90,9 +99,12 @@ class Parameter:
             raise TypeError(f"Parameter.{what}: expected a real numeric array, got dtype {a.dtype}")
         if a.shape != self.shape:
             raise ValueError(f"Parameter.{what}: expected shape {self.shape}, got {a.shape}")
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"Parameter.{what}: contains NaN or Inf")
-        self._arena.write(grad, self._offset, np.ascontiguousarray(a, dtype=self.dtype).ravel())
+        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf: refused below
+            b = np.ascontiguousarray(a, dtype=self.dtype)
+        if not np.all(np.isfinite(b)):
+            raise ValueError(f"Parameter.{what}: contains NaN or Inf" + (f" after conversion to {self.dtype}"
+                                                                          if np.all(np.isfinite(a)) else ""))
+        self._arena.write(grad, self._offset, b.ravel())
 
     data = property(lambda self: self._get(False), lambda self, v: self._set(False, v))
     grad = property(lambda self: self._get(True), lambda self, v: self._set(True, v))
@@ -203,6 +215,21 @@ class Module:
     def _invalidate(self) -> None:
         for m in self.modules():
             m.__dict__.pop("_network", None)
+
+    def __setattr__(self, name: str, value) -> None:
+        # Parameters are fixed at construction: they live in arenas that a Sequential, its
+        # compiled network and optimizers point into, so swapping the object would silently
+        # detach them. New values are written into the existing memory instead.
+        if not name.startswith("_"):
+            current = getattr(self, name, None)
+            if isinstance(current, Parameter) and value is not current:
+                got = (f"{type(value).__name__} of shape {np.shape(value)}" if hasattr(value, "shape")
+                       else type(value).__name__)
+                raise TypeError(
+                    f"{type(self).__name__}.{name}: a Parameter cannot be replaced (expected the existing "
+                    f"Parameter of shape {current.shape}, got {got}); write new values into it with "
+                    f"`.{name}.data = a` (shape {current.shape}) or `.{name}.data[...] = a`")
+        object.__setattr__(self, name, value)
 
     # ----- computation -----
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -394,9 +421,7 @@ class LeakyReLU(_Activation):
     kind = _core.ActKind.leaky_relu
 
     def __init__(self, negative_slope: float = 0.01):
-        if not np.isfinite(negative_slope):
-            raise ValueError(f"negative_slope: expected a finite float, got {negative_slope!r}")
-        self.param = self.negative_slope = float(negative_slope)
+        self.param = self.negative_slope = _check_float("negative_slope", negative_slope)
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
@@ -414,9 +439,7 @@ class ELU(_Activation):
     kind = _core.ActKind.elu
 
     def __init__(self, alpha: float = 1.0):
-        if not np.isfinite(alpha):
-            raise ValueError(f"alpha: expected a finite float, got {alpha!r}")
-        self.param = self.alpha = float(alpha)
+        self.param = self.alpha = _check_float("alpha", alpha)
 
     def extra_repr(self):
         return f"alpha={self.alpha}"
@@ -465,7 +488,11 @@ class Dropout(Module):
         if "_mask" not in self.__dict__:
             raise RuntimeError("Dropout.backward called before forward")
         if self._mask is None:
-            return _core._as_matrix(grad_output, "grad_output", _input_dtype(grad_output)).copy()
+            g = _core._as_matrix(grad_output, "grad_output", _input_dtype(grad_output), self._shape[1])
+            if g.shape[0] != self._shape[0]:
+                raise ValueError(f"grad_output: expected {self._shape[0]} rows (the batch of the last forward), "
+                                 f"got shape {g.shape}")
+            return g.copy() if g is grad_output else g
         return _core.mul(grad_output, self._mask, self._mask.dtype)
 
     def _lower(self, base):

@@ -97,10 +97,19 @@ class Optimizer:
         return {"type": type(self).__name__, "hyper": hp, "step": p.step, "state": self._core.read_state()}
 
     def load_state_dict(self, sd: dict) -> None:
+        if not isinstance(sd, dict) or not {"type", "hyper", "step", "state"} <= set(sd):
+            raise TypeError("state_dict: expected a dict with keys 'type', 'hyper', 'step', 'state' "
+                            f"(from Optimizer.state_dict()), got {type(sd).__name__}")
         if sd.get("type") != type(self).__name__:
             raise ValueError(f"optimizer state is for {sd.get('type')!r}, not {type(self).__name__}")
         p = self._core.params
         for k, v in sd["hyper"].items():
+            if not hasattr(p, k) or k in ("kind", "step"):
+                raise ValueError(f"state_dict['hyper']: unknown hyper-parameter {k!r}")
+            if k in ("lr", "eps"):
+                v = _check_positive(f"state_dict['hyper'][{k!r}]", v)
+            elif k in ("momentum", "weight_decay", "beta1", "beta2", "alpha"):
+                v = _check_positive(f"state_dict['hyper'][{k!r}]", v, allow_zero=True)
             setattr(p, k, type(getattr(p, k))(v))
         self._core.params = p
         self._core.write_state(np.asarray(sd["state"]), int(sd["step"]))

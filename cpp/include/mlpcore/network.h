@@ -72,11 +72,16 @@ class Network {
   // the workspace (valid until the next call).
   Tensor forward(const void* x, int64_t B);
   // Full step on one batch already in device memory: forward, loss, backward, optimizer step.
-  // Returns the loss (downloaded to the host).
-  double train_step(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B);
-  // One epoch over n rows held by the caller (device memory), in mini-batches; rows are gathered
+  // Returns the loss (downloaded to the host). `check_finite`: a non-finite loss throws
+  // std::runtime_error before the backward pass, so the weights are left as they were.
+  double train_step(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B,
+                    bool check_finite = false);
+  // One epoch over n rows held by the caller (device memory), in mini-batches of batch_size rows
+  // (the last one smaller; batch_size > n gives one batch of all n rows); rows are gathered
   // through a permutation drawn from `seed` when shuffle is set. Returns the mean of the batch
-  // losses weighted by batch size. `check_finite` stops with an error naming epoch and batch.
+  // losses weighted by batch size. `check_finite` stops with an error naming epoch and batch
+  // (std::runtime_error, RuntimeError in Python) before that batch's backward pass: the weights
+  // are those left by the previous batch.
   double train_epoch(Optimizer& opt, LossKind loss, const void* X, const void* Y, int64_t n,
                      int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch_index,
                      bool check_finite);
