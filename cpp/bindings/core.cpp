@@ -40,6 +40,10 @@ Device parse_device(const std::string& s) {
 }
 
 py::dtype np_dtype(DType dt) { return dt == DType::f32 ? py::dtype::of<float>() : py::dtype::of<double>(); }
+// numpy's own equivalence (byte order included), not object identity.
+bool same_dtype(const py::dtype& a, const py::dtype& b) {
+  return py::detail::npy_api::get().PyArray_EquivTypes_(a.ptr(), b.ptr());
+}
 
 std::string describe(py::handle obj) {
   if (py::isinstance<py::array>(obj)) {
@@ -93,14 +97,12 @@ py::array as_matrix(py::handle obj, const char* name, DType dt, int64_t cols = -
     throw mc::ValueError(std::string(name) + ": expected " + std::to_string(rows) + " rows, got " + describe(a));
   py::array out = py::array::ensure(a, py::array::c_style);  // the same array if already C-ordered
   const py::dtype want = np_dtype(dt);
-  const bool converted = !out.dtype().is(want);
-  if (converted) {
-    // Byte-swapped input: to native order first (same size, exact), then convert in C++ (no numpy
-    // overflow warning; float64 beyond float32's range becomes +-inf and is refused below).
-    const py::dtype native = a.dtype().itemsize() == 4 ? py::dtype::of<float>() : py::dtype::of<double>();
-    if (!out.dtype().is(native)) out = py::array::ensure(out.attr("astype")(native), py::array::c_style);
-    out = convert_float(out, dt);
-  }
+  // Byte-swapped input: to native order first (same size, exact); then float32 <-> float64 in C++
+  // (no numpy overflow warning; float64 beyond float32's range becomes +-inf, refused below).
+  const py::dtype native = a.dtype().itemsize() == 4 ? py::dtype::of<float>() : py::dtype::of<double>();
+  if (!same_dtype(out.dtype(), native)) out = py::array::ensure(out.attr("astype")(native), py::array::c_style);
+  const bool converted = !same_dtype(native, want);
+  if (converted) out = convert_float(out, dt);
   if (g_check_finite.load() && !cpu_backend().all_finite(dt, out.data(), out.size()))
     throw mc::ValueError(std::string(name) + ": contains NaN or Inf" +
                          (converted ? std::string(" after conversion to ") + dtype_name(dt) : std::string()) +
