@@ -31,6 +31,8 @@ _ALIGN = 16
 
 
 def _check_dtype(dtype) -> np.dtype:
+    if dtype is None:  # np.dtype(None) would silently mean float64
+        raise TypeError("dtype: expected float32 or float64, got None")
     try:
         dt = np.dtype(dtype)
     except TypeError as e:
@@ -479,7 +481,7 @@ class Dropout(Module):
         if not self.training or self.p == 0.0:
             self._mask = None
             xs = _core._as_matrix(x, "x", dt)
-            self._shape = xs.shape
+            self._shape, self._dtype = xs.shape, dt
             return xs.copy() if xs is x else xs
         y, self._mask = _core.dropout_forward(x, self.p, self._state, dt)
         return y
@@ -488,7 +490,7 @@ class Dropout(Module):
         if "_mask" not in self.__dict__:
             raise RuntimeError("Dropout.backward called before forward")
         if self._mask is None:
-            g = _core._as_matrix(grad_output, "grad_output", _input_dtype(grad_output), self._shape[1])
+            g = _core._as_matrix(grad_output, "grad_output", self._dtype, self._shape[1])
             if g.shape[0] != self._shape[0]:
                 raise ValueError(f"grad_output: expected {self._shape[0]} rows (the batch of the last forward), "
                                  f"got shape {g.shape}")
@@ -568,13 +570,16 @@ class Residual(Module):
         if fin is not None and fout is not None and fin != fout:
             raise ValueError(f"Residual: block maps {fin} features to {fout}; y = x + block(x) needs equal widths")
 
+    # With finiteness checks off, inf + -inf is NaN by policy: numpy's warning about it is noise.
     def forward(self, x):
         y = self.block.forward(x)
-        return _core._as_matrix(x, "x", y.dtype) + y
+        with np.errstate(invalid="ignore", over="ignore"):
+            return _core._as_matrix(x, "x", y.dtype) + y
 
     def backward(self, grad_output):
         g = self.block.backward(grad_output)
-        return _core._as_matrix(grad_output, "grad_output", g.dtype) + g
+        with np.errstate(invalid="ignore", over="ignore"):
+            return _core._as_matrix(grad_output, "grad_output", g.dtype) + g
 
     def _lower(self, base):
         ops = self.block._lower(base)
