@@ -247,6 +247,10 @@ def cmd_train(args) -> int:
         scaler = StandardScaler().fit(X_tr)
     X_tr, X_te = scaler.transform(X_tr), scaler.transform(X_te)
     n_out = int(y.max()) + 1 if classify else y.shape[1]
+    y_scaler = None
+    if not classify:  # regression targets are standardised too (R^2 is unchanged by it); predict undoes it
+        y_scaler = StandardScaler().fit(y_tr)
+        y_tr, y_te = y_scaler.transform(y_tr), y_scaler.transform(y_te)
 
     model = _build_model(X.shape[1], args.hidden, n_out, args.activation, args.seed)
     if args.device == "cuda":
@@ -272,7 +276,8 @@ def cmd_train(args) -> int:
 
     if args.out.lower() != "none":
         extra = {"data": args.data, "task": "classification" if classify else "regression",
-                 "scaler": scaler.state_dict(), "classes": classes, "seed": args.seed,
+                 "scaler": scaler.state_dict(), "target_scaler": y_scaler.state_dict() if y_scaler else None,
+                 "classes": classes, "seed": args.seed,
                  f"test_{metric}": test[metric]}
         mc.save(model, args.out, optimizer=opt, epoch=args.epochs, extra=extra)
         print(f"saved    {args.out}", file=out)
@@ -280,34 +285,36 @@ def cmd_train(args) -> int:
 
 
 def _read_features(path: str, target, n_in: int) -> tuple:
-    """(X, y or None) from a .csv / .npz file for prediction; without --target the file may hold
-    exactly the model's features, or one more column (the last) taken as the labels."""
+    """(X, y or None, label names or None) from a .csv / .npz file for prediction. Without
+    --target the file may hold exactly the model's features, or one more column (the last; for
+    a .npz an array 'y') taken as the labels."""
     from . import datasets
 
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"no such file: {path}")
-    if p.suffix.lower() == ".npz":
-        X, y = datasets.load_npz(p, target="y" if target is None else target) if target is not None else \
-            _npz_auto(p)
-    elif p.suffix.lower() == ".csv":
-        X, y = datasets.load_csv(p, target=target)
-        if target is None and X.shape[1] == n_in + 1:
-            X, y = datasets.load_csv(p, target=-1)
+    suffix = p.suffix.lower()
+    if suffix == ".npz":
+        if target is None:
+            with np.load(p, allow_pickle=False) as z:
+                target = "y" if "y" in z.files else None
+        X, y, names = datasets.load_npz(p, target=target, return_classes=True)
+    elif suffix == ".csv":
+        if target is None:
+            try:
+                X, y, names = datasets.load_csv(p, target=None, return_classes=True)
+            except ValueError:  # a non-numeric column: the labels, as the last one
+                X = None
+            if X is None or X.shape[1] == n_in + 1:
+                X, y, names = datasets.load_csv(p, target=-1, return_classes=True)
+        else:
+            X, y, names = datasets.load_csv(p, target=target, return_classes=True)
     else:
         raise ValueError(f"data: expected a .csv or .npz file, got {path!r}")
     if X.shape[1] != n_in:
         raise ValueError(f"{path}: the model takes {n_in} features, the file has {X.shape[1]} "
                          "(use --target to name the label column)")
-    return X, y
-
-
-def _npz_auto(p: Path) -> tuple:
-    from . import datasets
-
-    with np.load(p, allow_pickle=False) as z:
-        has_y = "y" in z.files
-    return datasets.load_npz(p, target="y" if has_y else None)
+    return X, y, names
 
 
 def cmd_predict(args) -> int:
@@ -317,7 +324,7 @@ def cmd_predict(args) -> int:
     ckpt = mc.load_checkpoint(args.model)
     model, extra = ckpt["model"], ckpt["extra"] or {}
     n_in = model.compiled().in_features if model.compiled() is not None else model.parameters()[0].shape[1]
-    X, y = _read_features(args.data, args.target, n_in)
+    X, y, y_names = _read_features(args.data, args.target, n_in)
     if "scaler" in extra:
         X = StandardScaler.from_state_dict(extra["scaler"]).transform(X)
     out = np.asarray(_predict(model, X))
@@ -327,8 +334,13 @@ def cmd_predict(args) -> int:
         ids = out.argmax(axis=1)
         lines = [classes[i] if classes else str(i) for i in ids]
         if y is not None and y.dtype.kind in "iu":
-            print(f"accuracy {float(np.mean(ids == y)):.4f} on {len(y)} rows", file=sys.stderr)
+            # compare names when the labels are strings (the file's own sorted ids may differ)
+            truth = [y_names[i] for i in y] if y_names else [str(i) for i in y]
+            print(f"accuracy {float(np.mean(np.array(lines) == np.array(truth))):.4f} on {len(y)} rows",
+                  file=sys.stderr)
     else:
+        if extra.get("target_scaler"):
+            out = StandardScaler.from_state_dict(extra["target_scaler"]).inverse_transform(out)
         lines = [",".join(f"{v:.6g}" for v in row) for row in out]
     text = "\n".join(lines) + "\n"
     if args.out:
@@ -372,13 +384,14 @@ def cmd_info(args) -> int:
         print("cuda      available")
     else:
         print(f"cuda      not available: {mc._core.cuda_unavailable_reason()}")
+    from importlib import metadata
+
     extras = []
-    for mod in ("safetensors", "tqdm", "sklearn", "matplotlib", "torch"):
+    for dist in ("safetensors", "tqdm", "scikit-learn", "matplotlib", "torch"):
         try:
-            m = __import__(mod)
-            extras.append(f"{mod} {getattr(m, '__version__', '?')}")
-        except ImportError:
-            extras.append(f"{mod} -")
+            extras.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            extras.append(f"{dist} -")
     print(f"optional  {', '.join(extras)}")
     return 0
 

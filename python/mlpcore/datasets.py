@@ -388,12 +388,21 @@ def _finish(X: np.ndarray, y, classes, return_classes: bool):
     return (X, y, classes) if return_classes else (X, y)
 
 
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
 def load_csv(path: Union[str, os.PathLike], target: Union[int, str, None] = -1, delimiter: str = ",",
              return_classes: bool = False):
     """Read a numeric CSV file: ``(X, y)``, X float32 (n, features).
 
     target: the label column, by index (negative counts from the end) or by header name; None
-    when the file has no labels (y is None). A first row that is not all numbers is a header.
+    when the file has no labels (y is None). The first row is a header when it has text where
+    the second row has numbers.
     The labels become int64 class ids (n,) when they are non-negative integers or strings
     (sorted names; ``return_classes=True`` also returns the names), float32 (n, 1) otherwise
     (regression).
@@ -402,13 +411,13 @@ def load_csv(path: Union[str, os.PathLike], target: Union[int, str, None] = -1, 
         rows = [r for r in csv.reader(f, delimiter=delimiter) if r and any(c.strip() for c in r)]
     if not rows:
         raise ValueError(f"{os.fspath(path)}: empty CSV file")
+    # The first row is a header when one of its fields is text where the second row has a number
+    # (so a first data row with a text label is not mistaken for one).
     header = None
-    try:
-        [float(c) for c in rows[0]]
-    except ValueError:
+    num0 = [_is_number(c) for c in rows[0]]
+    num1 = [_is_number(c) for c in rows[1]] if len(rows) > 1 else [True] * len(num0)
+    if any(b and not a for a, b in zip(num0, num1)):
         header, rows = [c.strip() for c in rows[0]], rows[1:]
-        if not rows:
-            raise ValueError(f"{os.fspath(path)}: CSV file has a header but no rows") from None
     width = len(rows[0])
     for i, r in enumerate(rows):
         if len(r) != width:
