@@ -142,7 +142,7 @@ def test_train_test_split():
     np.testing.assert_array_equal(y[(Xte[:, 0] // 2).astype(int)], yte)  # rows stay paired
     again = ds.train_test_split(X, y, test_size=0.2, seed=0)
     np.testing.assert_array_equal(again[1], Xte)
-    _, Xte_s, _, yte_s = ds.train_test_split(X, y, test_size=0.2, seed=1, stratify=y)
+    *_, yte_s = ds.train_test_split(X, y, test_size=0.2, seed=1, stratify=y)
     np.testing.assert_array_equal(np.bincount(yte_s), [2, 4, 6, 8])
     _, Xte_n, _, _ = ds.train_test_split(X, y, test_size=7, shuffle=False)
     np.testing.assert_array_equal(Xte_n, X[-7:])
@@ -163,7 +163,7 @@ def test_standard_scaler():
     np.testing.assert_allclose(sc.inverse_transform(Z), X, rtol=1e-5, atol=1e-5)
     sc2 = ds.StandardScaler.from_state_dict(sc.state_dict())
     np.testing.assert_array_equal(sc2.transform(X), Z)
-    Xtr, Xte = ds.standardize(X[:40], X[40:])
+    _, Xte = ds.standardize(X[:40], X[40:])
     np.testing.assert_allclose(Xte, ds.StandardScaler().fit(X[:40]).transform(X[40:]))
     with pytest.raises(RuntimeError):
         ds.StandardScaler().transform(X)

@@ -8,7 +8,7 @@ A checkpoint is one safetensors file:
 - ``__metadata__`` (string -> string, as safetensors requires): ``format = "mlpcore"``,
   ``format_version``, ``mlpcore_version``, ``dtype``, ``architecture`` (JSON: module types and
   constructor arguments, recursively; ``null`` for a model with a custom Python module, whose
-  weights still load with :func:`load_state_into`), and optionally ``optimizer`` (JSON: type,
+  weights still load with :func:`load_state_into`; ``architecture_note`` then says why), and optionally ``optimizer`` (JSON: type,
   hyper-parameters, step), ``epoch`` and ``extra`` (JSON).
 
 Writes are atomic: the bytes go to a temporary file in the target's directory, which is flushed,
@@ -153,11 +153,12 @@ def _build(d: Any, dtype: np.dtype, built: dict, path: str) -> Module:
     return m
 
 
-def _architecture(model: Module) -> Optional[dict]:
+def _architecture(model: Module) -> tuple:
+    """(description or None, why it could not be described or None)."""
     try:
-        return _describe(model, _module_names(model), {})
-    except _Unsupported:
-        return None
+        return _describe(model, _module_names(model), {}), None
+    except _Unsupported as e:
+        return None, str(e)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -183,10 +184,13 @@ def save_bytes(model: Module, optimizer=None, epoch: Optional[int] = None, extra
         tensors[name] = a
     if not tensors:
         raise ValueError("model: has no parameters to save")
+    arch, why_not = _architecture(model)
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "mlpcore_version": _version(),
-        "dtype": str(model.dtype), "architecture": json.dumps(_architecture(model)),
+        "dtype": str(model.dtype), "architecture": json.dumps(arch),
     }
+    if why_not:
+        meta["architecture_note"] = why_not
     if optimizer is not None:
         from .optim import Optimizer
         if not isinstance(optimizer, Optimizer):
@@ -253,8 +257,9 @@ def _json_field(meta: dict, key: str, source: str):
 def _model_from(tensors: dict, meta: dict, source: str, device: str) -> Module:
     arch = _json_field(meta, "architecture", source)
     if arch is None:
-        raise ValueError(f"{source}: the model contained a custom Python module, so its architecture was not "
-                         "recorded; build the model in code and use mlpcore.load_state_into(model, path)")
+        why = meta.get("architecture_note", "not recorded")
+        raise ValueError(f"{source}: the model's architecture could not be recorded ({why}); build the model "
+                         "in code and use mlpcore.load_state_into(model, path)")
     try:
         dtype = np.dtype(meta.get("dtype", "float32"))
     except TypeError:
