@@ -47,7 +47,7 @@ def test_default_train_reaches_097_on_digits(tmp_path):
     ckpt = tmp_path / cli.DEFAULT_OUT
     ck = mlpcore.load_checkpoint(ckpt)
     assert ck["epoch"] == 30 and ck["extra"]["task"] == "classification"
-    assert ck["optimizer_state"]["type"] == "Adam"
+    assert ck["optimizer_state"]["type"] == "AdamW"
 
     # predict on rows of the digits set; the labels column is recognised and scored
     X, y = ds.load_digits(scale=None)
