@@ -29,7 +29,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--libraries", default="mlpcore,torch,sklearn", help="comma-separated subset to run")
     args = ap.parse_args(argv)
+    libs = set(args.libraries.split(","))
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
 
@@ -43,7 +45,7 @@ def main(argv=None) -> int:
     # ---- mlpcore ----
     mc.set_num_threads(args.threads)
     times, accs = [], []
-    for _ in range(args.repeats):
+    for _ in range(args.repeats if "mlpcore" in libs else 0):
         model = mc.Sequential(mc.Linear(64, 256, seed=0), mc.ReLU(), mc.Linear(256, 256, seed=1), mc.ReLU(),
                               mc.Linear(256, 10, init="xavier_uniform", seed=2))
         opt = mc.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
@@ -54,13 +56,15 @@ def main(argv=None) -> int:
             net.train_epoch(opt._core, loss.kind, X_tr, y_tr, 64, True, 0, e, True)
         times.append(time.perf_counter() - t0)
         accs.append(net.evaluate(loss.kind, X_te, y_te)[1] / len(y_te))
-    rows.append(("mlpcore (train default)", statistics.median(times), accs[-1], args.epochs))
+    if times:
+        rows.append(("mlpcore (train default)", statistics.median(times), accs[-1], args.epochs))
 
     # ---- PyTorch ----
     try:
         import torch
     except ImportError:
         torch = None
+    torch = torch if "torch" in libs else None
     if torch is not None:
         torch.set_num_threads(args.threads)
         Xt, yt = torch.from_numpy(X_tr), torch.from_numpy(y_tr)
@@ -96,7 +100,7 @@ def main(argv=None) -> int:
         from threadpoolctl import threadpool_limits
     except ImportError:
         sklearn = None
-    if sklearn is not None:
+    if sklearn is not None and "sklearn" in libs:
         times, accs = [], []
         for _ in range(args.repeats):
             clf = MLPClassifier(hidden_layer_sizes=(256, 256), random_state=0)

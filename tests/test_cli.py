@@ -186,3 +186,16 @@ def test_bench_without_checkout(tmp_path, monkeypatch, capsys):
     assert cli.main(["bench"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "source checkout" in err
+
+
+def test_digits_bench_script_runs():
+    """bench/digits_train.py (the comparison in the report), mlpcore only, 2 epochs; a subprocess
+    because it sets thread counts process-wide."""
+    pytest.importorskip("sklearn")
+    path = Path(__file__).resolve().parents[1] / "bench" / "digits_train.py"
+    r = run(code=f"import runpy, sys; sys.argv = ['x', '--epochs', '2', '--repeats', '1', '--libraries', 'mlpcore']; "
+                 f"runpy.run_path({str(path)!r}, run_name='__main__')")
+    assert r.returncode == 0, r.stderr
+    row = re.search(r"^\| mlpcore \(train default\)\s+\|\s+[\d.]+ \|\s+([\d.]+) \|\s+2 \|$", r.stdout, re.M)
+    assert row and float(row.group(1)) > 0.8, r.stdout
+    assert "PyTorch" not in r.stdout and "scikit-learn" not in r.stdout
