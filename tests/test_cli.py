@@ -95,6 +95,13 @@ def test_train_user_csv_regression_and_classes(tmp_path):
     pred = np.array(r.stdout.split(), dtype=np.float64)
     assert pred.shape == (300,) and np.corrcoef(pred, y[:, 0])[0, 1] > 0.97
 
+    # integer targets trained as regression with --task
+    yi = np.rint(y * 3).astype(int) - int(np.rint(y * 3).min())
+    h = tmp_path / "int.csv"
+    h.write_text("\n".join(",".join(f"{v:.5f}" for v in row) + f",{t}" for row, t in zip(X, yi[:, 0])) + "\n")
+    r = run("train", "--data", str(h), "--task", "regression", "--epochs", "2", "--out", "none", "--no-progress")
+    assert r.returncode == 0 and "regression" in r.stdout, r.stderr
+
     # string labels: the checkpoint keeps the names and predict prints them
     Xc, yc = ds.make_circles(300, noise=0.05, seed=1)
     names = np.array(["inner", "outer"])[1 - yc]
