@@ -305,3 +305,13 @@ def test_interop_unsupported_layers():
         mc.Sequential(mc.Maxout(4, 2)).to_torch()
     with pytest.raises(TypeError, match="Residual"):
         mc.to_torch(mc.Residual(mc.Linear(3, 3)))
+
+
+def test_tied_to_a_later_layer_is_weights_only(tmp_path):
+    """A TiedLinear placed before its source cannot be rebuilt in order: the file says why."""
+    dec = mc.Linear(4, 6, seed=0)
+    model = mc.Sequential(mc.TiedLinear(dec, transpose=True), mc.ReLU(), dec)
+    path = tmp_path / "t.safetensors"
+    mc.save(model, path)
+    with pytest.raises(ValueError, match="TiedLinear whose source"):
+        mc.load(path)
