@@ -263,8 +263,9 @@ class _BaseMLP(BaseEstimator):
 
     def _weights_sq_norm(self) -> float:
         """||W||^2 over every weight matrix (not the biases), as scikit-learn's L2 term."""
-        return sum(float(np.dot(w, w)) for w in (lin.weight.data.ravel().astype(np.float64) for lin in self._model.layers
-                                                 if isinstance(lin, Linear)))
+        with np.errstate(over="ignore"):  # diverged weights give inf, as scikit-learn's float loss would
+            return sum(float(np.dot(w, w)) for w in (lin.weight.data.ravel() for lin in self._model.layers
+                                                     if isinstance(lin, Linear)))
 
     # ---- training ----
     def _fit(self, X, y, incremental: bool):
