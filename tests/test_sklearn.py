@@ -115,7 +115,7 @@ def _fit_both(name: str, **params):
 def test_sgd_reproduces_sklearn(target, config):
     a, b, y = _fit_both(target, **SGD_CONFIGS[config])
     assert a.n_iter_ == b.n_iter_ == 15
-    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=2e-5)
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-4)  # measured <= 1.1e-5; a wrong gain is % off
     for ca, cb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
         assert ca.shape == cb.shape
         np.testing.assert_allclose(ca, cb, rtol=1e-3, atol=1e-4)
@@ -125,7 +125,7 @@ def test_sgd_reproduces_sklearn(target, config):
         assert a.out_activation_ == b.out_activation_
     else:
         np.testing.assert_allclose(a.predict(_X), b.predict(_X), rtol=1e-4, atol=1e-4)
-    assert a.best_loss_ == pytest.approx(b.best_loss_, rel=2e-5)
+    assert a.best_loss_ == pytest.approx(b.best_loss_, rel=1e-4)
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
