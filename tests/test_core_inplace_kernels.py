@@ -2,10 +2,9 @@
 place (a == z forward, dz == da backward), the module-by-module path out of place; both must
 give the same numbers. And the finiteness check on inputs catches NaN / inf anywhere."""
 
+import mlpcore as mc
 import numpy as np
 import pytest
-
-import mlpcore as mc
 
 
 @pytest.mark.parametrize("act", [mc.ReLU, mc.Tanh, mc.Sigmoid])
@@ -16,7 +15,9 @@ def test_compiled_in_place_activations_match_module_path(act, dtype):
     y = rng.integers(0, 5, 37)
 
     def make():
-        return mc.Sequential(mc.Linear(13, 19, seed=1, dtype=dtype), act(), mc.Linear(19, 5, seed=2, dtype=dtype))
+        return mc.Sequential(
+            mc.Linear(13, 19, seed=1, dtype=dtype), act(), mc.Linear(19, 5, seed=2, dtype=dtype)
+        )
 
     a, b = make(), make()
     np.testing.assert_array_equal(a.compiled().forward(x), b(x))

@@ -58,7 +58,6 @@ from __future__ import annotations
 import contextlib
 import numbers
 import warnings
-from typing import Optional
 
 import numpy as np
 import scipy.sparse as sp
@@ -99,7 +98,7 @@ def _bytes_to_arrays(blob: bytes) -> dict:
 
 
 @contextlib.contextmanager
-def _num_threads(n: Optional[int]):
+def _num_threads(n: int | None):
     """Run the block with ``n`` BLAS/core threads, restoring the previous count (None: as is)."""
     if n is None:
         yield
@@ -124,11 +123,34 @@ class _BaseMLP(BaseEstimator):
     """Shared machinery. Subclasses define the target encoding (``_encode_targets``), the loss
     (``_loss_for``), decoding of raw network outputs (``_decode``) and the validation score."""
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
-                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
-                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
-                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, device="cpu", n_threads=None):
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        device="cpu",
+        n_threads=None,
+    ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -160,7 +182,9 @@ class _BaseMLP(BaseEstimator):
         sizes = list(h) if hasattr(h, "__iter__") and not isinstance(h, str) else [h]
         for s in sizes:
             if not _is_int(s) or s < 1:
-                raise ValueError(f"hidden_layer_sizes: expected positive ints, got {self.hidden_layer_sizes!r}")
+                raise ValueError(
+                    f"hidden_layer_sizes: expected positive ints, got {self.hidden_layer_sizes!r}"
+                )
         return [int(s) for s in sizes]
 
     def _validate_params(self) -> None:
@@ -174,11 +198,21 @@ class _BaseMLP(BaseEstimator):
             raise ValueError("solver: 'lbfgs' is not supported by mlpcore; use 'sgd' or 'adam'")
         need(self.solver in ("sgd", "adam"), "solver", "'sgd' or 'adam'")
         need(_is_real(self.alpha) and self.alpha >= 0, "alpha", "a real number >= 0")
-        need(self.batch_size == "auto" or (_is_int(self.batch_size) and self.batch_size >= 1), "batch_size",
-             "'auto' or an int >= 1")
-        need(self.learning_rate in ("constant", "invscaling", "adaptive"), "learning_rate",
-             "'constant', 'invscaling' or 'adaptive'")
-        need(_is_real(self.learning_rate_init) and self.learning_rate_init > 0, "learning_rate_init", "a number > 0")
+        need(
+            self.batch_size == "auto" or (_is_int(self.batch_size) and self.batch_size >= 1),
+            "batch_size",
+            "'auto' or an int >= 1",
+        )
+        need(
+            self.learning_rate in ("constant", "invscaling", "adaptive"),
+            "learning_rate",
+            "'constant', 'invscaling' or 'adaptive'",
+        )
+        need(
+            _is_real(self.learning_rate_init) and self.learning_rate_init > 0,
+            "learning_rate_init",
+            "a number > 0",
+        )
         need(_is_real(self.power_t) and self.power_t >= 0, "power_t", "a number >= 0")
         need(_is_int(self.max_iter) and self.max_iter >= 1, "max_iter", "an int >= 1")
         need(isinstance(self.shuffle, (bool, np.bool_)), "shuffle", "a bool")
@@ -187,17 +221,30 @@ class _BaseMLP(BaseEstimator):
         need(_is_real(self.momentum) and 0 <= self.momentum <= 1, "momentum", "a number in [0, 1]")
         need(isinstance(self.nesterovs_momentum, (bool, np.bool_)), "nesterovs_momentum", "a bool")
         need(isinstance(self.early_stopping, (bool, np.bool_)), "early_stopping", "a bool")
-        need(_is_real(self.validation_fraction) and 0 <= self.validation_fraction < 1, "validation_fraction",
-             "a number in [0, 1)")
+        need(
+            _is_real(self.validation_fraction) and 0 <= self.validation_fraction < 1,
+            "validation_fraction",
+            "a number in [0, 1)",
+        )
         need(_is_real(self.beta_1) and 0 <= self.beta_1 < 1, "beta_1", "a number in [0, 1)")
         need(_is_real(self.beta_2) and 0 <= self.beta_2 < 1, "beta_2", "a number in [0, 1)")
         need(_is_real(self.epsilon) and self.epsilon > 0, "epsilon", "a number > 0")
-        need((_is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1) or self.n_iter_no_change == np.inf,
-             "n_iter_no_change", "an int >= 1 or np.inf")
-        need(isinstance(self.device, str) and (self.device == "cpu" or self.device.startswith("cuda")), "device",
-             "'cpu' or 'cuda'")
-        need(self.n_threads is None or (_is_int(self.n_threads) and self.n_threads >= 1), "n_threads",
-             "None or an int >= 1")
+        need(
+            (_is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1)
+            or self.n_iter_no_change == np.inf,
+            "n_iter_no_change",
+            "an int >= 1 or np.inf",
+        )
+        need(
+            isinstance(self.device, str) and (self.device == "cpu" or self.device.startswith("cuda")),
+            "device",
+            "'cpu' or 'cuda'",
+        )
+        need(
+            self.n_threads is None or (_is_int(self.n_threads) and self.n_threads >= 1),
+            "n_threads",
+            "None or an int >= 1",
+        )
 
     # ---- input handling ----
     @staticmethod
@@ -236,8 +283,12 @@ class _BaseMLP(BaseEstimator):
     def _make_optimizer(self) -> None:
         params = self._model.parameters()
         if self.solver == "sgd":
-            self._optimizer = SGD(params, lr=1.0, momentum=float(self.momentum),
-                                  nesterov=bool(self.nesterovs_momentum) and self.momentum > 0)
+            self._optimizer = SGD(
+                params,
+                lr=1.0,
+                momentum=float(self.momentum),
+                nesterov=bool(self.nesterovs_momentum) and self.momentum > 0,
+            )
         else:
             self._optimizer = Adam(params, lr=1.0, betas=(float(self.beta_1), float(self.beta_2)), eps=1.0)
         self._learning_rate = float(self.learning_rate_init)  # scikit-learn's current learning rate
@@ -264,8 +315,10 @@ class _BaseMLP(BaseEstimator):
     def _weights_sq_norm(self) -> float:
         """||W||^2 over every weight matrix (not the biases), as scikit-learn's L2 term."""
         with np.errstate(over="ignore"):  # diverged weights give inf, as scikit-learn's float loss would
-            return sum(float(np.dot(w, w)) for w in (lin.weight.data.ravel() for lin in self._model.layers
-                                                     if isinstance(lin, Linear)))
+            return sum(
+                float(np.dot(w, w))
+                for w in (lin.weight.data.ravel() for lin in self._model.layers if isinstance(lin, Linear))
+            )
 
     # ---- training ----
     def _fit(self, X, y, incremental: bool):
@@ -310,11 +363,14 @@ class _BaseMLP(BaseEstimator):
         if early_stopping:
             # don't stratify multilabel / regression targets (as scikit-learn)
             stratify = y_orig if (isinstance(self, ClassifierMixin) and np.ndim(y_orig) == 1) else None
-            idx_train, idx_val = train_test_split(np.arange(X.shape[0]), random_state=rng,
-                                                  test_size=self.validation_fraction, stratify=stratify)
+            idx_train, idx_val = train_test_split(
+                np.arange(X.shape[0]), random_state=rng, test_size=self.validation_fraction, stratify=stratify
+            )
             if idx_val.shape[0] < 2:
-                raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
-                                 "your dataset.")
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' or the size of "
+                    "your dataset."
+                )
             X_val, y_val = X[idx_val], y_orig[idx_val]
             X, Y = np.ascontiguousarray(X[idx_train]), np.ascontiguousarray(Y[idx_train])
             self.validation_scores_ = self.validation_scores_ if self.validation_scores_ is not None else []
@@ -327,7 +383,9 @@ class _BaseMLP(BaseEstimator):
             batch_size = min(200, n)
         else:
             if self.batch_size > n:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped"
+                )
             batch_size = int(np.clip(self.batch_size, 1, n))
         n_batches = -(-n // batch_size)
         alpha = float(self.alpha)
@@ -338,13 +396,16 @@ class _BaseMLP(BaseEstimator):
         for _ in range(self.max_iter):
             seed = int(rng.randint(2**31 - 1))  # a fresh shuffle per epoch, drawn from random_state
             try:
-                value = net.train_epoch(opt_core, loss.kind, X, Y, batch_size, bool(self.shuffle), seed,
-                                        self.n_iter_, True)
+                value = net.train_epoch(
+                    opt_core, loss.kind, X, Y, batch_size, bool(self.shuffle), seed, self.n_iter_, True
+                )
             except RuntimeError as e:
                 if "non-finite" not in str(e):
                     raise
-                raise ValueError("Solver produced non-finite parameter weights. The input data may contain large "
-                                 f"values and need to be preprocessed. ({e})") from None
+                raise ValueError(
+                    "Solver produced non-finite parameter weights. The input data may contain large "
+                    f"values and need to be preprocessed. ({e})"
+                ) from None
             epoch_loss = self._sklearn_loss(value)
             if alpha > 0:
                 epoch_loss += 0.5 * alpha * self._weights_sq_norm() * n_batches / n
@@ -353,14 +414,14 @@ class _BaseMLP(BaseEstimator):
             self.t_ += n
             self.loss_curve_.append(epoch_loss)
             if self.verbose:
-                print("Iteration %d, loss = %.8f" % (self.n_iter_, epoch_loss))
+                print(f"Iteration {self.n_iter_}, loss = {epoch_loss:.8f}")
 
             # no-improvement count on the training loss or on the validation score (scikit-learn's rule)
             if early_stopping:
                 score = self._validation_score(X_val, y_val)
                 self.validation_scores_.append(score)
                 if self.verbose:
-                    print("Validation score: %f" % score)
+                    print(f"Validation score: {score:f}")
                 if score < self.best_validation_score_ + self.tol:
                     self._no_improvement_count += 1
                 else:
@@ -373,8 +434,7 @@ class _BaseMLP(BaseEstimator):
                     self._no_improvement_count += 1
                 else:
                     self._no_improvement_count = 0
-                if epoch_loss < self.best_loss_:
-                    self.best_loss_ = epoch_loss
+                self.best_loss_ = min(self.best_loss_, epoch_loss)
 
             if self.solver == "sgd" and self.learning_rate == "invscaling":
                 self._learning_rate = float(self.learning_rate_init) / (self.t_ + 1) ** float(self.power_t)
@@ -382,14 +442,16 @@ class _BaseMLP(BaseEstimator):
 
             if self._no_improvement_count > self.n_iter_no_change:
                 what = "Validation score" if early_stopping else "Training loss"
-                msg = (f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} "
-                       "consecutive epochs.")
+                msg = (
+                    f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} "
+                    "consecutive epochs."
+                )
                 if self.solver == "sgd" and self.learning_rate == "adaptive" and self._learning_rate > 1e-6:
                     self._learning_rate /= 5.0
                     self._configure_optimizer(batch_size)
                     self._no_improvement_count = 0
                     if self.verbose:
-                        print(msg + " Setting learning rate to %f" % self._learning_rate)
+                        print(f"{msg} Setting learning rate to {self._learning_rate:f}")
                 else:
                     if self.verbose:
                         print(msg + " Stopping.")
@@ -397,8 +459,11 @@ class _BaseMLP(BaseEstimator):
             if incremental:
                 break
             if self.n_iter_ == self.max_iter:
-                warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                              "optimization hasn't converged yet.", ConvergenceWarning)
+                warnings.warn(
+                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                    "optimization hasn't converged yet.",
+                    ConvergenceWarning,
+                )
         if early_stopping:
             arena.write(False, 0, best_params)
 
@@ -476,26 +541,75 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     views ``coefs_`` / ``intercepts_``.
     """
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
-                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
-                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
-                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, device="cpu", n_threads=None):
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        device="cpu",
+        n_threads=None,
+    ):
         super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
-            batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
-            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol,
-            verbose=verbose, warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
-            epsilon=epsilon, n_iter_no_change=n_iter_no_change, device=device, n_threads=n_threads)
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            device=device,
+            n_threads=n_threads,
+        )
 
     # ---- targets ----
     def _validate_input(self, X, y, incremental: bool, reset: bool):
         """Returns (X float32 (n, features), Y in the core's format, y as given (1-D labels or the
         indicator matrix)). Y: int32 class ids (n,) for multiclass; float32 (n, 1) 0/1 for binary;
         float32 (n, labels) for multilabel."""
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                             dtype=(np.float64, np.float32), reset=reset)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
@@ -506,14 +620,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             classes = unique_labels(y)
             if self.warm_start and not incremental:
                 if set(classes) != set(self.classes_):
-                    raise ValueError("warm_start can only be used where `y` has the same classes as in the previous "
-                                     f"call to fit. Previously got {self.classes_}, `y` has {classes}")
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the previous "
+                        f"call to fit. Previously got {self.classes_}, `y` has {classes}"
+                    )
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
-                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
-                                 f"'y' has {classes}.")
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
+                    f"'y' has {classes}."
+                )
         lb = self._label_binarizer
         if lb.y_type_ != "multilabel-indicator" and len(self.classes_) < 2:
-            raise ValueError(f"MLPClassifier needs samples of at least 2 classes; got 1 class ({self.classes_[0]!r})")
+            raise ValueError(
+                f"MLPClassifier needs samples of at least 2 classes; got 1 class ({self.classes_[0]!r})"
+            )
         Yb = lb.transform(y)
         if lb.y_type_ == "multiclass":
             Y = np.ascontiguousarray(Yb.argmax(axis=1), dtype=np.int32)
@@ -559,7 +679,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """One epoch over (X, y). ``classes`` (all labels, as ``np.unique(y_all)``) is required on
         the first call and must not change afterwards (multilabel ``y`` needs none)."""
         if self.solver not in ("sgd", "adam"):
-            raise AttributeError(f"partial_fit is only available for stochastic optimizers; got {self.solver!r}")
+            raise AttributeError(
+                f"partial_fit is only available for stochastic optimizers; got {self.solver!r}"
+            )
         first_call = not hasattr(self, "classes_")
         if first_call:
             if type_of_target(y).startswith("multilabel"):
@@ -570,8 +692,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 self._label_binarizer = LabelBinarizer().fit(np.asarray(classes))
             self.classes_ = self._label_binarizer.classes_
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-            raise ValueError(f"`classes={np.unique(classes)!r}` is not the same as on the first call to partial_fit, "
-                             f"was: {self.classes_!r}")
+            raise ValueError(
+                f"`classes={np.unique(classes)!r}` is not the same as on the first call to partial_fit, "
+                f"was: {self.classes_!r}"
+            )
         return self._fit(X, y, incremental=True)
 
     def predict(self, X):
@@ -617,19 +741,62 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     :class:`MLPClassifier` and the module docstring.
     """
 
-    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
-                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
-                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, device="cpu", n_threads=None):
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        device="cpu",
+        n_threads=None,
+    ):
         self.loss = loss
         super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
-            batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
-            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol,
-            verbose=verbose, warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
-            epsilon=epsilon, n_iter_no_change=n_iter_no_change, device=device, n_threads=n_threads)
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            device=device,
+            n_threads=n_threads,
+        )
 
     def _validate_params(self) -> None:
         if self.loss != "squared_error":
@@ -638,8 +805,16 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _validate_input(self, X, y, incremental: bool, reset: bool):
         """Returns (X float32 (n, features), Y float32 (n, outputs), y as given (1-D or 2-D))."""
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
-                             dtype=(np.float64, np.float32), reset=reset)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = np.ascontiguousarray(y.reshape(len(y), -1), dtype=np.float32)
