@@ -38,6 +38,9 @@ from .nn import (
     TiedLinear,
 )
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from . import callbacks  # noqa: E402
+from .callbacks import History
+from .trainer import Trainer
 
 __version__ = "0.1.0"
 
@@ -46,4 +49,5 @@ __all__ = [
     "MSELoss", "Module", "Optimizer", "Parameter", "ReLU", "Residual", "RMSprop", "SGD", "Adam", "AdamW",
     "Sequential", "Sigmoid", "SiLU", "Softmax", "Tanh", "TiedLinear", "blas_info", "cuda_available",
     "get_check_finite", "get_num_threads", "gradcheck", "set_check_finite", "set_num_threads", "__version__",
+    "Trainer", "History", "callbacks",
 ]
