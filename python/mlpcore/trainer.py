@@ -146,9 +146,8 @@ class _Progress:
             self.bar.update(k)
 
     def epoch_end(self, epoch: int, logs: dict, seconds: float) -> None:
-        text = ", ".join(f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, float))
         if self.bar is not None:
-            self.bar.set_postfix_str(text, refresh=False)
+            self.bar.set_postfix_str(self._text(logs), refresh=False)
             self.bar.close()
             self.bar = None
             if seconds < self.EPOCH_BAR_MIN_S:
@@ -156,9 +155,13 @@ class _Progress:
         else:
             now = time.monotonic()
             if now - self.last_text >= self.MININTERVAL or epoch + 1 == self.epochs:
-                self.fit_bar.set_postfix_str(text, refresh=False)
+                self.fit_bar.set_postfix_str(self._text(logs), refresh=False)
                 self.last_text = now
             self.fit_bar.update(1)
+
+    @staticmethod
+    def _text(logs: dict) -> str:
+        return ", ".join(f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, (float, int)))
 
     def close(self) -> None:
         for b in (self.bar, self.fit_bar):
@@ -383,7 +386,9 @@ class Trainer:
         same seed (models with Dropout excepted: its RNG counter is not checkpointed).
         check_finite: stop with RuntimeError naming epoch and batch at the first non-finite batch
         loss, before that batch updates the weights. (NaN/Inf inputs are refused at the edge
-        regardless, unless ``mlpcore.set_check_finite(False)``.)
+        regardless, unless ``mlpcore.set_check_finite(False)``; module by module, every module
+        checks its inputs and gradients that way too, so there check_finite=False alone lets a
+        non-finite loss through but the next module edge raises ValueError.)
         train_metrics: also compute the training metrics other than the loss (accuracy, or
         mse/mae/r2) with one eval-mode pass over the training data at the end of each epoch
         (a forward pass: ~1/4 of an epoch's compute on a tiny model, less on larger ones).
