@@ -209,13 +209,37 @@ def test_history_loss_is_the_mean_batch_loss_and_batch_hooks_change_nothing(comp
     assert set(h.history) == {"loss", "accuracy"}
 
 
+@pytest.mark.parametrize("compiled", [None, False])
+def test_running_training_accuracy(compiled):
+    # one batch per epoch: the running accuracy of epoch e is that of the weights before its update
+    X, y = blobs(60, seed=6)
+    m = mlp([2, 8, 3])
+    tr = mc.Trainer(m, optimizer=mc.SGD(m.parameters(), lr=0.5), batch_size=60, compiled=compiled)
+    accs = []
+    for _ in range(3):
+        before = tr.evaluate(X, y)
+        h = tr.fit(X, y, epochs=1, shuffle=False, progress=False)
+        accs.append((before["accuracy"], h.history["accuracy"][0], before["loss"], h.history["loss"][0]))
+    for acc_before, acc_run, loss_before, loss_run in accs:
+        assert acc_run == acc_before
+        assert loss_run == pytest.approx(loss_before, rel=1e-5)
+    assert len({a for a, *_ in accs}) > 1  # the weights did change between epochs
+    # several batches: the compiled and the module-by-module counts agree (same outputs)
+    hs = []
+    for c in (None, False):
+        m = mlp([2, 8, 3])
+        hs.append(mc.Trainer(m, optimizer=mc.SGD(m.parameters(), lr=0.5), batch_size=7, compiled=c).fit(
+            X, y, epochs=3, progress=False).history["accuracy"])
+    assert hs[0] == hs[1]
+
+
 def test_classification_metrics_match_sklearn():
     metrics = pytest.importorskip("sklearn.metrics")
     X, y = blobs(200, seed=4)
     Xv, yv = blobs(80, seed=5)
     m = mlp([2, 16, 3])
     tr = mc.Trainer(m, optimizer=mc.Adam(m.parameters(), lr=0.01), batch_size=32)
-    h = tr.fit(X, y, epochs=3, validation_data=(Xv, yv), progress=False)
+    h = tr.fit(X, y, epochs=3, validation_data=(Xv, yv), progress=False, train_metrics=True)
     assert set(h.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert all(len(v) == 3 for v in h.history.values())
     proba = tr.predict_proba(Xv)
@@ -240,7 +264,9 @@ def test_regression_metrics_match_sklearn(compiled):
     tr = mc.Trainer(m, loss=mc.MSELoss(), optimizer=mc.Adam(m.parameters(), lr=0.01), batch_size=16,
                     compiled=compiled)
     h = tr.fit(X[:100], Y[:100], epochs=5, validation_data=(X[100:], Y[100:]), progress=False)
-    assert set(h.history) == {"loss", "mse", "mae", "r2", "val_loss", "val_mse", "val_mae", "val_r2"}
+    assert set(h.history) == {"loss", "mse", "val_loss", "val_mse", "val_mae", "val_r2"}
+    assert h.history["mse"] == h.history["loss"]  # the free running metric
+    assert h.history["val_loss"] == pytest.approx(h.history["val_mse"], rel=1e-12)
     pred = tr.predict(X[100:])
     ev = tr.evaluate(X[100:], Y[100:])
     assert ev["mse"] == pytest.approx(metrics.mean_squared_error(Y[100:], pred), rel=1e-12)
@@ -248,6 +274,10 @@ def test_regression_metrics_match_sklearn(compiled):
     assert ev["r2"] == pytest.approx(metrics.r2_score(Y[100:], pred), rel=1e-12)
     assert ev["loss"] == pytest.approx(ev["mse"], rel=1e-12)
     assert h.history["val_r2"][-1] == pytest.approx(ev["r2"], rel=1e-12)
+    h_full = tr.fit(X[:100], Y[:100], epochs=1, progress=False, train_metrics=True)
+    assert set(h_full.history) == {"loss", "mse", "mae", "r2"}
+    ev_train = tr.evaluate(X[:100], Y[:100])
+    assert h_full.history["r2"] == [ev_train["r2"]] and h_full.history["mae"] == [ev_train["mae"]]
     with pytest.raises(ValueError, match="predict_proba"):
         tr.predict_proba(X)
     # single-output regression accepts (n,) targets
@@ -272,7 +302,10 @@ def test_binary_classification_with_bce():
     m = mlp([2, 8, 1])
     tr = mc.Trainer(m, loss=mc.BCEWithLogitsLoss(), optimizer=mc.Adam(m.parameters(), lr=0.05), batch_size=16)
     h = tr.fit(X, t, epochs=10, validation_split=0.25, progress=False)
+    assert set(h.history) == {"loss", "val_loss", "val_accuracy"}  # no free running BCE accuracy
+    h = tr.fit(X, t, epochs=1, validation_split=0.25, progress=False, train_metrics=True)
     assert set(h.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert h.history["accuracy"] == [tr.evaluate(X[:90], t[:90])["accuracy"]]
     z = tr.predict(X)[:, 0].astype(np.float64)
     p = tr.predict_proba(X)[:, 0]
     np.testing.assert_allclose(p, 1 / (1 + np.exp(-z)), rtol=1e-6)

@@ -459,6 +459,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("num_ops", [](const Network& n) { return n.ops().size(); })
       .def_property_readonly("capacity", &Network::capacity)
       .def_property("training", &Network::training, &Network::set_training)
+      .def_property_readonly("last_correct", &Network::last_correct)
       .def("forward", [](Network& net, py::handle x_) {
         const DType dt = net.arena()->dtype();
         py::array x = as_matrix(x_, "x", dt, net.in_features());

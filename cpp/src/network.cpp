@@ -219,7 +219,7 @@ Tensor Network::forward(const void* x, int64_t B) {
 }
 
 double Network::step_on(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B,
-                        bool check_finite, int64_t epoch, int64_t batch) {
+                        bool check_finite, int64_t epoch, int64_t batch, int64_t* correct) {
   forward_ops(x, B);
   be_->loss_forward_backward(dt_, loss, static_cast<double*>(loss_dev_.data()), grads_.back(), values_.back(),
                              target, B, width_.back(), B);
@@ -230,6 +230,7 @@ double Network::step_on(Optimizer& opt, LossKind loss, const void* x, const void
                              std::to_string(epoch) + ", batch " + std::to_string(batch) +
                              "; training stopped before this batch updated the weights (lower the learning "
                              "rate or check the data)");
+  if (correct) *correct += be_->count_correct(dt_, values_.back(), static_cast<const int32_t*>(target), B, width_.back());
   backward_ops(x, B);
   opt.step();
   return value;
@@ -288,6 +289,7 @@ double Network::train_epoch(Optimizer& opt, LossKind loss, const void* X, const 
   }
   double total = 0;
   int64_t rows_done = 0;
+  last_correct_ = 0;
   for (int64_t batch = batch_begin, start = batch_begin * bs; batch < batch_end; start += bs, ++batch) {
     const int64_t rows = std::min(bs, n - start);
     const void* xb;
@@ -305,7 +307,8 @@ double Network::train_epoch(Optimizer& opt, LossKind loss, const void* X, const 
       yb = labels ? static_cast<const void*>(static_cast<const int32_t*>(Y) + start)
                   : static_cast<const void*>(static_cast<const char*>(Y) + size_t(start * ycols) * es);
     }
-    total += step_on(opt, loss, xb, yb, rows, check_finite, epoch_index, batch) * double(rows);
+    total += step_on(opt, loss, xb, yb, rows, check_finite, epoch_index, batch, labels ? &last_correct_ : nullptr) *
+             double(rows);
     rows_done += rows;
   }
   return total / double(rows_done);

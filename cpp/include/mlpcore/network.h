@@ -87,6 +87,10 @@ class Network {
   double train_epoch(Optimizer& opt, LossKind loss, const void* X, const void* Y, int64_t n,
                      int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch_index,
                      bool check_finite, int64_t batch_begin = 0, int64_t batch_end = -1);
+  // Cross-entropy only: correct arg-max predictions counted by the last train_epoch call, each
+  // batch's forward pass taken before its update (Keras' running training accuracy; costs one
+  // arg-max pass over the batch output).
+  int64_t last_correct() const { return last_correct_; }
   // Batched inference into out (n, out_features), device memory.
   void predict(void* out, const void* X, int64_t n, int64_t batch_size);
   // Mean loss and number of correct arg-max predictions (classification) over n rows.
@@ -100,7 +104,7 @@ class Network {
   void forward_ops(const void* x, int64_t B);
   void backward_ops(const void* x, int64_t B);
   double step_on(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B, bool check_finite,
-                 int64_t epoch, int64_t batch);
+                 int64_t epoch, int64_t batch, int64_t* correct = nullptr);
   void check_optimizer(const Optimizer& opt) const;
 
   std::shared_ptr<ParamArena> arena_;
@@ -111,6 +115,7 @@ class Network {
   int64_t in_features_;
   bool training_ = true;
   int64_t capacity_ = 0;
+  int64_t last_correct_ = 0;
   // Workspace (one buffer carved into pieces): values, pre-activations, gradients, masks.
   Buffer work_;
   std::vector<void*> values_;       // values_[0] is set per call to the input
