@@ -422,6 +422,8 @@ def test_argument_errors():
         tr.fit(X, y, validation_data=(X, y), validation_split=0.1)
     with pytest.raises(ValueError, match="validation_data"):
         tr.fit(X, y, validation_data=(X,))
+    with pytest.raises(TypeError, match="validation_data"):
+        tr.fit(X, y, validation_data=X)
     with pytest.raises(ValueError, match="seed"):
         tr.fit(X, y, seed=-1)
     with pytest.raises(TypeError, match="y"):
@@ -446,6 +448,16 @@ def test_argument_errors():
         mc.Trainer(m, compiled=False).fit(Xn, y)
     with pytest.raises(TypeError, match="y"):
         mc.Trainer(m, compiled=False).fit(X, y.astype(np.float32))
+    for c in (None, False):
+        t = mc.Trainer(m, compiled=c)
+        with pytest.raises(ValueError, match="empty"):
+            t.predict(X[:0])
+        with pytest.raises(ValueError, match="empty"):
+            t.evaluate(X[:0], y[:0])
+        with pytest.raises(TypeError, match="X"):
+            t.predict(X.astype(np.int32))
+        with pytest.raises(ValueError, match="batch_size"):
+            t.predict(X, batch_size=0)
 
 
 def test_batch_size_larger_than_the_data_is_clipped():

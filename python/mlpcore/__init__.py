@@ -38,7 +38,7 @@ from .nn import (
     TiedLinear,
 )
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
-from . import callbacks  # noqa: E402
+from . import callbacks
 from .callbacks import History
 from .trainer import Trainer
 

@@ -34,8 +34,8 @@ from typing import Optional
 import numpy as np
 
 __all__ = [
-    "Callback", "History", "EarlyStopping", "ModelCheckpoint", "LRScheduler", "StepLR", "ExponentialLR",
-    "CosineAnnealingLR", "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger", "TensorBoard",
+    "CSVLogger", "Callback", "CosineAnnealingLR", "EarlyStopping", "ExponentialLR", "History", "LRScheduler",
+    "ModelCheckpoint", "ReduceLROnPlateau", "StepLR", "TensorBoard", "TerminateOnNaN",
 ]
 
 
@@ -45,7 +45,7 @@ class Callback:
 
     trainer = None
     model = None
-    params: dict = {}
+    params: Optional[dict] = None
 
     def set_trainer(self, trainer, params: dict) -> None:
         self.trainer, self.model, self.params = trainer, trainer.model, dict(params)
@@ -355,7 +355,8 @@ class CSVLogger(Callback):
 
     def on_train_begin(self, logs=None):
         exists = self.append and os.path.exists(self.path) and os.path.getsize(self.path) > 0
-        self._file = open(self.path, "a" if self.append else "w", newline="")
+        # kept open across epochs (one flush per row); closed in on_train_end, which fit always calls
+        self._file = open(self.path, "a" if self.append else "w", newline="")  # noqa: SIM115
         self._keys = None
         self._header_written = exists
 

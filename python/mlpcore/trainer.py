@@ -27,7 +27,8 @@ import math
 import os
 import sys
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, _Loss
 from .nn import Module
 from .optim import Adam, Optimizer
 
-__all__ = ["Trainer", "History", "epoch_seed"]
+__all__ = ["History", "Trainer", "epoch_seed"]
 
 _MASK64 = (1 << 64) - 1
 # Batched inference (evaluate / predict) rows per C++ call: bounds the activation workspace.
@@ -327,7 +328,7 @@ class Trainer:
             outs = [np.asarray(self.model(X[i:i + bs])) for i in range(0, X.shape[0], bs)]
         finally:
             self.model.train(was)
-        return np.concatenate(outs, axis=0) if outs else np.zeros((0, 0), dtype=self.model.dtype)
+        return np.concatenate(outs, axis=0)
 
     def predict_proba(self, X, batch_size: Optional[int] = None) -> np.ndarray:
         """Class probabilities: softmax of the logits (CrossEntropyLoss, rows sum to 1) or
@@ -434,8 +435,10 @@ class Trainer:
             val = (X[split:], y[split:])
             X, y = X[:split], y[:split]
         elif validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data: expected a pair (X_val, y_val)")
+            if not isinstance(validation_data, (tuple, list)):
+                raise TypeError(f"validation_data: expected a pair (X_val, y_val), got {type(validation_data).__name__}")
+            if len(validation_data) != 2:
+                raise ValueError(f"validation_data: expected a pair (X_val, y_val), got {len(validation_data)} items")
             val = self._prepare(validation_data[0], validation_data[1], "X_val", "y_val", net=net)
         n = X.shape[0]
         bs = min(bs, n)
@@ -507,7 +510,7 @@ class Trainer:
                 else:
                     try:
                         cb.on_train_end({})
-                    except Exception:  # the original error matters more
+                    except Exception:  # noqa: BLE001, S110 - fit's own error is the one to report
                         pass
         return history
 
