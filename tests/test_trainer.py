@@ -504,6 +504,16 @@ def test_non_finite_loss_stops_with_epoch_and_batch(compiled):
     assert not math.isfinite(h.history["loss"][0])
 
 
+def test_defaults():
+    m = mlp([2, 4, 3])
+    tr = mc.Trainer(m, device="cpu")
+    assert isinstance(tr.loss, mc.CrossEntropyLoss) and isinstance(tr.optimizer, mc.Adam)
+    assert tr.optimizer.lr == 1e-3 and tr.batch_size == 128
+    X, y = blobs(300)
+    h = tr.fit(X, y, progress=False)
+    assert h.epoch == list(range(10)) and tr.history is h
+
+
 def test_cuda_device_without_cuda_is_a_runtime_error():
     if mc.cuda_available():
         pytest.skip("CUDA is available")
@@ -524,11 +534,12 @@ def test_progress_off_when_not_a_tty_or_disabled(capsys):
     assert out.out == "" and out.err == ""
 
 
-def test_progress_bars_on_a_tty(capsys, monkeypatch):
+@pytest.mark.parametrize("compiled", [None, False])
+def test_progress_bars_on_a_tty(capsys, monkeypatch, compiled):
     pytest.importorskip("tqdm")
     monkeypatch.setattr(trainer_mod, "_stdout_is_tty", lambda: True)
     X, y = blobs(40)
-    tr = mc.Trainer(mlp([2, 4, 3]), batch_size=8)
+    tr = mc.Trainer(mlp([2, 4, 3]), batch_size=8, compiled=compiled)
     tr.fit(X, y, epochs=4, validation_split=0.25, progress=True)
     out = capsys.readouterr().out
     # the first epoch gets its own bar; fast epochs then share one bar over epochs

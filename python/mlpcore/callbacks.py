@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 from typing import Optional
 
 import numpy as np
@@ -170,8 +171,8 @@ class EarlyStopping(Callback):
 
 
 def _save(path, trainer, epochs_done: int) -> None:
-    import sys
-
+    """mlpcore.save (from mlpcore.io), looked up at call time; base_lr rides along in ``extra`` so
+    a resumed fit continues the same LR schedule."""
     mc = sys.modules[__package__]
     mc.save(trainer.model, path, optimizer=trainer.optimizer, epoch=epochs_done,
             extra={"base_lr": float(trainer.base_lr)})
