@@ -232,8 +232,8 @@ class LRScheduler(Callback):
     ``lr_at(e, base_lr)``, PyTorch's per-epoch semantics (epoch 0 trains at base_lr).
 
     base_lr: default the trainer's ``base_lr`` (the optimizer's lr when the fit started from
-    epoch 0, restored from the checkpoint on resume), so a resumed run follows the same
-    schedule. Epoch logs get "lr" (the lr used during the epoch).
+    epoch 0; on resume it comes from the checkpoint's ``extra["base_lr"]``, which ModelCheckpoint
+    writes, else the restored optimizer's lr), so a resumed run follows the same schedule. Epoch logs get "lr" (the lr used during the epoch).
     """
 
     def __init__(self, base_lr: Optional[float] = None):
