@@ -19,7 +19,7 @@ callback that overrides ``on_batch_begin`` or ``on_batch_end`` makes the trainer
 Python around every batch (one C++ call per batch plus the hook calls; same numbers). Measured
 (2-vCPU Xeon, 1 BLAS thread, CPU time per epoch, best of 5) with one empty ``on_batch_end``:
 [2,16,16,2] on 1000 rows, batch 32: 0.15 ms -> 0.23 ms (x1.45-1.49; ~2.4 us per batch);
-[784,256,256,10] on 4096 rows, batch 128: 54.8 ms -> 55.3 ms (x1.01). So batch hooks are
+[784,256,256,10] on 4096 rows, batch 128: 55 ms -> 56 ms (x1.01-1.02). So batch hooks are
 nearly free for real layer sizes and cost up to ~1.5x for tiny nets; prefer epoch hooks
 (all built-in callbacks use only epoch hooks). The module-by-module path runs per batch anyway.
 """

@@ -114,6 +114,11 @@ class _Progress:
     epochs share one bar over epochs whose text (last epoch's metrics) refreshes at most every
     ``mininterval`` seconds. On the compiled path the epoch's batches run in chunks (one C++ call
     each) sized so a chunk takes ~``CHUNK_S`` seconds: the bar moves without per-batch calls.
+
+    Measured cost (CPU time per epoch with vs without the display, 1 BLAS thread, a 120-column
+    pseudo-terminal, best and median of 5 runs): [2,16,16,2] batch 32 on 1000 rows (0.15 ms
+    epochs) +0.3 to +3.4 %; on 100 rows (21 us epochs) +3.0 to +3.8 %; [784,256,256,10] batch
+    128 on 20000 rows (per-epoch bars, chunked calls) +0.3 to +1.5 %.
     """
 
     EPOCH_BAR_MIN_S = 0.5
