@@ -5,7 +5,7 @@ split (seed 0, stratified), at the same thread count.
     python bench/digits_train.py [--threads 1] [--repeats 3]
 
 - mlpcore: the `mlpcore train` default (64-256-256-10 ReLU, AdamW lr 2e-3 weight decay 0.01,
-  30 epochs, batch 64, pixels / 16), one compiled call per epoch.
+  30 epochs, batch 64, pixels / 16), through mlpcore.Trainer (compiled path).
 - PyTorch: the same network, optimizer, epochs and batch size, an eager loop over shuffled
   mini-batches (the usual hand-written training loop), with PyTorch's default init.
 - scikit-learn: MLPClassifier(hidden_layer_sizes=(256, 256)) with its defaults (Adam lr 1e-3,
@@ -50,14 +50,12 @@ def main(argv=None) -> int:
         model = mc.Sequential(mc.Linear(64, 256, seed=0), mc.ReLU(), mc.Linear(256, 256, seed=1), mc.ReLU(),
                               mc.Linear(256, 10, init="xavier_uniform", seed=2))
         opt = mc.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
-        loss = mc.CrossEntropyLoss()
-        net = model.compiled()
+        trainer = mc.Trainer(model, loss=mc.CrossEntropyLoss(), optimizer=opt, batch_size=64)
         t0, c0 = time.perf_counter(), time.process_time()
-        for e in range(args.epochs):
-            net.train_epoch(opt._core, loss.kind, X_tr, y_tr, 64, True, 0, e, True)
+        trainer.fit(X_tr, y_tr, epochs=args.epochs, seed=0, progress=False)
         times.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
-        accs.append(net.evaluate(loss.kind, X_te, y_te)[1] / len(y_te))
+        accs.append(trainer.evaluate(X_te, y_te)["accuracy"])
     if times:
         rows.append(("mlpcore (train default)", statistics.median(times), statistics.median(cpus), accs[-1],
                      args.epochs))

@@ -165,62 +165,30 @@ def _build_optimizer(name: str, params, lr: Optional[float]):
 
 
 # ----------------------------------------------------------------------------------------------
-# training: the compiled network, one call per epoch.
-# This is the only place that drives training; it is written against the compiled core so the
-# command works on its own. With mlpcore.Trainer available it reduces to
-#   trainer = mc.Trainer(model, loss=loss, optimizer=opt, batch_size=batch_size)
-#   trainer.fit(X, y, epochs=epochs, seed=seed, progress=progress); trainer.evaluate(...)
+# training: mlpcore.Trainer (compiled path for these built-in models)
 # ----------------------------------------------------------------------------------------------
 
-def _fit(model, loss, opt, X: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, seed: int,
-         progress: bool) -> list:
-    """Train ``epochs`` epochs of shuffled mini-batches; returns the per-epoch mean losses."""
-    net = model.compiled()
-    if net is None:
-        raise RuntimeError("the model cannot be compiled")
-    bar = None
-    if progress and sys.stderr.isatty():
-        try:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=epochs, unit="epoch", file=sys.stderr, leave=False)
-        except ImportError:
-            bar = None
+def _log_callback(epochs: int):
+    """A callback printing ~10 plain lines of progress to stderr: the Trainer's tqdm bar only
+    shows on a terminal, and logs (CI, nohup, pipes) should still show the run advancing."""
+    from .callbacks import Callback
+
     every = max(1, epochs // 10)
-    losses = []
-    for epoch in range(epochs):
-        losses.append(net.train_epoch(opt._core, loss.kind, X, y, batch_size, True, seed, epoch, True))
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
-        elif progress and ((epoch + 1) % every == 0 or epoch + 1 == epochs):
-            print(f"epoch {epoch + 1:4d}/{epochs}  loss {losses[-1]:.4f}", file=sys.stderr, flush=True)
-    if bar is not None:
-        bar.close()
-    return losses
+
+    class _EpochLog(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if (epoch + 1) % every == 0 or epoch + 1 == epochs:
+                text = "  ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items() if isinstance(v, float))
+                print(f"epoch {epoch + 1:4d}/{epochs}  {text}", file=sys.stderr, flush=True)
+
+    return _EpochLog()
 
 
-def _evaluate(model, loss, X: np.ndarray, y: np.ndarray) -> dict:
-    """{"loss", "accuracy"} for classification, {"loss", "r2"} for regression."""
-    net = model.compiled()
-    value, correct = net.evaluate(loss.kind, X, y)
-    if y.dtype.kind in "iu":
-        return {"loss": float(value), "accuracy": correct / len(X)}
-    pred = net.predict(X)
-    ss_res = float(np.sum((pred - y) ** 2))
-    ss_tot = float(np.sum((y - y.mean(axis=0)) ** 2))
-    return {"loss": float(value), "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")}
-
-
-def _predict(model, X: np.ndarray) -> np.ndarray:
-    net = model.compiled()
-    if net is not None:
-        return net.predict(X)
-    was = model.training
-    model.eval()
+def _stdout_is_tty() -> bool:
     try:
-        return model(X)
-    finally:
-        model.train(was)
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -272,13 +240,16 @@ def cmd_train(args) -> int:
     print(f"model    {arch} {args.activation}, {args.optimizer} lr {opt.lr:g}, {args.epochs} epochs, "
           f"batch {args.batch_size}, {args.device}, {mc.get_num_threads()} thread(s)", file=out, flush=True)
 
+    trainer = mc.Trainer(model, loss=loss, optimizer=opt, batch_size=args.batch_size)
+    callbacks = [_log_callback(args.epochs)] if args.progress and not _stdout_is_tty() else []
     t0 = time.perf_counter()
-    losses = _fit(model, loss, opt, X_tr, y_tr, args.epochs, args.batch_size, args.seed, args.progress)
+    history = trainer.fit(X_tr, y_tr, epochs=args.epochs, seed=args.seed, progress=args.progress,
+                          callbacks=callbacks)
     train_s = time.perf_counter() - t0
-    test = _evaluate(model, loss, X_te, y_te)
-    train = _evaluate(model, loss, X_tr, y_tr)
+    test = trainer.evaluate(X_te, y_te)
+    train = trainer.evaluate(X_tr, y_tr)
     metric = "accuracy" if classify else "r2"
-    print(f"train    loss {losses[-1]:.4f}  {metric} {train[metric]:.4f}", file=out)
+    print(f"train    loss {history.history['loss'][-1]:.4f}  {metric} {train[metric]:.4f}", file=out)
     print(f"test     loss {test['loss']:.4f}  {metric} {test[metric]:.4f}", file=out)
     print(f"time     {train_s:.2f} s training ({args.epochs * len(X_tr) / train_s:,.0f} samples/s)", file=out)
 
@@ -335,7 +306,7 @@ def cmd_predict(args) -> int:
     X, y, y_names = _read_features(args.data, args.target, n_in)
     if "scaler" in extra:
         X = StandardScaler.from_state_dict(extra["scaler"]).transform(X)
-    out = np.asarray(_predict(model, X))
+    out = np.asarray(mc.Trainer(model).predict(X))
     classify = extra.get("task", "classification" if out.shape[1] > 1 else "regression") == "classification"
     classes = extra.get("classes")
     if classify:
