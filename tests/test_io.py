@@ -315,3 +315,15 @@ def test_tied_to_a_later_layer_is_weights_only(tmp_path):
     mc.save(model, path)
     with pytest.raises(ValueError, match="TiedLinear whose source"):
         mc.load(path)
+
+
+def test_saved_file_has_ordinary_permissions(tmp_path):
+    """The temp file behind the atomic write is 0600; the checkpoint must not be."""
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"x")
+    path = tmp_path / "m.safetensors"
+    mc.save(_mlp(), path)
+    assert (path.stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777)
+    os.chmod(path, 0o640)
+    mc.save(_mlp(), path)  # replacing keeps the existing mode
+    assert (path.stat().st_mode & 0o777) == 0o640

@@ -335,6 +335,17 @@ def _write_chunks(f, data: bytes) -> None:
         f.write(view[i:i + _CHUNK])
 
 
+def _file_mode(path: str) -> int:
+    """The permission bits for ``path``: those of the file being replaced, else 0o666 & ~umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        pass
+    mask = os.umask(0)  # reading the umask means setting it; restore at once
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temp file in the same directory, flush, fsync,
     ``os.replace``, fsync of the directory. On any error the temp file is removed and ``path``
@@ -343,6 +354,8 @@ def atomic_write(path: PathLike, data: bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
+        # mkstemp makes the file 0600; give it the mode a plain open() would (or the replaced file's)
+        os.chmod(tmp, _file_mode(path))
         with os.fdopen(fd, "wb") as f:
             _write_chunks(f, data)
             f.flush()
