@@ -158,6 +158,13 @@ def test_custom_module_saves_weights_only(tmp_path):
     mc.load_state_into(other, path)
     x = _x()
     np.testing.assert_array_equal(other(x), model(x))
+    # the whole checkpoint (optimizer state, epoch) loads into an existing model as well
+    opt = mc.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    mc.save(model, path, optimizer=opt, epoch=4)
+    third = mc.Sequential(mc.Linear(5, 4, seed=9), _Square(), mc.Linear(4, 2, seed=10))
+    ck = mc.load_checkpoint(path, model=third)
+    assert ck["model"] is third and ck["epoch"] == 4 and ck["optimizer_state"]["type"] == "SGD"
+    np.testing.assert_array_equal(third(x), model(x))
 
 
 def test_refuses_nonfinite_weights(tmp_path):

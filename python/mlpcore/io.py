@@ -303,12 +303,12 @@ def load_bytes(data: bytes, device: str = "cpu") -> Module:
     return _model_from(tensors, meta, "checkpoint bytes", device)
 
 
-def load_checkpoint_bytes(data: bytes, device: str = "cpu") -> dict:
+def load_checkpoint_bytes(data: bytes, device: str = "cpu", model: Optional[Module] = None) -> dict:
     """As :func:`load_checkpoint`, from bytes."""
-    return _checkpoint(bytes(data), "checkpoint bytes", device)
+    return _checkpoint(bytes(data), "checkpoint bytes", device, model)
 
 
-def _checkpoint(data: bytes, source: str, device: str) -> dict:
+def _checkpoint(data: bytes, source: str, device: str, model: Optional[Module] = None) -> dict:
     tensors, meta = _decode(data, source)
     opt = _json_field(meta, "optimizer", source)
     if opt is not None:
@@ -316,8 +316,11 @@ def _checkpoint(data: bytes, source: str, device: str) -> dict:
             raise ValueError(f"{source}: optimizer metadata present but no '{_OPT_STATE}' tensor")
         opt["state"] = tensors[_OPT_STATE]
     epoch = meta.get("epoch")
+    if model is not None:
+        _check_model(model)
+        _copy_weights(model, tensors, source)
     return {
-        "model": _model_from(tensors, meta, source, device),
+        "model": _model_from(tensors, meta, source, device) if model is None else model,
         "optimizer_state": opt,
         "epoch": int(epoch) if epoch is not None else None,
         "extra": _json_field(meta, "extra", source),
@@ -397,14 +400,18 @@ def load(path: PathLike, device: str = "cpu") -> Module:
     return _model_from(*_decode(_read(path), os.fspath(path)), os.fspath(path), device)
 
 
-def load_checkpoint(path: PathLike, device: str = "cpu") -> dict:
+def load_checkpoint(path: PathLike, device: str = "cpu", model: Optional[Module] = None) -> dict:
     """Everything saved at ``path``: ``{"model", "optimizer_state", "epoch", "extra"}``.
+
+    model: when given, the weights are loaded into it (as :func:`load_state_into`; any model,
+    custom Python modules included) and it is returned as ``"model"``; otherwise a new model is
+    rebuilt from the recorded architecture on ``device``.
 
     ``optimizer_state`` is ``None`` or ``{"type", "hyper", "step", "state"}`` for
     ``opt.load_state_dict(...)`` on an optimizer of that type built over the loaded model's
     parameters; ``epoch`` and ``extra`` are ``None`` when not saved.
     """
-    return _checkpoint(_read(path), os.fspath(path), device)
+    return _checkpoint(_read(path), os.fspath(path), device, model)
 
 
 def load_state_into(model: Module, path: PathLike) -> Module:
