@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "mlpcore/check.h"
@@ -53,12 +54,15 @@ inline std::vector<int32_t> labels(int64_t n, int64_t classes, uint64_t seed) {
 }
 
 // max_i |a_i - b_i| / max_i |b_i| (as mc.gradcheck reports): relative to the scale of the reference.
+// Infinite when any difference is NaN (std::max would silently drop it).
 template <class A, class B>
 double max_rel_err(const std::vector<A>& a, const std::vector<B>& b) {
   EXPECT_EQ(a.size(), b.size());
   double num = 0, den = 1e-300;
   for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    num = std::max(num, std::abs(double(a[i]) - double(b[i])));
+    const double d = std::abs(double(a[i]) - double(b[i]));
+    if (!(d == d)) return std::numeric_limits<double>::infinity();  // NaN anywhere fails
+    num = std::max(num, d);
     den = std::max(den, std::abs(double(b[i])));
   }
   return num / den;
