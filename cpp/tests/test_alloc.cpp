@@ -6,8 +6,12 @@
 // libraries too (libstdc++, OpenBLAS), so allocations anywhere in the process are seen; a sanity
 // test checks that the counters do see them.
 //
-// Not built into sanitizer runs' assertions: ASan/UBSan replace malloc themselves, so under
-// MLPCORE_SANITIZE the interposers are left out and the tests skip.
+// With more than one OpenBLAS thread, OpenBLAS itself mallocs and frees a job array on each GEMM
+// it splits across threads; calls are attributed to their library (return address + dladdr), and
+// only OpenBLAS's are tolerated there. With one thread the count must be exactly zero.
+//
+// Sanitizer builds (MLPCORE_SANITIZE): ASan/UBSan own malloc, so the interposers are left out
+// and the tests skip.
 #include <gtest/gtest.h>
 
 #include <dlfcn.h>
