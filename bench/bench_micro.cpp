@@ -148,7 +148,8 @@ void bm_act_forward(benchmark::State& st, ActInfo info, int64_t rows, int64_t co
   report(st, n, info.fwd_flops * n, 3.0 * sizeof(float) * n);
 }
 
-// dz = da * act'(z, a) and db = column sums, as the network runs it (dz in place of da).
+// dz = da * act'(z, a) and db = column sums, with dz separate from da (the network runs it in place,
+// dz == da; repeated in-place calls here would shrink da towards denormals for sigmoid and tanh).
 // Bytes: read da, a (and z when needed), write dz.
 void bm_act_backward(benchmark::State& st, ActInfo info, int64_t rows, int64_t cols) {
   const std::vector<float> z = uniform(rows * cols, 1, -3.0, 3.0), da = uniform(rows * cols, 3);
