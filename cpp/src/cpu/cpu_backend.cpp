@@ -81,10 +81,16 @@ void act_backward_bias_grad_cpu(const Activation& act, T* dz, const T* da, const
         break;
       // relu, sigmoid, tanh: the network calls these in place (dz == da); see bias_act_forward_cpu.
       case ActKind::relu:
-        if (dzr == dar)
+        if (dzr == dar) {
           for (int64_t c = 0; c < cols; ++c) dzr[c] = ar[c] > T(0) ? dzr[c] : T(0);
-        else
-          for (int64_t c = 0; c < cols; ++c) dzr[c] = ar[c] > T(0) ? dar[c] : T(0);
+        } else {
+          // Both loads unconditional: with `ar[c] > 0 ? dar[c] : 0` the load of dar[c] is
+          // conditional and GCC keeps a branchy scalar loop; this form vectorises (10x at 512x4096).
+          for (int64_t c = 0; c < cols; ++c) {
+            const T d = dar[c], av = ar[c];
+            dzr[c] = av > T(0) ? d : T(0);
+          }
+        }
         break;
       case ActKind::sigmoid:
         if (dzr == dar)
