@@ -334,3 +334,16 @@ def test_saved_file_has_ordinary_permissions(tmp_path):
     os.chmod(path, 0o640)
     mc.save(_mlp(), path)  # replacing keeps the existing mode
     assert (path.stat().st_mode & 0o777) == 0o640
+
+
+def test_shared_module_is_weights_only(tmp_path):
+    shared = mc.Linear(4, 4, seed=0)
+    model = mc.Sequential(shared, mc.Tanh(), shared)
+    path = tmp_path / "s.safetensors"
+    mc.save(model, path)
+    with pytest.raises(ValueError, match="used twice"):
+        mc.load(path)
+    other_shared = mc.Linear(4, 4, seed=1)
+    other = mc.load_state_into(mc.Sequential(other_shared, mc.Tanh(), other_shared), path)
+    x = _x(f=4)
+    np.testing.assert_array_equal(other(x), model(x))

@@ -83,6 +83,8 @@ def _describe(m: Module, names: dict, done: dict) -> dict:
     """The JSON-able constructor description of ``m`` (recursive). ``done`` maps id -> module for
     the modules already described (construction order), so a TiedLinear can name its source."""
     t = type(m)
+    if id(m) in done:
+        raise _Unsupported(f"{t.__name__} used twice in the model (shared module)")
     if t is nn.Sequential:
         d = {"type": "Sequential", "layers": [_describe(c, names, done) for c in m.layers]}
     elif t is nn.TiedLinear:
