@@ -401,6 +401,8 @@ def test_optimizers(name, lr, a, b, wd, flag, dtype, seed):
     x, y = rng.standard_normal((5, 3)).astype(dtype), rng.integers(0, 2, 5)
     loss = mc.CrossEntropyLoss()
     tame = all(not isinstance(v, (int, float, np.floating)) or abs(float(v)) <= 1.0 for v in (lr, a, b, wd))
+    if name == "rmsprop" and a < 0.5:
+        tame = False  # alpha 0: the (centered) average is g^2 itself, steps of lr * g / eps can blow up
 
     def steps():
         for _ in range(3):
