@@ -136,9 +136,10 @@ double loss_cpu(LossKind kind, T* grad, const T* pred, const void* target, int64
         gr[c] = std::exp(pr[c] - m);
         s += gr[c];
       }
-      const T lse = m + std::log(s);
+      // -log_softmax[y] = log(s) - (x_y - m): shifting by the max first keeps the small log(s)
+      // exact; (m + log(s)) - x_y would lose it next to a huge m (log 3 -> 0 at m = -1e300).
       const int32_t y = labels[r];
-      total += double(lse - pr[y]);
+      total += double(std::log(s) - (pr[y] - m));
       const T scale = inv_b / s;
       for (int64_t c = 0; c < cols; ++c) gr[c] *= scale;
       gr[y] -= inv_b;
