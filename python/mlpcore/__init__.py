@@ -2,6 +2,36 @@
 
     import mlpcore as mc
     model = mc.Sequential(mc.Linear(784, 256), mc.ReLU(), mc.Linear(256, 10))
+
+Inputs. Arrays are 2-D (batch, features) with at least one row and one column. float32 and
+float64 are accepted and converted to the model's dtype (float64 beyond float32's range becomes
+inf, and is refused as such); non-contiguous, Fortran-ordered and byte-swapped arrays are copied;
+int, float16, bool, complex, object and string arrays are refused with TypeError. NaN and Inf are
+refused with ValueError by default; ``mc.set_check_finite(False)`` skips that scan for speed, and
+then NaN/Inf propagate (parameters never take NaN/Inf through ``param.data = a``). Class ids are
+1-D integers in [0, classes) (a one-hot matrix is refused with a hint); MSE/BCE targets are shaped
+like the output, or (n,) for one output. A batch_size larger than the data is one batch of all
+rows. Bad values and shapes raise ValueError, bad types TypeError, both naming the argument, what
+was expected and what was given; state errors (backward before forward, a stale optimizer,
+CUDA where there is none) raise RuntimeError. No input from Python may crash the process.
+
+Training guard. A non-finite loss stops training (``Network.train_epoch`` / ``train_step``
+with ``check_finite=True``, the default, and ``Trainer.fit``) with RuntimeError naming the epoch
+and the batch, before that batch changes the weights; ``mc.save`` refuses NaN/Inf weights unless
+``allow_nonfinite=True``.
+
+Determinism. On the CPU, the same seeds, data, dtype and thread count give bitwise-identical
+weights (both paths, the Trainer and Dropout included). What can change the bits: the thread
+count (OpenBLAS splits a GEMM's sums differently; 1 vs 2 threads differ by ~1e-7 relative in
+float32), the BLAS kernel (another CPU, or OPENBLAS_CORETYPE), the OpenBLAS / mlpcore version,
+and float32 vs float64. Seeded initialisation, shuffling and dropout masks use mlpcore's own
+portable RNG: the same numbers on every platform.
+
+Threads. Long C++ calls release the GIL. A compiled network serialises its calls with a mutex,
+so predict / evaluate / train_epoch from several Python threads are safe, each giving its
+serial result; predicting while training is safe (a compiled prediction sees the weights at a
+step boundary, a module-by-module forward may see them mid-update). Do not step one optimizer
+from two threads at once.
 """
 
 # The OpenBLAS wheel's library must be loaded before the extension that links it. The installed

@@ -7,6 +7,11 @@ gradient in the same C++ pass; ``loss.backward()`` returns d(loss)/d(pred) for t
   accepted for a single output column).
 - ``BCEWithLogitsLoss``: binary cross-entropy on logits, stable for any logit; target in [0, 1]
   shaped like pred.
+
+Class ids must be integers in [0, C) (a one-hot (B, C) target is refused with a hint to pass
+``y.argmax(axis=1)``); pred must have at least one column; NaN / Inf are refused unless
+``mlpcore.set_check_finite(False)``. All three are stable for logits up to the dtype's range
+(cross-entropy as log-sum-exp shifted by the row max, BCE as max(x, 0) - x t + log1p(exp(-|x|))).
 """
 
 from __future__ import annotations

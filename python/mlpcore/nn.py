@@ -13,6 +13,14 @@ fill and an optimizer step one pass over memory.
 
 Shapes: inputs are 2-D ``(batch, features)``; ``Linear.weight`` is ``(out, in)`` as in PyTorch
 and ``y = x @ weight.T + bias``.
+
+Inputs follow the package's policy (see ``help(mlpcore)``): float32 / float64 are converted to
+the module's dtype (activations and Dropout compute in the input's dtype), non-contiguous arrays
+are copied, other dtypes raise TypeError, NaN / Inf raise ValueError unless
+``mlpcore.set_check_finite(False)``. Parameters are fixed objects (an arena, a compiled network
+and optimizers point into them): write new values with ``p.data = a`` (shape-checked, converted,
+NaN / Inf refused) or ``p.data[...] = a``; assigning another object to ``layer.weight`` raises
+TypeError. ``backward`` before ``forward`` raises RuntimeError.
 """
 
 from __future__ import annotations
