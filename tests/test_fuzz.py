@@ -31,7 +31,7 @@ def test_fuzz_cases_in_a_subprocess(tmp_path):
     counts = json.loads(counts_file.read_text())
     total = sum(counts.values())
     print(f"\nfuzz cases run: {total} {counts}")
-    assert len(counts) == 11 and min(counts.values()) > 0, counts
+    assert len(counts) == 14 and min(counts.values()) > 0, counts
     assert total >= MIN_CASES, f"only {total} fuzz cases ran: {counts}"
 
 

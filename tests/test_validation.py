@@ -286,3 +286,14 @@ def test_activation_of_big_endian_float64_computes_in_float64():
     y = mc.Tanh()(x)
     assert y.dtype == np.float64
     np.testing.assert_array_equal(y, np.tanh(x.astype(np.float64)))
+
+
+@pytest.mark.parametrize("compiled", [None, False])
+@pytest.mark.parametrize("label", [2**40, 2**63 + 1], ids=["int64", "uint64"])
+def test_trainer_refuses_huge_labels_instead_of_wrapping_them(compiled, label):
+    """Module by module the Trainer converts labels to int32; 2**40 used to wrap to 0 silently."""
+    model = mc.Sequential(mc.Linear(2, 3, seed=0))
+    tr = mc.Trainer(model, compiled=compiled)
+    y = np.array([0, 1, 2, label], dtype=np.uint64 if label > 2**62 else np.int64)
+    with pytest.raises(ValueError, match="out of range"):
+        tr.fit(np.ones((4, 2), F32), y, epochs=1, progress=False)
