@@ -45,14 +45,15 @@ def run(quick: bool = False, out: Optional[str] = None, seed: int = 0) -> dict:
     print(f"half moons: {len(X)} training and {len(Xt)} test points, noise 0.2, {epochs} epochs each")
     for name, widths in MODELS.items():
         model = mlp(widths, activation=mc.ReLU, seed=seed)
-        trainer = mc.Trainer(model, loss=mc.CrossEntropyLoss(), optimizer=mc.Adam(model.parameters(), lr=0.01),
-                             batch_size=32)
+        opt = mc.Adam(model.parameters(), lr=0.01)
+        trainer = mc.Trainer(model, loss=mc.CrossEntropyLoss(), optimizer=opt, batch_size=32)
         trainer.fit(X, y, epochs=epochs, seed=seed, progress=False)
         results[name] = {"train_accuracy": accuracy(trainer, X, y), "accuracy": accuracy(trainer, Xt, yt)}
         models[name] = model
         n_params = sum(p.numel for p in model.parameters())
+        r = results[name]
         print(f"  {name:<5} {describe(widths):<27} {n_params:>6} parameters  "
-              f"train accuracy {results[name]['train_accuracy']:.3f}  test accuracy {results[name]['accuracy']:.3f}")
+              f"train accuracy {r['train_accuracy']:.3f}  test accuracy {r['accuracy']:.3f}")
 
     plots = []
     path = plot_target(out, "half_moons.png")

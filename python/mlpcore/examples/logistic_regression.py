@@ -75,7 +75,8 @@ def run(quick: bool = False, out: Optional[str] = None, seed: int = 0) -> dict:
     if path is not None:
         from mlpcore.plot import plot_decision_boundary
 
-        fig = plot_decision_boundary(model, X, y, title=f"logistic regression: accuracy {logs['accuracy']:.3f}")
+        fig = plot_decision_boundary(model, X, y,
+                                     title=f"logistic regression: accuracy {logs['accuracy']:.3f}")
         ax = fig.axes[0]
         xs, ylim = np.array(ax.get_xlim()), ax.get_ylim()
         if abs(w[1]) > 1e-12:  # the line w1 x1 + w2 x2 + b = 0, drawn as x2(x1)
@@ -86,7 +87,8 @@ def run(quick: bool = False, out: Optional[str] = None, seed: int = 0) -> dict:
         plots.append(save(fig, path))
 
     return {"accuracy": float(logs["accuracy"]), "loss": float(logs["loss"]), "weight": w, "bias": b,
-            "newton_accuracy": newton_acc, "newton_loss": _bce(exact, X, y), "angle_deg": angle, "plots": plots}
+            "newton_accuracy": newton_acc, "newton_loss": _bce(exact, X, y), "angle_deg": angle,
+            "plots": plots}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -36,8 +36,8 @@ def run(quick: bool = False, out: Optional[str] = None, seed: int = 0) -> dict:
     for name, widths, epochs in (("linear", [2, 2], 50 if quick else 100),
                                  ("hidden", [2, 16, 2], 100 if quick else 300)):
         model = mlp(widths, activation=mc.Tanh, seed=seed)
-        trainer = mc.Trainer(model, loss=mc.CrossEntropyLoss(), optimizer=mc.Adam(model.parameters(), lr=0.02),
-                             batch_size=32)
+        opt = mc.Adam(model.parameters(), lr=0.02)
+        trainer = mc.Trainer(model, loss=mc.CrossEntropyLoss(), optimizer=opt, batch_size=32)
         trainer.fit(X, y, epochs=epochs, seed=seed, progress=False)
         results[name + "_train_accuracy"] = accuracy(trainer, X, y)
         results[name + "_accuracy"] = accuracy(trainer, Xt, yt)
@@ -45,8 +45,9 @@ def run(quick: bool = False, out: Optional[str] = None, seed: int = 0) -> dict:
 
     print(f"triangle: {len(X)} training and {len(Xt)} test points, majority rate {majority:.3f}")
     for name in ("linear", "hidden"):
-        print(f"  {name:<6} {describe(models[name][1]):<11} train accuracy {results[name + '_train_accuracy']:.3f}"
-              f"  test accuracy {results[name + '_accuracy']:.3f}")
+        print(f"  {name:<6} {describe(models[name][1]):<11} "
+              f"train accuracy {results[name + '_train_accuracy']:.3f}  "
+              f"test accuracy {results[name + '_accuracy']:.3f}")
 
     plots = []
     path = plot_target(out, "triangle.png")
@@ -56,8 +57,8 @@ def run(quick: bool = False, out: Optional[str] = None, seed: int = 0) -> dict:
         fig, axes = figure(2)
         for ax, name in zip(axes, ("linear", "hidden")):
             model, widths = models[name]
-            plot_decision_boundary(model, Xt, yt, ax=ax, resolution=150,
-                                   title=f"{describe(widths)}: test accuracy {results[name + '_accuracy']:.3f}")
+            title = f"{describe(widths)}: test accuracy {results[name + '_accuracy']:.3f}"
+            plot_decision_boundary(model, Xt, yt, ax=ax, resolution=150, title=title)
         plots.append(save(fig, path))
 
     return {"majority": majority, **results, "plots": plots}
