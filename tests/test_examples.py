@@ -176,7 +176,7 @@ def test_gates_local_rules_and_errors():
 
 def test_gates_train_module_by_module():
     """A custom gate inside a Sequential trains through the Trainer's module-by-module path:
-    Linear(2, 4) + MaxGate is a hand-made maxout layer with 2 units."""
+    Linear(2, 16) + MaxGate is a hand-made maxout layer of 8 units (2 pieces each)."""
     X, y = datasets.make_moons(200, noise=0.1, seed=0)
     model = mc.Sequential(mc.Linear(2, 16, seed=0), gates.MaxGate(), mc.Linear(8, 2, seed=1))
     assert model.compiled() is None  # a custom module: not lowered
@@ -220,3 +220,13 @@ def test_python_m_runs_an_example(tmp_path):
     assert "df/dx = -4, df/dy = -4, df/dz = 3" in proc.stdout
     if HAS_MPL:
         assert (tmp_path / "gates.png").read_bytes()[:8] == PNG
+
+
+def test_package_main_lists_the_examples(capsys):
+    from mlpcore.examples.__main__ import main
+
+    main()
+    out = capsys.readouterr().out
+    for name in EXAMPLES:
+        assert f"  {name} " in out
+    assert "Gates: backpropagation" in out

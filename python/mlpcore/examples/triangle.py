@@ -2,7 +2,7 @@
 
 Half of the points lie inside a triangle (class 1), half in the rest of the square [-1, 1]^2
 (class 0). A linear classifier draws one straight line, so the best it can do is cut off a
-slice of the square: its accuracy stays near the majority rate (0.5). The inside of a triangle
+slice of the square: its accuracy stays near the majority rate (about 0.63 against 0.5). The inside of a triangle
 is the intersection of three half-planes, so one hidden layer with (at least) three units can
 represent it exactly: each unit learns one edge and the output layer ANDs them. We use 16 tanh
 units, which train quickly and reliably.
