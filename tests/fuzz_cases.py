@@ -22,12 +22,11 @@ import json
 import math
 import os
 
+import mlpcore as mc
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import mlpcore as mc
 from mlpcore import cli
 
 EXAMPLES = int(os.environ.get("MLPCORE_FUZZ_EXAMPLES", "200"))
@@ -36,8 +35,14 @@ COUNTS: dict = {}
 
 def fuzz(weight: float = 1.0):
     """Hypothesis settings of one fuzz test: reproducible, no deadline, no example database."""
-    return settings(max_examples=max(1, int(EXAMPLES * weight)), derandomize=True, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck), print_blob=True)
+    return settings(
+        max_examples=max(1, int(EXAMPLES * weight)),
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
 
 
 def count(name: str) -> None:
@@ -71,8 +76,20 @@ class checks_off:
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 FLOATS = [F32, F64]
-REFUSED_DTYPES = [np.float16, np.int32, np.int64, np.uint8, np.uint64, np.bool_, np.complex64, np.complex128, object,
-                  str, ">f8", ">f4"]  # big-endian floats are accepted (converted); listed here for variety
+REFUSED_DTYPES = [
+    np.float16,
+    np.int32,
+    np.int64,
+    np.uint8,
+    np.uint64,
+    np.bool_,
+    np.complex64,
+    np.complex128,
+    object,
+    str,
+    ">f8",
+    ">f4",
+]  # big-endian floats are accepted (converted); listed here for variety
 SCALES = [1.0, 1.0, 1e-3, 1e-30, 1e-42, 1e4, 1e15, 1e30, 1e38, 1e300]
 LAYOUTS = ["C", "C", "C", "F", "strided", "reversed", "list"]
 
@@ -114,8 +131,24 @@ def arrays(draw, hint: tuple, float_only: bool = False):
 @st.composite
 def labels(draw, rows: int, classes: int):
     """Class ids for `rows` predictions of `classes` classes: usually right, often not."""
-    kind = draw(st.sampled_from(["good"] * 6 + ["range", "negative", "float", "onehot", "column", "short", "bool",
-                                               "uint64", "list", "object", "huge"]))
+    kind = draw(
+        st.sampled_from(
+            ["good"] * 6
+            + [
+                "range",
+                "negative",
+                "float",
+                "onehot",
+                "column",
+                "short",
+                "bool",
+                "uint64",
+                "list",
+                "object",
+                "huge",
+            ]
+        )
+    )
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     y = rng.integers(0, max(classes, 1), rows)
     if kind == "range" and rows:
@@ -146,6 +179,7 @@ def labels(draw, rows: int, classes: int):
 
 # ----- the oracle: what the validation policy predicts ------------------------------------------------------
 
+
 def input_dtype(x) -> np.dtype:
     """The dtype an activation / loss computes in (mlpcore.nn._input_dtype)."""
     dt = getattr(x, "dtype", None)
@@ -169,8 +203,12 @@ def matrix_errors(x, dtype, cols=None, rows=None) -> set:
     errs = set()
     if a.dtype.kind != "f" or a.dtype.itemsize not in (4, 8):
         errs.add(TypeError)
-    if a.ndim != 2 or 0 in a.shape or (cols is not None and a.shape[1] != cols) or (
-            rows is not None and a.shape[0] != rows):
+    if (
+        a.ndim != 2
+        or 0 in a.shape
+        or (cols is not None and a.shape[1] != cols)
+        or (rows is not None and a.shape[0] != rows)
+    ):
         errs.add(ValueError)
     if not errs and mc.get_check_finite() and not np.all(np.isfinite(converted(a, dtype))):
         errs.add(ValueError)
@@ -224,18 +262,32 @@ def outcome(fn, allowed: set, may_succeed: bool = False):
         assert type(e) in allowed, f"{type(e).__name__} ({e}) raised, expected one of {allowed}"
         assert len(str(e)) > 10, f"unhelpful message {str(e)!r}"
         return False, None
-    assert not allowed or may_succeed, f"invalid input accepted; expected one of {sorted(t.__name__ for t in allowed)}"
+    assert not allowed or may_succeed, (
+        f"invalid input accepted; expected one of {sorted(t.__name__ for t in allowed)}"
+    )
     return True, result
 
 
 # ----- modules ----------------------------------------------------------------------------------------------
 
-ACTIVATIONS = [mc.ReLU, mc.Sigmoid, mc.Tanh, mc.GELU, mc.SiLU, mc.Softmax, mc.Identity,
-               lambda: mc.LeakyReLU(0.2), lambda: mc.ELU(1.5), lambda: mc.LeakyReLU(-3.0)]
+ACTIVATIONS = [
+    mc.ReLU,
+    mc.Sigmoid,
+    mc.Tanh,
+    mc.GELU,
+    mc.SiLU,
+    mc.Softmax,
+    mc.Identity,
+    lambda: mc.LeakyReLU(0.2),
+    lambda: mc.ELU(1.5),
+    lambda: mc.LeakyReLU(-3.0),
+]
 
 
 @fuzz(1.5)
-@given(st.data(), st.sampled_from(range(len(ACTIVATIONS))), st.integers(1, 4), st.integers(1, 4), st.booleans())
+@given(
+    st.data(), st.sampled_from(range(len(ACTIVATIONS))), st.integers(1, 4), st.integers(1, 4), st.booleans()
+)
 def test_activation_forward_backward(data, which, B, C, check):
     count("activation")
     with checks_off(check):
@@ -244,7 +296,9 @@ def test_activation_forward_backward(data, which, B, C, check):
         dt = input_dtype(x)
         ok, y = outcome(lambda: act(x), matrix_errors(x, dt))
         if not ok:
-            ok, _ = outcome(lambda: act.backward(np.ones((B, C), dt)), {RuntimeError} if "_a" not in vars(act) else set())
+            ok, _ = outcome(
+                lambda: act.backward(np.ones((B, C), dt)), {RuntimeError} if "_a" not in vars(act) else set()
+            )
             return
         xs = np.asarray(x)
         assert y.shape == xs.shape and y.dtype == dt
@@ -259,8 +313,15 @@ def test_activation_forward_backward(data, which, B, C, check):
 
 
 @fuzz()
-@given(st.data(), st.integers(1, 4), st.integers(1, 4), st.booleans(), st.sampled_from(FLOATS), st.booleans(),
-       st.booleans())
+@given(
+    st.data(),
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.booleans(),
+    st.sampled_from(FLOATS),
+    st.booleans(),
+    st.booleans(),
+)
 def test_linear_forward_backward(data, fin, fout, bias, dtype, check, backward_first):
     count("linear")
     with checks_off(check):
@@ -282,7 +343,12 @@ def test_linear_forward_backward(data, fin, fout, bias, dtype, check, backward_f
         ok, gx = outcome(lambda: lin.backward(g), matrix_errors(g, dtype, cols=fout, rows=B))
         if ok:
             assert gx.shape == (B, fin) and gx.dtype == dtype
-            if small_x and finite(converted(g, dtype)) and maxabs(x) * maxabs(g) * B <= 1e30 and maxabs(g) <= 1e30:
+            if (
+                small_x
+                and finite(converted(g, dtype))
+                and maxabs(x) * maxabs(g) * B <= 1e30
+                and maxabs(g) <= 1e30
+            ):
                 assert np.all(np.isfinite(lin.weight.grad)) and np.all(np.isfinite(gx))
         else:  # a refused backward leaves the gradients untouched
             assert np.all(lin.weight.grad == 0)
@@ -299,8 +365,14 @@ def _other_module(kind: str, c: int, dtype):
 
 
 @fuzz()
-@given(st.data(), st.sampled_from(["dropout", "maxout", "residual", "residual-seq"]), st.integers(1, 4),
-       st.sampled_from(FLOATS), st.booleans(), st.booleans())
+@given(
+    st.data(),
+    st.sampled_from(["dropout", "maxout", "residual", "residual-seq"]),
+    st.integers(1, 4),
+    st.sampled_from(FLOATS),
+    st.booleans(),
+    st.booleans(),
+)
 def test_dropout_maxout_residual(data, kind, c, dtype, train, check):
     count("dropout/maxout/residual")
     with checks_off(check):
@@ -361,8 +433,23 @@ def test_losses(data, name, B, C, check):
 
 # ----- optimizers -------------------------------------------------------------------------------------------
 
-NUMBERS = [0.1, 0.9, 0.0, -0.5, 1.0, 1e-300, 1e300, float("nan"), float("inf"), True, "0.1", None, np.float32(0.5),
-           np.int64(1), 3]
+NUMBERS = [
+    0.1,
+    0.9,
+    0.0,
+    -0.5,
+    1.0,
+    1e-300,
+    1e300,
+    float("nan"),
+    float("inf"),
+    True,
+    "0.1",
+    None,
+    np.float32(0.5),
+    np.int64(1),
+    3,
+]
 
 
 def positive_ok(v, allow_zero=False) -> bool:
@@ -372,28 +459,45 @@ def positive_ok(v, allow_zero=False) -> bool:
 
 
 def unit_ok(v) -> bool:
-    return (not isinstance(v, (str, type(None)))) and isinstance(v, (int, float, np.floating)) and 0.0 <= v < 1.0
+    return (
+        (not isinstance(v, (str, type(None)))) and isinstance(v, (int, float, np.floating)) and 0.0 <= v < 1.0
+    )
 
 
 @fuzz()
-@given(st.sampled_from(["sgd", "adam", "adamw", "rmsprop"]), st.sampled_from(NUMBERS), st.sampled_from(NUMBERS),
-       st.sampled_from(NUMBERS), st.sampled_from(NUMBERS), st.booleans(), st.sampled_from(FLOATS),
-       st.integers(0, 2**32 - 1))
+@given(
+    st.sampled_from(["sgd", "adam", "adamw", "rmsprop"]),
+    st.sampled_from(NUMBERS),
+    st.sampled_from(NUMBERS),
+    st.sampled_from(NUMBERS),
+    st.sampled_from(NUMBERS),
+    st.booleans(),
+    st.sampled_from(FLOATS),
+    st.integers(0, 2**32 - 1),
+)
 def test_optimizers(name, lr, a, b, wd, flag, dtype, seed):
     count("optimizer")
-    model = mc.Sequential(mc.Linear(3, 4, dtype=dtype, seed=0), mc.Tanh(), mc.Linear(4, 2, dtype=dtype, seed=1))
+    model = mc.Sequential(
+        mc.Linear(3, 4, dtype=dtype, seed=0), mc.Tanh(), mc.Linear(4, 2, dtype=dtype, seed=1)
+    )
     ps = model.parameters()
     ok_lr, ok_wd = positive_ok(lr), positive_ok(wd, allow_zero=True)
     if name == "sgd":
         make = lambda: mc.SGD(ps, lr=lr, momentum=a, nesterov=flag, weight_decay=wd)  # noqa: E731
-        valid = ok_lr and ok_wd and positive_ok(a, allow_zero=True) and not (flag and positive_ok(a, True) and a == 0)
+        valid = (
+            ok_lr
+            and ok_wd
+            and positive_ok(a, allow_zero=True)
+            and not (flag and positive_ok(a, True) and a == 0)
+        )
     elif name in ("adam", "adamw"):
         cls = mc.Adam if name == "adam" else mc.AdamW
         make = lambda: cls(ps, lr=lr, betas=(a, b), eps=1e-8, weight_decay=wd)  # noqa: E731
         valid = ok_lr and ok_wd and unit_ok(a) and unit_ok(b)
     else:
-        make = lambda: mc.RMSprop(ps, lr=lr, alpha=a, eps=1e-8, weight_decay=wd, momentum=b,  # noqa: E731
-                                  centered=flag)
+        def make():
+            return mc.RMSprop(ps, lr=lr, alpha=a, eps=1e-8, weight_decay=wd, momentum=b, centered=flag)
+
         valid = ok_lr and ok_wd and unit_ok(a) and positive_ok(b, allow_zero=True)
     ok, opt = outcome(make, set() if valid else {ValueError, TypeError})
     if not ok:
@@ -426,6 +530,7 @@ def test_optimizers(name, lr, a, b, wd, flag, dtype, seed):
 
 
 # ----- building models --------------------------------------------------------------------------------------
+
 
 @st.composite
 def layer_specs(draw):
@@ -505,14 +610,25 @@ BATCH_SIZES = [1, 2, 3, 7, 1000, 0, -1, 10**12]
 
 
 @fuzz(2.0)
-@given(st.data(), st.sampled_from(["train_step", "train_epoch", "evaluate", "predict", "forward"]),
-       st.sampled_from(sorted(LOSSES)), st.integers(1, 4), st.integers(1, 3), st.sampled_from(FLOATS),
-       st.sampled_from(BATCH_SIZES), st.booleans(), st.sampled_from([0, 1, 2**64 - 1, -1]), st.booleans(),
-       st.booleans())
+@given(
+    st.data(),
+    st.sampled_from(["train_step", "train_epoch", "evaluate", "predict", "forward"]),
+    st.sampled_from(sorted(LOSSES)),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.sampled_from(FLOATS),
+    st.sampled_from(BATCH_SIZES),
+    st.booleans(),
+    st.sampled_from([0, 1, 2**64 - 1, -1]),
+    st.booleans(),
+    st.booleans(),
+)
 def test_compiled_network_calls(data, method, lname, fin, fout, dtype, bs, shuffle, seed, check, guard):
     count("compiled")
     with checks_off(check):
-        model = mc.Sequential(mc.Linear(fin, 5, dtype=dtype, seed=0), mc.ReLU(), mc.Linear(5, fout, dtype=dtype, seed=1))
+        model = mc.Sequential(
+            mc.Linear(fin, 5, dtype=dtype, seed=0), mc.ReLU(), mc.Linear(5, fout, dtype=dtype, seed=1)
+        )
         net = model.compiled()
         opt = mc.SGD(model.parameters(), lr=0.01)
         kind = LOSSES[lname].kind
@@ -533,8 +649,15 @@ def test_compiled_network_calls(data, method, lname, fin, fout, dtype, bs, shuff
             errs = {ValueError}
         if method == "train_epoch" and seed < 0:
             errs = {TypeError}  # the seed is a uint64: pybind11 refuses it before any check
-        huge = not finite(converted(X, dtype)) or maxabs(X) > 1e15 or (
-            method != "predict" and lname != "ce" and (not finite(converted(y, dtype)) or maxabs(y) > 1e15))
+        huge = (
+            not finite(converted(X, dtype))
+            or maxabs(X) > 1e15
+            or (
+                method != "predict"
+                and lname != "ce"
+                and (not finite(converted(y, dtype)) or maxabs(y) > 1e15)
+            )
+        )
         if not errs and huge and guard and method in ("train_step", "train_epoch"):
             errs = {RuntimeError}  # the non-finite-loss guard may stop the step; it may also not trigger
             allowed_success = True
@@ -586,8 +709,14 @@ SMOOTH = [mc.Tanh, mc.Sigmoid, mc.GELU, mc.SiLU, mc.Identity, mc.Softmax]
 
 
 @fuzz(0.5)
-@given(st.data(), st.integers(1, 3), st.integers(1, 3), st.sampled_from(range(len(SMOOTH))),
-       st.sampled_from([F64] * 5 + [F32]), st.sampled_from([1e-6] * 6 + [0.0, -1.0, 2.0, float("nan"), "x"]))
+@given(
+    st.data(),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.sampled_from(range(len(SMOOTH))),
+    st.sampled_from([F64] * 5 + [F32]),
+    st.sampled_from([1e-6] * 6 + [0.0, -1.0, 2.0, float("nan"), "x"]),
+)
 def test_gradcheck(data, fin, fout, which, dtype, eps):
     count("gradcheck")
     model = mc.Sequential(mc.Linear(fin, fout, dtype=dtype, seed=0), SMOOTH[which]())
@@ -612,8 +741,14 @@ def test_gradcheck(data, fin, fout, which, dtype, eps):
 
 
 @fuzz()
-@given(st.data(), st.integers(1, 4), st.integers(1, 4), st.sampled_from(FLOATS),
-       st.sampled_from(["weight", "bias"]), st.booleans())
+@given(
+    st.data(),
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.sampled_from(FLOATS),
+    st.sampled_from(["weight", "bias"]),
+    st.booleans(),
+)
 def test_parameter_writes(data, fin, fout, dtype, which, grad):
     count("parameter")
     lin = mc.Linear(fin, fout, dtype=dtype, seed=0)
@@ -640,11 +775,15 @@ ARGS = [1, 3, 0, -2, 2.5, True, None, "4", np.int64(2), 2**70]
 
 
 @fuzz()
-@given(st.sampled_from(ARGS), st.sampled_from(ARGS), st.sampled_from([True, False, 0]),
-       st.sampled_from(["he_uniform", "he_normal", "xavier_uniform", "xavier_normal", "zeros", "glorot", None]),
-       st.sampled_from([np.float32, np.float64, "float32", np.float16, np.int32, None, "nonsense"]),
-       st.sampled_from([None, 0, 1, 2**64 - 1, 2**64, -1, 1.5, "1"]),
-       st.sampled_from([0.0, 0.5, 0.999, 1.0, -0.1, float("nan"), None, True, "0.5"]))
+@given(
+    st.sampled_from(ARGS),
+    st.sampled_from(ARGS),
+    st.sampled_from([True, False, 0]),
+    st.sampled_from(["he_uniform", "he_normal", "xavier_uniform", "xavier_normal", "zeros", "glorot", None]),
+    st.sampled_from([np.float32, np.float64, "float32", np.float16, np.int32, None, "nonsense"]),
+    st.sampled_from([None, 0, 1, 2**64 - 1, 2**64, -1, 1.5, "1"]),
+    st.sampled_from([0.0, 0.5, 0.999, 1.0, -0.1, float("nan"), None, True, "0.5"]),
+)
 def test_module_constructors(fin, fout, bias, init, dtype, seed, p):
     count("constructors")
 
@@ -671,7 +810,9 @@ def test_module_constructors(fin, fout, bias, init, dtype, seed, p):
     f_ok = isinstance(p, (int, float)) and not isinstance(p, bool) and math.isfinite(p)
     outcome(lambda: mc.LeakyReLU(p), set() if f_ok else {ValueError})
     outcome(lambda: mc.ELU(p), set() if f_ok else {ValueError})
-    errs = set() if feature_ok(fin) and feature_ok(fout) and fin <= 8 and fout <= 8 else {ValueError, TypeError}
+    errs = (
+        set() if feature_ok(fin) and feature_ok(fout) and fin <= 8 and fout <= 8 else {ValueError, TypeError}
+    )
     outcome(lambda: mc.Maxout(fin, fout, pieces=fin if feature_ok(fin) else 2, seed=0), errs)
 
 
@@ -695,21 +836,39 @@ def test_set_num_threads(n):
 
 # ----- the Trainer ------------------------------------------------------------------------------------------
 
+
 def pos_int_ok(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
 
 
 @fuzz(0.8)
-@given(st.data(), st.sampled_from(sorted(LOSSES)), st.integers(1, 3), st.integers(1, 3), st.sampled_from(FLOATS),
-       st.sampled_from([None, None, False]), st.sampled_from([1, 2, 1, 0, -1, 1.5, True, "2"]),
-       st.sampled_from([None, 1, 2, 4, 1000, 0, -3, 2.5]), st.sampled_from([None] * 5 + [0.25, 0.0, 1.0, "x"]),
-       st.sampled_from([0, 0, 7, None, -1, 1.5]), st.booleans(), st.booleans())
+@given(
+    st.data(),
+    st.sampled_from(sorted(LOSSES)),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.sampled_from(FLOATS),
+    st.sampled_from([None, None, False]),
+    st.sampled_from([1, 2, 1, 0, -1, 1.5, True, "2"]),
+    st.sampled_from([None, 1, 2, 4, 1000, 0, -3, 2.5]),
+    st.sampled_from([None] * 5 + [0.25, 0.0, 1.0, "x"]),
+    st.sampled_from([0, 0, 7, None, -1, 1.5]),
+    st.booleans(),
+    st.booleans(),
+)
 def test_trainer(data, lname, fin, fout, dtype, compiled, epochs, bs, vsplit, seed, shuffle, check):
     count("trainer")
     with checks_off(check):
-        model = mc.Sequential(mc.Linear(fin, 4, dtype=dtype, seed=0), mc.Tanh(), mc.Linear(4, fout, dtype=dtype, seed=1))
-        tr = mc.Trainer(model, loss=LOSSES[lname](), optimizer=mc.SGD(model.parameters(), lr=0.01), batch_size=3,
-                        compiled=compiled)
+        model = mc.Sequential(
+            mc.Linear(fin, 4, dtype=dtype, seed=0), mc.Tanh(), mc.Linear(4, fout, dtype=dtype, seed=1)
+        )
+        tr = mc.Trainer(
+            model,
+            loss=LOSSES[lname](),
+            optimizer=mc.SGD(model.parameters(), lr=0.01),
+            batch_size=3,
+            compiled=compiled,
+        )
         n = data.draw(st.integers(1, 6))
         X = data.draw(arrays((n, fin)))
         a = np.asarray(X)
@@ -719,8 +878,11 @@ def test_trainer(data, lname, fin, fout, dtype, compiled, epochs, bs, vsplit, se
         else:
             n = a.shape[0]
             errs |= matrix_errors(a, dtype, cols=fin)
-        y = data.draw(labels(n, fout)) if lname == "ce" else data.draw(
-            arrays((n,) if fout == 1 and data.draw(st.booleans()) else (n, fout)))
+        y = (
+            data.draw(labels(n, fout))
+            if lname == "ce"
+            else data.draw(arrays((n,) if fout == 1 and data.draw(st.booleans()) else (n, fout)))
+        )
         yerr = label_errors(y, n, fout) if lname == "ce" else target_errors(y, dtype, n, fout)
         if yerr and compiled is False:
             yerr = {TypeError, ValueError}  # module by module: the dtype is checked before the shape
@@ -728,16 +890,28 @@ def test_trainer(data, lname, fin, fout, dtype, compiled, epochs, bs, vsplit, se
             yerr = {ValueError}
         errs |= yerr
         if not (pos_int_ok(epochs) and (bs is None or pos_int_ok(bs))) or (
-                seed is not None and not (isinstance(seed, int) and seed >= 0)):
+            seed is not None and not (isinstance(seed, int) and seed >= 0)
+        ):
             errs.add(ValueError)
         if vsplit is not None:
             if isinstance(vsplit, str) or not 0 < vsplit < 1 or int(n * (1 - vsplit)) in (0, n):
                 errs.add(ValueError)
-        huge = not finite(converted(X, dtype)) or maxabs(X) > 1e15 or (
-            lname != "ce" and (not finite(converted(y, dtype)) or maxabs(y) > 1e15))
+        huge = (
+            not finite(converted(X, dtype))
+            or maxabs(X) > 1e15
+            or (lname != "ce" and (not finite(converted(y, dtype)) or maxabs(y) > 1e15))
+        )
         try:
-            h = tr.fit(X, y, epochs=epochs, batch_size=bs, validation_split=vsplit, seed=seed, shuffle=shuffle,
-                       progress=False)
+            h = tr.fit(
+                X,
+                y,
+                epochs=epochs,
+                batch_size=bs,
+                validation_split=vsplit,
+                seed=seed,
+                shuffle=shuffle,
+                progress=False,
+            )
         except (ValueError, TypeError, RuntimeError) as e:
             if type(e) is RuntimeError and not errs and huge:
                 assert "non-finite loss" in str(e)  # the guard; or (module path) the next module's edge check
@@ -764,7 +938,9 @@ _CKPT = {}
 
 def checkpoint_bytes() -> tuple:
     if not _CKPT:
-        model = mc.Sequential(mc.Linear(3, 4, seed=0), mc.ReLU(), mc.Dropout(0.1, seed=0), mc.Linear(4, 2, seed=1))
+        model = mc.Sequential(
+            mc.Linear(3, 4, seed=0), mc.ReLU(), mc.Dropout(0.1, seed=0), mc.Linear(4, 2, seed=1)
+        )
         opt = mc.Adam(model.parameters())
         _CKPT["model"] = model
         _CKPT["bytes"] = mc.save_bytes(model, optimizer=opt, epoch=3, extra={"classes": ["a", "b"]})
@@ -772,8 +948,11 @@ def checkpoint_bytes() -> tuple:
 
 
 @fuzz(0.8)
-@given(st.sampled_from(["flip", "flip", "truncate", "header-length", "junk", "append", "header-text", "empty"]),
-       st.integers(0, 2**32 - 1), st.integers(1, 8))
+@given(
+    st.sampled_from(["flip", "flip", "truncate", "header-length", "junk", "append", "header-text", "empty"]),
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 8),
+)
 def test_corrupt_checkpoints(kind, seed, k):
     """Damaged checkpoint bytes load or raise ValueError (never another exception, never a crash)."""
     count("checkpoint")
@@ -784,9 +963,11 @@ def test_corrupt_checkpoints(kind, seed, k):
         for _ in range(k):
             b[rng.integers(len(b))] ^= 1 << int(rng.integers(8))
     elif kind == "truncate":
-        b = b[:rng.integers(len(b))]
+        b = b[: rng.integers(len(b))]
     elif kind == "header-length":
-        b[:8] = int(rng.integers(0, 2**63 - 1, dtype=np.int64) >> int(rng.integers(0, 60))).to_bytes(8, "little")
+        b[:8] = int(rng.integers(0, 2**63 - 1, dtype=np.int64) >> int(rng.integers(0, 60))).to_bytes(
+            8, "little"
+        )
     elif kind == "junk":
         b = bytearray(rng.integers(0, 256, int(rng.integers(0, 200)), dtype=np.uint8).tobytes())
     elif kind == "append":
@@ -794,7 +975,7 @@ def test_corrupt_checkpoints(kind, seed, k):
     elif kind == "header-text":  # valid length, damaged JSON text
         n = int.from_bytes(b[:8], "little")
         i = 8 + int(rng.integers(n))
-        b[i:i + 1] = bytes([int(rng.choice(list(b'{}[]":,0a\\ ')))])
+        b[i : i + 1] = bytes([int(rng.choice(list(b'{}[]":,0a\\ ')))])
     else:
         b = bytearray()
     data = bytes(b)
@@ -830,10 +1011,13 @@ def cli_files(tmp: str) -> dict:
 
     rows = "\n".join(",".join(f"{v:.4f}" for v in r) + f",{c}" for r, c in zip(X, y))
     _FILES["good"] = write("good.csv", "a,b,c,label\n" + rows + "\n")
-    _FILES["names"] = write("names.csv", "\n".join(",".join(f"{v:.3f}" for v in r) + (",yes" if c else ",no")
-                                                   for r, c in zip(X, y)) + "\n")
-    _FILES["regress"] = write("regress.csv", "\n".join(",".join(f"{v:.4f}" for v in r) + f",{r.sum():.4f}"
-                                                       for r in X) + "\n")
+    _FILES["names"] = write(
+        "names.csv",
+        "\n".join(",".join(f"{v:.3f}" for v in r) + (",yes" if c else ",no") for r, c in zip(X, y)) + "\n",
+    )
+    _FILES["regress"] = write(
+        "regress.csv", "\n".join(",".join(f"{v:.4f}" for v in r) + f",{r.sum():.4f}" for r in X) + "\n"
+    )
     _FILES["nan"] = write("nan.csv", rows.replace("0.", "nan", 3) + "\n")
     _FILES["ragged"] = write("ragged.csv", rows + "\n1,2\n")
     _FILES["text"] = write("text.csv", "a,b\nx,y\nz,w\n")
@@ -848,8 +1032,23 @@ def cli_files(tmp: str) -> dict:
     _FILES["missing"] = os.path.join(tmp, "missing.csv")
     _FILES["txt"] = write("data.txt", rows)
     model_path = os.path.join(tmp, "model.safetensors")
-    assert cli.main(["train", "--data", _FILES["good"], "--epochs", "1", "--hidden", "4", "--no-progress",
-                        "--out", model_path]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                _FILES["good"],
+                "--epochs",
+                "1",
+                "--hidden",
+                "4",
+                "--no-progress",
+                "--out",
+                model_path,
+            ]
+        )
+        == 0
+    )
     _FILES["model"] = model_path
     _FILES["junk-model"] = write("junk.safetensors", "not a checkpoint")
     _FILES["tmp"] = tmp
@@ -857,19 +1056,45 @@ def cli_files(tmp: str) -> dict:
 
 
 OPTIONS = {
-    "--epochs": ["1", "2", "0", "-1", "x"], "--hidden": ["4", "3,3", "0", "a", ""],
-    "--lr": ["0.01", "-1", "nan", "inf", "0"], "--batch-size": ["8", "1", "0", "100000"],
-    "--test-size": ["0.2", "0.5", "0", "1", "1.5"], "--threads": ["1", "2", "0"],
-    "--task": ["auto", "classification", "regression", "other"], "--target": ["-1", "0", "label", "9", "zz"],
-    "--activation": ["relu", "tanh", "gelu", "nope"], "--optimizer": ["sgd", "adam", "adamw", "x"],
-    "--seed": ["0", "3", "-1"], "--device": ["cpu", "tpu"],
+    "--epochs": ["1", "2", "0", "-1", "x"],
+    "--hidden": ["4", "3,3", "0", "a", ""],
+    "--lr": ["0.01", "-1", "nan", "inf", "0"],
+    "--batch-size": ["8", "1", "0", "100000"],
+    "--test-size": ["0.2", "0.5", "0", "1", "1.5"],
+    "--threads": ["1", "2", "0"],
+    "--task": ["auto", "classification", "regression", "other"],
+    "--target": ["-1", "0", "label", "9", "zz"],
+    "--activation": ["relu", "tanh", "gelu", "nope"],
+    "--optimizer": ["sgd", "adam", "adamw", "x"],
+    "--seed": ["0", "3", "-1"],
+    "--device": ["cpu", "tpu"],
 }
 
 
 @fuzz(0.3)
-@given(st.data(), st.sampled_from(["train", "train", "predict", "predict", "info", "bogus", None]),
-       st.sampled_from(["good", "names", "regress", "nan", "ragged", "text", "one-class", "one-row", "empty",
-                        "features", "wide", "npz", "missing", "txt", "moons"]))
+@given(
+    st.data(),
+    st.sampled_from(["train", "train", "predict", "predict", "info", "bogus", None]),
+    st.sampled_from(
+        [
+            "good",
+            "names",
+            "regress",
+            "nan",
+            "ragged",
+            "text",
+            "one-class",
+            "one-row",
+            "empty",
+            "features",
+            "wide",
+            "npz",
+            "missing",
+            "txt",
+            "moons",
+        ]
+    ),
+)
 def test_cli(data, command, dataset):
     """`mlpcore ...` in-process with random, often invalid, arguments and files: it returns 0 or 1
     (with a message), or argparse exits with 2; nothing else escapes."""
@@ -879,13 +1104,25 @@ def test_cli(data, command, dataset):
     files = cli_files(_FILES.get("tmp") or tempfile.mkdtemp(prefix="mlpcore-fuzz-"))
     argv = [] if command is None else [command]
     if command == "train":
-        argv += ["--data", files.get(dataset, dataset), "--no-progress", "--out",
-                 os.path.join(files["tmp"], "out.safetensors"), "--epochs", "1", "--hidden", "4"]
+        argv += [
+            "--data",
+            files.get(dataset, dataset),
+            "--no-progress",
+            "--out",
+            os.path.join(files["tmp"], "out.safetensors"),
+            "--epochs",
+            "1",
+            "--hidden",
+            "4",
+        ]
         for opt in data.draw(st.lists(st.sampled_from(sorted(OPTIONS)), max_size=3, unique=True)):
             argv += [opt, data.draw(st.sampled_from(OPTIONS[opt]))]
     elif command == "predict":
-        argv += [files.get(dataset, dataset), "--model",
-                 files[data.draw(st.sampled_from(["model", "model", "junk-model", "missing"]))]]
+        argv += [
+            files.get(dataset, dataset),
+            "--model",
+            files[data.draw(st.sampled_from(["model", "model", "junk-model", "missing"]))],
+        ]
         if data.draw(st.booleans()):
             argv += ["--target", data.draw(st.sampled_from(OPTIONS["--target"]))]
     threads = mc.get_num_threads()

@@ -7,18 +7,23 @@ differently), the BLAS kernel (another CPU, or OPENBLAS_CORETYPE), the library v
 dtype. The 1-thread vs 2-thread difference is measured and printed, not asserted.
 """
 
+import mlpcore as mc
 import numpy as np
 import pytest
-
-import mlpcore as mc
 
 # Large enough that OpenBLAS really splits the GEMMs over 2 threads (64 x 256 x 256 per layer).
 N, D, H, C, BS, EPOCHS = 384, 64, 256, 10, 64, 2
 
 
 def build(dtype=np.float32):
-    return mc.Sequential(mc.Linear(D, H, dtype=dtype, seed=1), mc.ReLU(), mc.Dropout(0.1, seed=7),
-                         mc.Linear(H, H, dtype=dtype, seed=2), mc.GELU(), mc.Linear(H, C, dtype=dtype, seed=3))
+    return mc.Sequential(
+        mc.Linear(D, H, dtype=dtype, seed=1),
+        mc.ReLU(),
+        mc.Dropout(0.1, seed=7),
+        mc.Linear(H, H, dtype=dtype, seed=2),
+        mc.GELU(),
+        mc.Linear(H, C, dtype=dtype, seed=3),
+    )
 
 
 def dataset(dtype=np.float32):
@@ -32,7 +37,10 @@ def train_compiled(threads, dtype=np.float32):
     model = build(dtype)
     opt = mc.Adam(model.parameters(), lr=1e-3)
     net = model.compiled()
-    losses = [net.train_epoch(opt._core, mc.CrossEntropyLoss.kind, X, y, BS, True, 100 + e, e) for e in range(EPOCHS)]
+    losses = [
+        net.train_epoch(opt._core, mc.CrossEntropyLoss.kind, X, y, BS, True, 100 + e, e)
+        for e in range(EPOCHS)
+    ]
     return losses, [p.data.copy() for p in model.parameters()]
 
 
@@ -46,7 +54,7 @@ def train_modules(threads, dtype=np.float32):
     losses = []
     for _ in range(EPOCHS):
         for start in range(0, N, BS):
-            idx = order[start:start + BS]
+            idx = order[start : start + BS]
             opt.zero_grad()
             losses.append(loss(model(X[idx]), y[idx]))
             model.backward(loss.backward())
@@ -59,7 +67,8 @@ def train_trainer(threads, dtype=np.float32):
     X, y = dataset(dtype)
     model = build(dtype)
     h = mc.Trainer(model, optimizer=mc.AdamW(model.parameters(), lr=1e-3), batch_size=BS).fit(
-        X, y, epochs=EPOCHS, seed=11, progress=False)
+        X, y, epochs=EPOCHS, seed=11, progress=False
+    )
     return h.history["loss"], [p.data.copy() for p in model.parameters()]
 
 
@@ -88,9 +97,11 @@ def test_float64_is_deterministic_too():
 
 def test_thread_count_effect_is_small(capsys):
     """Not bitwise-guaranteed: 1 and 2 threads may sum in another order. Measure it."""
-    (l1, w1), (l2, w2) = train_compiled(1), train_compiled(2)
+    (_, w1), (_, w2) = train_compiled(1), train_compiled(2)
     diff = max(float(np.max(np.abs(p - q)) / np.max(np.abs(q))) for p, q in zip(w1, w2))
     with capsys.disabled():
-        print(f"\n1 vs 2 threads after {EPOCHS} epochs: bitwise equal={diff == 0.0}, max rel weight diff {diff:.2e}, "
-              f"BLAS: {mc.blas_info()}")
+        print(
+            f"\n1 vs 2 threads after {EPOCHS} epochs: bitwise equal={diff == 0.0}, "
+            f"max rel weight diff {diff:.2e}, BLAS: {mc.blas_info()}"
+        )
     assert diff < 1e-4  # float32 rounding differences only, not a different computation

@@ -19,10 +19,23 @@ MIN_CASES = 2000
 
 def test_fuzz_cases_in_a_subprocess(tmp_path):
     counts_file = tmp_path / "counts.json"
-    env = dict(os.environ, MLPCORE_FUZZ_COUNTS=str(counts_file), MLPCORE_FUZZ_EXAMPLES=str(EXAMPLES_PER_TEST),
-               PYTHONFAULTHANDLER="1")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(HERE.parent),
-           str(HERE / "fuzz_cases.py")]
+    env = dict(
+        os.environ,
+        MLPCORE_FUZZ_COUNTS=str(counts_file),
+        MLPCORE_FUZZ_EXAMPLES=str(EXAMPLES_PER_TEST),
+        PYTHONFAULTHANDLER="1",
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(HERE.parent),
+        str(HERE / "fuzz_cases.py"),
+    ]
     proc = subprocess.run(cmd, cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=600)
     tail = (proc.stdout + proc.stderr)[-6000:]
     if proc.returncode < 0:
@@ -39,8 +52,13 @@ def test_the_harness_reports_a_crash(tmp_path):
     """The harness's crash detection works: a child that segfaults has a negative return code."""
     script = tmp_path / "crash.py"
     script.write_text("import ctypes\nctypes.string_at(0)\n")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, PYTHONFAULTHANDLER="1"))
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONFAULTHANDLER="1"),
+    )
     if "AddressSanitizer" in proc.stderr:  # under the sanitizer run of CI, ASan reports the SEGV and exits 1
         assert proc.returncode != 0
     else:

@@ -12,18 +12,21 @@ unless ``allow_nonfinite=True``. A checkpoint of another architecture is refused
 import math
 import re
 
+import mlpcore as mc
 import numpy as np
 import pytest
 
-import mlpcore as mc
-
 MSE, CE = mc.MSELoss.kind, mc.CrossEntropyLoss.kind
-MESSAGE = re.compile(r"non-finite loss \(([-a-z]+)\) at epoch (\d+), batch (\d+); training stopped before this "
-                     r"batch updated the weights")
+MESSAGE = re.compile(
+    r"non-finite loss \(([-a-z]+)\) at epoch (\d+), batch (\d+); training stopped before this "
+    r"batch updated the weights"
+)
 
 
 def regressor(dtype=np.float32):
-    return mc.Sequential(mc.Linear(4, 16, dtype=dtype, seed=1), mc.Tanh(), mc.Linear(16, 2, dtype=dtype, seed=2))
+    return mc.Sequential(
+        mc.Linear(4, 16, dtype=dtype, seed=1), mc.Tanh(), mc.Linear(16, 2, dtype=dtype, seed=2)
+    )
 
 
 def data(n=48, dtype=np.float32, seed=0):
@@ -104,7 +107,9 @@ def test_train_step_guard():
     before = weights(model)
     opt = mc.SGD(model.parameters(), lr=0.1)
     net = model.compiled()
-    with pytest.raises(RuntimeError, match=r"non-finite loss \((inf|nan)\) in train_step; training stopped before"):
+    with pytest.raises(
+        RuntimeError, match=r"non-finite loss \((inf|nan)\) in train_step; training stopped before"
+    ):
         net.train_step(opt._core, MSE, X, Y)
     assert_same(before, weights(model))
     assert opt.step_count == 0
@@ -141,7 +146,9 @@ def test_save_refuses_nan_weights(tmp_path):
             net.train_epoch(opt._core, MSE, X, Y, 8, False, 0, epoch, False)  # guard off: diverges to NaN
     assert not all(np.all(np.isfinite(w)) for w in weights(model))
     path = tmp_path / "nan.safetensors"
-    with pytest.raises(ValueError, match=r"parameter '\d\.(weight|bias)' contains NaN or Inf; refusing to save"):
+    with pytest.raises(
+        ValueError, match=r"parameter '\d\.(weight|bias)' contains NaN or Inf; refusing to save"
+    ):
         mc.save(model, path)
     assert not path.exists()
     mc.save(model, path, allow_nonfinite=True)  # explicitly allowed: kept as is
@@ -156,7 +163,9 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     path = tmp_path / "m.safetensors"
     mc.save(model, path)
     wider = mc.Sequential(mc.Linear(4, 17, seed=1), mc.Tanh(), mc.Linear(17, 2, seed=2))
-    deeper = mc.Sequential(mc.Linear(4, 16, seed=1), mc.Tanh(), mc.Linear(16, 16), mc.Tanh(), mc.Linear(16, 2))
+    deeper = mc.Sequential(
+        mc.Linear(4, 16, seed=1), mc.Tanh(), mc.Linear(16, 16), mc.Tanh(), mc.Linear(16, 2)
+    )
     f64 = regressor(np.float64)
     before = weights(wider)
     with pytest.raises(ValueError, match=r"'0\.weight' has shape \(16, 4\) in the file but \(17, 4\)"):

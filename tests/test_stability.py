@@ -16,11 +16,10 @@ max m (rows of equal logits -1e300 gave a loss of 0 instead of log 3; -1e4 in fl
 2e-5); it now computes log s - (x_y - m), as log_softmax does.
 """
 
+import mlpcore as mc
 import numpy as np
 import pytest
 from helpers import import_torch, mc_activation, torch_activation
-
-import mlpcore as mc
 
 torch = import_torch()
 F = torch.nn.functional
@@ -28,15 +27,71 @@ F = torch.nn.functional
 F32_MAX = float(np.finfo(np.float32).max)
 # row of extreme inputs per dtype (several rows: softmax/CE see an extreme next to moderate values)
 EXTREMES = {
-    np.float32: [1e4, -1e4, 1e3, -1e3, 100.0, -100.0, 88.8, -88.8, 104.0, -104.0, 50.0, -50.0, 20.0, -20.0,
-                 1.0, -1.0, 1e-3, -1e-3, 0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30, F32_MAX, -F32_MAX],
-    np.float64: [1e300, -1e300, 1e160, -1e160, 1e4, -1e4, 710.0, -710.0, 700.0, -700.0, 745.2, -745.2, 40.0, -40.0,
-                 1.0, -1.0, 1e-300, -1e-300, 0.0, -0.0, 1e-320, -1e-320],
+    np.float32: [
+        1e4,
+        -1e4,
+        1e3,
+        -1e3,
+        100.0,
+        -100.0,
+        88.8,
+        -88.8,
+        104.0,
+        -104.0,
+        50.0,
+        -50.0,
+        20.0,
+        -20.0,
+        1.0,
+        -1.0,
+        1e-3,
+        -1e-3,
+        0.0,
+        -0.0,
+        1e-30,
+        -1e-30,
+        1e30,
+        -1e30,
+        F32_MAX,
+        -F32_MAX,
+    ],
+    np.float64: [
+        1e300,
+        -1e300,
+        1e160,
+        -1e160,
+        1e4,
+        -1e4,
+        710.0,
+        -710.0,
+        700.0,
+        -700.0,
+        745.2,
+        -745.2,
+        40.0,
+        -40.0,
+        1.0,
+        -1.0,
+        1e-300,
+        -1e-300,
+        0.0,
+        -0.0,
+        1e-320,
+        -1e-320,
+    ],
 }
 RTOL = {np.float32: 2e-6, np.float64: 1e-13}
 EPS = {np.float32: float(np.finfo(np.float32).eps), np.float64: float(np.finfo(np.float64).eps)}
-ACTS = [("sigmoid", 0.0), ("softmax", 0.0), ("elu", 1.0), ("elu", 0.5), ("silu", 0.0), ("gelu", 0.0), ("tanh", 0.0),
-        ("leaky_relu", 0.01)]
+ACTS = [
+    ("sigmoid", 0.0),
+    ("softmax", 0.0),
+    ("elu", 1.0),
+    ("elu", 0.5),
+    ("silu", 0.0),
+    ("gelu", 0.0),
+    ("tanh", 0.0),
+    ("leaky_relu", 0.01),
+]
 
 
 def extreme_matrix(dtype, cols=5, seed=0):
@@ -67,8 +122,10 @@ def assert_close(got, want, dtype, where, scale=None):
     err = np.abs(got - want)
     bound = RTOL[dtype] * np.abs(want) + atol
     bad = fin & (err > bound)
-    assert not np.any(bad), (f"{where}: {int(bad.sum())} values off; worst at {np.argwhere(bad)[:3].tolist()}: "
-                             f"got {got[bad][:3]}, want {want[bad][:3]}")
+    assert not np.any(bad), (
+        f"{where}: {int(bad.sum())} values off; worst at {np.argwhere(bad)[:3].tolist()}: "
+        f"got {got[bad][:3]}, want {want[bad][:3]}"
+    )
 
 
 def torch_act_grad(name, param, x, g):
@@ -134,8 +191,19 @@ def test_cross_entropy_at_extremes_matches_torch(dtype):
     """Cross-entropy = log-softmax + NLL: finite and exact for logits up to +-1e4 (f32) / +-1e300
     (f64), including the worst case of the true class at the very bottom."""
     top = 1e4 if dtype == np.float32 else 1e300
-    logits = np.array([[top, -top, 0.0], [top, -top, 0.0], [-top, -top, -top], [top, top, -top], [0.0, 1.0, 2.0],
-                       [top, 0.5 * top, -top], [1e-30, 0.0, -1e-30], [100.0, -100.0, 50.0]], dtype=dtype)
+    logits = np.array(
+        [
+            [top, -top, 0.0],
+            [top, -top, 0.0],
+            [-top, -top, -top],
+            [top, top, -top],
+            [0.0, 1.0, 2.0],
+            [top, 0.5 * top, -top],
+            [1e-30, 0.0, -1e-30],
+            [100.0, -100.0, 50.0],
+        ],
+        dtype=dtype,
+    )
     labels = np.array([0, 1, 2, 2, 0, 1, 2, 1])
     for rows in (slice(None), [1], [2], [3], [5]):  # the whole batch and single worst-case rows
         pred, y = logits[rows], labels[rows]
@@ -146,7 +214,9 @@ def test_cross_entropy_at_extremes_matches_torch(dtype):
         vt = F.cross_entropy(pt, torch.tensor(y))
         vt.backward()
         assert np.isfinite(value) and np.all(np.isfinite(grad))
-        assert_close(np.array(value), vt.detach().numpy(), dtype, f"CE value rows={rows}", scale=abs(vt.item()))
+        assert_close(
+            np.array(value), vt.detach().numpy(), dtype, f"CE value rows={rows}", scale=abs(vt.item())
+        )
         assert_close(grad, pt.grad.numpy(), dtype, f"CE grad rows={rows}")
     # the worst row alone: the loss is the full gap, 2e4 (f32) / 2e300 (f64), exactly
     assert mc.CrossEntropyLoss()(logits[[1]], labels[[1]]) == pytest.approx(2 * top, rel=RTOL[dtype])

@@ -11,17 +11,21 @@ of steps through the module path (it reads the weights while an update writes th
 
 import threading
 
+import mlpcore as mc
 import numpy as np
 import pytest
-
-import mlpcore as mc
 
 N_THREADS, REPEATS = 4, 6
 
 
 def build(seed=0):
-    return mc.Sequential(mc.Linear(32, 128, seed=seed), mc.Tanh(), mc.Linear(128, 128, seed=seed + 1), mc.ReLU(),
-                         mc.Linear(128, 5, seed=seed + 2))
+    return mc.Sequential(
+        mc.Linear(32, 128, seed=seed),
+        mc.Tanh(),
+        mc.Linear(128, 128, seed=seed + 1),
+        mc.ReLU(),
+        mc.Linear(128, 5, seed=seed + 2),
+    )
 
 
 def data(n=300, seed=0):
@@ -40,6 +44,7 @@ def run_threads(fns):
                 fn()
             except BaseException as e:  # noqa: BLE001 - reported in the main thread
                 errors.append(e)
+
         return go
 
     threads = [threading.Thread(target=wrap(fn)) for fn in fns]
@@ -68,6 +73,7 @@ def test_concurrent_predict_equals_serial(threads):
             for r in range(REPEATS):
                 got_net[i][r] = net.predict(inputs[i], 64)
                 got_mod[i][r] = model(inputs[i])
+
         return fn
 
     run_threads([work(i) for i in range(N_THREADS)])
@@ -188,9 +194,11 @@ def test_long_calls_release_the_gil(call):
     wide = mc.Linear(32, 2048, seed=0)
     net = model.compiled()
     opt = mc.SGD(model.parameters(), lr=0.01)
-    run = {"predict": lambda: net.predict(X, 4096),
-           "train_epoch": lambda: net.train_epoch(opt._core, mc.CrossEntropyLoss.kind, X, y, 2048, False, 0, 0),
-           "linear_forward": lambda: wide(X)}[call]
+    run = {
+        "predict": lambda: net.predict(X, 4096),
+        "train_epoch": lambda: net.train_epoch(opt._core, mc.CrossEntropyLoss.kind, X, y, 2048, False, 0, 0),
+        "linear_forward": lambda: wide(X),
+    }[call]
     windows, ticks, finished = [], [], threading.Event()
 
     def long_call():

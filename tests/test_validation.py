@@ -5,17 +5,18 @@ errors, and arguments of gradcheck / optimizers / modules. Every error is ValueE
 TypeError naming the argument, what was expected and what was given; RuntimeError for state.
 """
 
+import mlpcore as mc
 import numpy as np
 import pytest
-
-import mlpcore as mc
 
 F32 = np.float32
 CE, MSE, BCE = mc.CrossEntropyLoss.kind, mc.MSELoss.kind, mc.BCEWithLogitsLoss.kind
 
 
 def _net(n_out=3, dtype=F32):
-    model = mc.Sequential(mc.Linear(4, 5, dtype=dtype, seed=0), mc.Tanh(), mc.Linear(5, n_out, dtype=dtype, seed=1))
+    model = mc.Sequential(
+        mc.Linear(4, 5, dtype=dtype, seed=0), mc.Tanh(), mc.Linear(5, n_out, dtype=dtype, seed=1)
+    )
     return model, model.compiled(), mc.SGD(model.parameters(), lr=0.1)
 
 
@@ -33,121 +34,326 @@ def _call(method, *args, n_out=3, **kw):
 # (id, call, exception, substrings the message must contain)
 CASES = [
     # ---- X and y of different lengths ----
-    ("train_step labels shorter", lambda: _call("train_step", CE, X, Y[:9]), ValueError,
-     ["y", "9 labels", "x has 10 rows"]),
-    ("train_epoch labels longer", lambda: _call("train_epoch", CE, X, np.r_[Y, 0], 4, True, 0), ValueError,
-     ["y", "11 labels", "X has 10 rows"]),
-    ("evaluate labels shorter", lambda: _call("evaluate", CE, X, Y[:3]), ValueError,
-     ["y", "3 labels", "X has 10 rows"]),
-    ("train_epoch mse rows", lambda: _call("train_epoch", MSE, X, np.zeros((7, 3), F32), 4, True, 0), ValueError,
-     ["y", "expected 10 rows", "one per row of X", "(7,3)"]),
-    ("train_step mse 1-D rows", lambda: _call("train_step", MSE, X, np.zeros(9, F32), n_out=1), ValueError,
-     ["y", "expected 10 rows", "(9,)"]),
-    ("evaluate bce rows", lambda: _call("evaluate", BCE, X, np.zeros((11, 3), F32)), ValueError,
-     ["y", "expected 10 rows", "(11,3)"]),
+    (
+        "train_step labels shorter",
+        lambda: _call("train_step", CE, X, Y[:9]),
+        ValueError,
+        ["y", "9 labels", "x has 10 rows"],
+    ),
+    (
+        "train_epoch labels longer",
+        lambda: _call("train_epoch", CE, X, np.r_[Y, 0], 4, True, 0),
+        ValueError,
+        ["y", "11 labels", "X has 10 rows"],
+    ),
+    (
+        "evaluate labels shorter",
+        lambda: _call("evaluate", CE, X, Y[:3]),
+        ValueError,
+        ["y", "3 labels", "X has 10 rows"],
+    ),
+    (
+        "train_epoch mse rows",
+        lambda: _call("train_epoch", MSE, X, np.zeros((7, 3), F32), 4, True, 0),
+        ValueError,
+        ["y", "expected 10 rows", "one per row of X", "(7,3)"],
+    ),
+    (
+        "train_step mse 1-D rows",
+        lambda: _call("train_step", MSE, X, np.zeros(9, F32), n_out=1),
+        ValueError,
+        ["y", "expected 10 rows", "(9,)"],
+    ),
+    (
+        "evaluate bce rows",
+        lambda: _call("evaluate", BCE, X, np.zeros((11, 3), F32)),
+        ValueError,
+        ["y", "expected 10 rows", "(11,3)"],
+    ),
     # ---- 1-D targets are only a single-output shorthand ----
-    ("mse 1-D target for 3 outputs", lambda: _call("train_step", MSE, X, np.zeros(10, F32)), ValueError,
-     ["y", "2-D", "(10,)"]),
-    ("mse target 3-D", lambda: _call("train_epoch", MSE, X, np.zeros((10, 3, 1), F32), 4, True, 0), ValueError,
-     ["y", "2-D", "(10,3,1)"]),
+    (
+        "mse 1-D target for 3 outputs",
+        lambda: _call("train_step", MSE, X, np.zeros(10, F32)),
+        ValueError,
+        ["y", "2-D", "(10,)"],
+    ),
+    (
+        "mse target 3-D",
+        lambda: _call("train_epoch", MSE, X, np.zeros((10, 3, 1), F32), 4, True, 0),
+        ValueError,
+        ["y", "2-D", "(10,3,1)"],
+    ),
     # ---- batch_size ----
-    ("train_epoch batch_size 0", lambda: _call("train_epoch", CE, X, Y, 0, True, 0), ValueError,
-     ["batch_size", ">= 1", "0"]),
-    ("train_epoch batch_size negative", lambda: _call("train_epoch", CE, X, Y, -4, False, 0), ValueError,
-     ["batch_size", ">= 1", "-4"]),
-    ("evaluate batch_size 0", lambda: _call("evaluate", CE, X, Y, 0), ValueError, ["batch_size", ">= 1", "0"]),
-    ("evaluate batch_size negative", lambda: _call("evaluate", CE, X, Y, -1), ValueError,
-     ["batch_size", ">= 1", "-1"]),
+    (
+        "train_epoch batch_size 0",
+        lambda: _call("train_epoch", CE, X, Y, 0, True, 0),
+        ValueError,
+        ["batch_size", ">= 1", "0"],
+    ),
+    (
+        "train_epoch batch_size negative",
+        lambda: _call("train_epoch", CE, X, Y, -4, False, 0),
+        ValueError,
+        ["batch_size", ">= 1", "-4"],
+    ),
+    (
+        "evaluate batch_size 0",
+        lambda: _call("evaluate", CE, X, Y, 0),
+        ValueError,
+        ["batch_size", ">= 1", "0"],
+    ),
+    (
+        "evaluate batch_size negative",
+        lambda: _call("evaluate", CE, X, Y, -1),
+        ValueError,
+        ["batch_size", ">= 1", "-1"],
+    ),
     ("predict batch_size 0", lambda: _call("predict", X, 0), ValueError, ["batch_size", ">= 1", "0"]),
     # ---- empty data, wrong width, wrong dtype, NaN in the compiled calls ----
-    ("train_epoch empty X", lambda: _call("train_epoch", CE, X[:0], Y[:0], 4, True, 0), ValueError,
-     ["X", "empty batch"]),
+    (
+        "train_epoch empty X",
+        lambda: _call("train_epoch", CE, X[:0], Y[:0], 4, True, 0),
+        ValueError,
+        ["X", "empty batch"],
+    ),
     ("predict empty X", lambda: _call("predict", X[:0]), ValueError, ["X", "empty batch"]),
     ("evaluate empty X", lambda: _call("evaluate", CE, X[:0], Y[:0]), ValueError, ["X", "empty batch"]),
-    ("forward wrong width", lambda: _call("forward", np.zeros((2, 5), F32)), ValueError,
-     ["x", "expected 4 columns", "(2,5)"]),
-    ("train_step X int", lambda: _call("train_step", CE, X.astype(int), Y), TypeError,
-     ["x", "float32 or float64", "int64"]),
-    ("train_epoch labels float", lambda: _call("train_epoch", CE, X, Y.astype(F32), 4, True, 0), TypeError,
-     ["y", "integer class ids", "float32"]),
-    ("train_epoch labels one-hot", lambda: _call("train_epoch", CE, X, np.eye(3)[Y], 4, True, 0), ValueError,
-     ["y", "one-hot", "argmax"]),
-    ("train_epoch label out of range", lambda: _call("train_epoch", CE, X, np.r_[Y[:9], 3], 4, True, 0),
-     ValueError, ["y", "label 3", "index 9", "[0, 3)"]),
-    ("predict X NaN", lambda: _call("predict", np.where(X > 0.9, np.nan, X)), ValueError, ["X", "NaN or Inf"]),
-    ("train_epoch y Inf", lambda: _call("train_epoch", MSE, X, np.full((10, 3), np.inf, F32), 4, True, 0),
-     ValueError, ["y", "NaN or Inf"]),
-    ("float64 beyond float32 range", lambda: _call("predict", np.full((2, 4), 1e300)), ValueError,
-     ["X", "NaN or Inf after conversion to float32"]),
+    (
+        "forward wrong width",
+        lambda: _call("forward", np.zeros((2, 5), F32)),
+        ValueError,
+        ["x", "expected 4 columns", "(2,5)"],
+    ),
+    (
+        "train_step X int",
+        lambda: _call("train_step", CE, X.astype(int), Y),
+        TypeError,
+        ["x", "float32 or float64", "int64"],
+    ),
+    (
+        "train_epoch labels float",
+        lambda: _call("train_epoch", CE, X, Y.astype(F32), 4, True, 0),
+        TypeError,
+        ["y", "integer class ids", "float32"],
+    ),
+    (
+        "train_epoch labels one-hot",
+        lambda: _call("train_epoch", CE, X, np.eye(3)[Y], 4, True, 0),
+        ValueError,
+        ["y", "one-hot", "argmax"],
+    ),
+    (
+        "train_epoch label out of range",
+        lambda: _call("train_epoch", CE, X, np.r_[Y[:9], 3], 4, True, 0),
+        ValueError,
+        ["y", "label 3", "index 9", "[0, 3)"],
+    ),
+    (
+        "predict X NaN",
+        lambda: _call("predict", np.where(X > 0.9, np.nan, X)),
+        ValueError,
+        ["X", "NaN or Inf"],
+    ),
+    (
+        "train_epoch y Inf",
+        lambda: _call("train_epoch", MSE, X, np.full((10, 3), np.inf, F32), 4, True, 0),
+        ValueError,
+        ["y", "NaN or Inf"],
+    ),
+    (
+        "float64 beyond float32 range",
+        lambda: _call("predict", np.full((2, 4), 1e300)),
+        ValueError,
+        ["X", "NaN or Inf after conversion to float32"],
+    ),
     # ---- zero columns (a softmax over an empty row would read past it) ----
-    ("softmax zero columns", lambda: mc.Softmax()(np.zeros((3, 0))), ValueError,
-     ["x", "at least 1 column", "(3,0)"]),
-    ("dropout zero columns", lambda: mc.Dropout(0.5)(np.zeros((3, 0), F32)), ValueError,
-     ["x", "at least 1 column"]),
+    (
+        "softmax zero columns",
+        lambda: mc.Softmax()(np.zeros((3, 0))),
+        ValueError,
+        ["x", "at least 1 column", "(3,0)"],
+    ),
+    (
+        "dropout zero columns",
+        lambda: mc.Dropout(0.5)(np.zeros((3, 0), F32)),
+        ValueError,
+        ["x", "at least 1 column"],
+    ),
     # ---- wrong device ----
-    ("to unknown device", lambda: mc.Linear(3, 2).to("tpu"), ValueError, ["device", "'cpu' or 'cuda'", "'tpu'"]),
+    (
+        "to unknown device",
+        lambda: mc.Linear(3, 2).to("tpu"),
+        ValueError,
+        ["device", "'cpu' or 'cuda'", "'tpu'"],
+    ),
     ("to non-string device", lambda: mc.Linear(3, 2).to(0), ValueError, ["device", "'cpu' or 'cuda'", "0"]),
     # ---- state errors ----
-    ("Maxout backward before forward", lambda: mc.Maxout(3, 2).backward(np.ones((2, 2), F32)), RuntimeError,
-     ["Maxout", "before forward"]),
-    ("Dropout backward before forward", lambda: mc.Dropout(0.5).backward(np.ones((2, 2), F32)), RuntimeError,
-     ["Dropout", "before forward"]),
-    ("Residual backward before forward", lambda: mc.Residual(mc.Linear(3, 3)).backward(np.ones((2, 3), F32)),
-     RuntimeError, ["before forward"]),
+    (
+        "Maxout backward before forward",
+        lambda: mc.Maxout(3, 2).backward(np.ones((2, 2), F32)),
+        RuntimeError,
+        ["Maxout", "before forward"],
+    ),
+    (
+        "Dropout backward before forward",
+        lambda: mc.Dropout(0.5).backward(np.ones((2, 2), F32)),
+        RuntimeError,
+        ["Dropout", "before forward"],
+    ),
+    (
+        "Residual backward before forward",
+        lambda: mc.Residual(mc.Linear(3, 3)).backward(np.ones((2, 3), F32)),
+        RuntimeError,
+        ["before forward"],
+    ),
     # ---- a Parameter replaced instead of written ----
-    ("replace weight by array", lambda: setattr(mc.Linear(3, 2), "weight", np.zeros((2, 3))), TypeError,
-     ["Linear.weight", "cannot be replaced", "shape (2, 3)", "ndarray", ".weight.data = a"]),
-    ("replace bias by wrong-shape array", lambda: setattr(mc.Linear(3, 2), "bias", np.zeros(5)), TypeError,
-     ["Linear.bias", "shape (2,)", "ndarray of shape (5,)"]),
-    ("replace weight by other Parameter", lambda: setattr(mc.Linear(3, 2), "weight", mc.Linear(4, 4).weight),
-     TypeError, ["Linear.weight", "Parameter"]),
-    ("replace Maxout weight", lambda: setattr(mc.Maxout(3, 2), "weight", None), TypeError,
-     ["Maxout.weight", "NoneType"]),
-    ("write weight.data wrong shape", lambda: setattr(mc.Linear(3, 2).weight, "data", np.zeros((3, 2))),
-     ValueError, ["Parameter.data", "expected shape (2, 3)", "(3, 2)"]),
-    ("write bias.data beyond float32", lambda: setattr(mc.Linear(3, 2).bias, "data", np.array([1e300, 0.0])),
-     ValueError, ["Parameter.data", "NaN or Inf after conversion to float32"]),
-    ("write weight.data complex", lambda: setattr(mc.Linear(3, 2).weight, "data", np.zeros((2, 3), complex)),
-     TypeError, ["Parameter.data", "complex128"]),
+    (
+        "replace weight by array",
+        lambda: setattr(mc.Linear(3, 2), "weight", np.zeros((2, 3))),
+        TypeError,
+        ["Linear.weight", "cannot be replaced", "shape (2, 3)", "ndarray", ".weight.data = a"],
+    ),
+    (
+        "replace bias by wrong-shape array",
+        lambda: setattr(mc.Linear(3, 2), "bias", np.zeros(5)),
+        TypeError,
+        ["Linear.bias", "shape (2,)", "ndarray of shape (5,)"],
+    ),
+    (
+        "replace weight by other Parameter",
+        lambda: setattr(mc.Linear(3, 2), "weight", mc.Linear(4, 4).weight),
+        TypeError,
+        ["Linear.weight", "Parameter"],
+    ),
+    (
+        "replace Maxout weight",
+        lambda: setattr(mc.Maxout(3, 2), "weight", None),
+        TypeError,
+        ["Maxout.weight", "NoneType"],
+    ),
+    (
+        "write weight.data wrong shape",
+        lambda: setattr(mc.Linear(3, 2).weight, "data", np.zeros((3, 2))),
+        ValueError,
+        ["Parameter.data", "expected shape (2, 3)", "(3, 2)"],
+    ),
+    (
+        "write bias.data beyond float32",
+        lambda: setattr(mc.Linear(3, 2).bias, "data", np.array([1e300, 0.0])),
+        ValueError,
+        ["Parameter.data", "NaN or Inf after conversion to float32"],
+    ),
+    (
+        "write weight.data complex",
+        lambda: setattr(mc.Linear(3, 2).weight, "data", np.zeros((2, 3), complex)),
+        TypeError,
+        ["Parameter.data", "complex128"],
+    ),
     # ---- module arguments ----
-    ("LeakyReLU slope string", lambda: mc.LeakyReLU("0.1"), ValueError, ["negative_slope", "finite float", "'0.1'"]),
+    (
+        "LeakyReLU slope string",
+        lambda: mc.LeakyReLU("0.1"),
+        ValueError,
+        ["negative_slope", "finite float", "'0.1'"],
+    ),
     ("ELU alpha None", lambda: mc.ELU(None), ValueError, ["alpha", "finite float", "None"]),
     ("Dropout p 1", lambda: mc.Dropout(1.0), ValueError, ["p", "[0, 1)", "1.0"]),
     ("Maxout pieces 0", lambda: mc.Maxout(3, 2, pieces=0), ValueError, ["pieces", "positive int", "0"]),
     ("Linear seed negative", lambda: mc.Linear(3, 2, seed=-1), ValueError, ["seed", "non-negative", "-1"]),
     ("Residual of a non-module", lambda: mc.Residual(np.tanh), TypeError, ["block", "Module", "ufunc"]),
     ("Residual changes width", lambda: mc.Residual(mc.Linear(3, 4)), ValueError, ["Residual", "3", "4"]),
-    ("Sequential nested does not chain",
-     lambda: mc.Sequential(mc.Sequential(mc.Linear(3, 4), mc.ReLU()), mc.Linear(5, 2)), ValueError,
-     ["layer 1", "Linear(in_features=5", "expects 5", "layer 0", "produces 4"]),
-    ("Sequential Maxout does not chain", lambda: mc.Sequential(mc.Linear(3, 4), mc.Maxout(5, 2)), ValueError,
-     ["layer 1", "Maxout(in_features=5", "layer 0", "Linear(in_features=3, out_features=4"]),
+    (
+        "Sequential nested does not chain",
+        lambda: mc.Sequential(mc.Sequential(mc.Linear(3, 4), mc.ReLU()), mc.Linear(5, 2)),
+        ValueError,
+        ["layer 1", "Linear(in_features=5", "expects 5", "layer 0", "produces 4"],
+    ),
+    (
+        "Sequential Maxout does not chain",
+        lambda: mc.Sequential(mc.Linear(3, 4), mc.Maxout(5, 2)),
+        ValueError,
+        ["layer 1", "Maxout(in_features=5", "layer 0", "Linear(in_features=3, out_features=4"],
+    ),
     # ---- gradcheck arguments ----
-    ("gradcheck complex x", lambda: mc.gradcheck(mc.Linear(3, 2, dtype=np.float64), np.ones((2, 3), complex)),
-     TypeError, ["x", "real numeric", "complex128"]),
-    ("gradcheck string x", lambda: mc.gradcheck(mc.Linear(3, 2, dtype=np.float64), "abc"), TypeError,
-     ["x", "real numeric"]),
-    ("gradcheck 1-D x", lambda: mc.gradcheck(mc.Linear(3, 2, dtype=np.float64), np.ones(3)), ValueError,
-     ["x", "2-D", "(3,)"]),
-    ("gradcheck eps 0", lambda: mc.gradcheck(mc.Linear(3, 2, dtype=np.float64), np.ones((2, 3)), eps=0),
-     ValueError, ["eps", "(0, 1)", "0"]),
-    ("gradcheck not a module", lambda: mc.gradcheck(5, np.ones((2, 3))), TypeError, ["module", "Module", "int"]),
-    ("gradcheck float32 module", lambda: mc.gradcheck(mc.Linear(3, 2), np.ones((2, 3))), ValueError,
-     ["weight", "float32", "float64"]),
+    (
+        "gradcheck complex x",
+        lambda: mc.gradcheck(mc.Linear(3, 2, dtype=np.float64), np.ones((2, 3), complex)),
+        TypeError,
+        ["x", "real numeric", "complex128"],
+    ),
+    (
+        "gradcheck string x",
+        lambda: mc.gradcheck(mc.Linear(3, 2, dtype=np.float64), "abc"),
+        TypeError,
+        ["x", "real numeric"],
+    ),
+    (
+        "gradcheck 1-D x",
+        lambda: mc.gradcheck(mc.Linear(3, 2, dtype=np.float64), np.ones(3)),
+        ValueError,
+        ["x", "2-D", "(3,)"],
+    ),
+    (
+        "gradcheck eps 0",
+        lambda: mc.gradcheck(mc.Linear(3, 2, dtype=np.float64), np.ones((2, 3)), eps=0),
+        ValueError,
+        ["eps", "(0, 1)", "0"],
+    ),
+    (
+        "gradcheck not a module",
+        lambda: mc.gradcheck(5, np.ones((2, 3))),
+        TypeError,
+        ["module", "Module", "int"],
+    ),
+    (
+        "gradcheck float32 module",
+        lambda: mc.gradcheck(mc.Linear(3, 2), np.ones((2, 3))),
+        ValueError,
+        ["weight", "float32", "float64"],
+    ),
     # ---- optimizer state ----
-    ("load_state_dict None", lambda: mc.SGD(mc.Linear(3, 2).parameters(), lr=0.1).load_state_dict(None),
-     TypeError, ["state_dict", "dict", "NoneType"]),
-    ("load_state_dict bad lr", lambda: mc.SGD(mc.Linear(3, 2).parameters(), lr=0.1).load_state_dict(
-        {"type": "SGD", "hyper": {"lr": -1.0}, "step": 0, "state": np.zeros(8)}), ValueError,
-     ["lr", "> 0", "-1.0"]),
-    ("load_state_dict unknown key", lambda: mc.SGD(mc.Linear(3, 2).parameters(), lr=0.1).load_state_dict(
-        {"type": "SGD", "hyper": {"lrate": 1.0}, "step": 0, "state": np.zeros(8)}), ValueError, ["'lrate'"]),
-    ("load_state_dict other optimizer", lambda: mc.SGD(mc.Linear(3, 2).parameters(), lr=0.1).load_state_dict(
-        mc.Adam(mc.Linear(3, 2).parameters()).state_dict()), ValueError, ["'Adam'", "SGD"]),
-    ("optimizer lr set to NaN", lambda: setattr(mc.SGD(mc.Linear(3, 2).parameters(), lr=0.1), "lr", float("nan")),
-     ValueError, ["lr", "finite", "nan"]),
-    ("Adam beta 1", lambda: mc.Adam(mc.Linear(3, 2).parameters(), betas=(0.9, 1.0)), ValueError,
-     ["betas[1]", "[0, 1)", "1.0"]),
+    (
+        "load_state_dict None",
+        lambda: mc.SGD(mc.Linear(3, 2).parameters(), lr=0.1).load_state_dict(None),
+        TypeError,
+        ["state_dict", "dict", "NoneType"],
+    ),
+    (
+        "load_state_dict bad lr",
+        lambda: mc.SGD(mc.Linear(3, 2).parameters(), lr=0.1).load_state_dict(
+            {"type": "SGD", "hyper": {"lr": -1.0}, "step": 0, "state": np.zeros(8)}
+        ),
+        ValueError,
+        ["lr", "> 0", "-1.0"],
+    ),
+    (
+        "load_state_dict unknown key",
+        lambda: mc.SGD(mc.Linear(3, 2).parameters(), lr=0.1).load_state_dict(
+            {"type": "SGD", "hyper": {"lrate": 1.0}, "step": 0, "state": np.zeros(8)}
+        ),
+        ValueError,
+        ["'lrate'"],
+    ),
+    (
+        "load_state_dict other optimizer",
+        lambda: mc.SGD(mc.Linear(3, 2).parameters(), lr=0.1).load_state_dict(
+            mc.Adam(mc.Linear(3, 2).parameters()).state_dict()
+        ),
+        ValueError,
+        ["'Adam'", "SGD"],
+    ),
+    (
+        "optimizer lr set to NaN",
+        lambda: setattr(mc.SGD(mc.Linear(3, 2).parameters(), lr=0.1), "lr", float("nan")),
+        ValueError,
+        ["lr", "finite", "nan"],
+    ),
+    (
+        "Adam beta 1",
+        lambda: mc.Adam(mc.Linear(3, 2).parameters(), betas=(0.9, 1.0)),
+        ValueError,
+        ["betas[1]", "[0, 1)", "1.0"],
+    ),
     ("Adam eps 0", lambda: mc.Adam(mc.Linear(3, 2).parameters(), eps=0.0), ValueError, ["eps", "> 0"]),
 ]
 
@@ -163,6 +369,7 @@ def test_bad_input_raises_a_clear_error(call, exc, parts):
 
 
 # ----- documented policies --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("loss_kind", [MSE, BCE], ids=["mse", "bce"])
 def test_1d_target_for_a_single_output_network_is_a_column(loss_kind):
@@ -197,7 +404,9 @@ def test_float64_input_to_a_float32_model_is_converted():
     np.testing.assert_array_equal(net.predict(big_endian), want)
     # the same for float32 input to a float64 model (exact)
     model64, net64, _ = _net(dtype=np.float64)
-    np.testing.assert_array_equal(net64.predict(x64.astype(F32)), net64.predict(x64.astype(F32).astype(np.float64)))
+    np.testing.assert_array_equal(
+        net64.predict(x64.astype(F32)), net64.predict(x64.astype(F32).astype(np.float64))
+    )
 
 
 def test_float64_to_float32_conversion_rounds_like_numpy():
@@ -206,8 +415,26 @@ def test_float64_to_float32_conversion_rounds_like_numpy():
     unless checks are off, and without numpy's overflow warning)."""
     f32max = float(np.finfo(F32).max)
     boundary = 3.4028235677973366e38  # FLT_MAX + half an ulp: rounds (ties-to-even) to inf
-    finite = np.array([[0.1, -1 / 3, 1e-40, -1e-45, 2.0**-149, 2.0**-150 * 1.5, f32max, -f32max,
-                        3.4028235e38, np.nextafter(boundary, 0), 1e-310, 123456789.123, 0.0, -0.0]])
+    finite = np.array(
+        [
+            [
+                0.1,
+                -1 / 3,
+                1e-40,
+                -1e-45,
+                2.0**-149,
+                2.0**-150 * 1.5,
+                f32max,
+                -f32max,
+                3.4028235e38,
+                np.nextafter(boundary, 0),
+                1e-310,
+                123456789.123,
+                0.0,
+                -0.0,
+            ]
+        ]
+    )
     got = mc._core._as_matrix(finite, "x", F32)
     assert got.dtype == F32
     np.testing.assert_array_equal(got, finite.astype(F32))

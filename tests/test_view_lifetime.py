@@ -22,7 +22,8 @@ import mlpcore as mc
 
 def churn():
     # allocate and free plenty of same-sized blocks: a freed arena would be handed out again
-    keep = [mc.Sequential(mc.Linear(64, 128, seed=i), mc.ReLU(), mc.Linear(128, 10, seed=i)) for i in range(20)]
+    keep = [mc.Sequential(mc.Linear(64, 128, seed=i), mc.ReLU(), mc.Linear(128, 10, seed=i))
+            for i in range(20)]
     junk = [np.full(64 * 128 + 128 * 10 + 64, 9.0, np.float32) for _ in range(50)]
     for m in keep:
         for p in m.parameters():
@@ -113,7 +114,8 @@ SCENARIOS = {
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_views_after_the_model_is_gone(name):
     code = PRELUDE + textwrap.dedent(SCENARIOS[name]) + "\nprint('OK')\n"
-    proc = subprocess.run([sys.executable, "-X", "faulthandler", "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr[-4000:]}"
     assert proc.stdout.strip().endswith("OK")
