@@ -33,7 +33,8 @@ def gradcheck(module: Union[Module, Sequence[Module]], x: np.ndarray, loss=None,
     """
     if not isinstance(module, Module):
         if not isinstance(module, (list, tuple)):
-            raise TypeError(f"module: expected a mlpcore Module or a list of Modules, got {type(module).__name__}")
+            raise TypeError(
+                f"module: expected a mlpcore Module or a list of Modules, got {type(module).__name__}")
         module = Sequential(*module)
     if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not (0.0 < eps < 1.0):
         raise ValueError(f"eps: expected a step in (0, 1), got {eps!r}")

@@ -506,8 +506,8 @@ class Dropout(Module):
         if self._mask is None:
             g = _core._as_matrix(grad_output, "grad_output", self._dtype, self._shape[1])
             if g.shape[0] != self._shape[0]:
-                raise ValueError(f"grad_output: expected {self._shape[0]} rows (the batch of the last forward), "
-                                 f"got shape {g.shape}")
+                raise ValueError(f"grad_output: expected {self._shape[0]} rows (the batch of the last "
+                                 f"forward), got shape {g.shape}")
             return g.copy() if g is grad_output else g
         return _core.mul(grad_output, self._mask, self._mask.dtype)
 

@@ -280,7 +280,8 @@ class Trainer:
                 if y.min() < 0:
                     raise ValueError(f"{yname}: class ids must be >= 0, got {int(y.min())}")
                 if int(y.max()) > np.iinfo(np.int32).max:  # int32 below would wrap it into range
-                    raise ValueError(f"{yname}: class id {int(y.max())} is out of range (more than any class index)")
+                    raise ValueError(
+                        f"{yname}: class id {int(y.max())} is out of range (more than any class index)")
                 y = np.ascontiguousarray(y, dtype=np.int32)
         else:
             if y.ndim == 1:
