@@ -98,3 +98,62 @@ def test_quick_run_writes_json(tmp_path):
         assert rows["torch"]["vs_torch"] == pytest.approx(1.0)
         assert rows["mlpcore"]["budget_met"] in (True, False)
     assert res["meta"]["workers"]["mlpcore/1"]["versions"]["mlpcore"] == mc.__version__
+
+
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+def test_hand_written_peers_compute_the_same_sgd_step_as_torch(loss):
+    """The from-scratch peers (NumPy, hand-written PyTorch, JAX if installed, and mlpcore) must do the
+    same work as PyTorch autograd + SGD, or the comparison would be meaningless: one step from the same
+    weights gives the same weights."""
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    mod = _load_compare()
+    cfg = mod.Config("t", (5, 7, 6, 3), 4, loss, pool=1)
+    ref = mod._TorchRunner(cfg, torch)
+    W0 = [ref.model[2 * i].weight.detach().numpy().copy() for i in range(3)]   # (out, in)
+    b0 = [(0.1 * np.arange(w.shape[0], dtype=np.float32)) for w in W0]
+    with torch.no_grad():
+        for i in range(3):
+            ref.model[2 * i].bias.copy_(torch.from_numpy(b0[i]))
+    ref.run(1)
+    W1 = [ref.model[2 * i].weight.detach().numpy() for i in range(3)]
+    b1 = [ref.model[2 * i].bias.detach().numpy() for i in range(3)]
+
+    def check(name, Ws, bs):
+        for i in range(3):
+            dW_ref, dW = W1[i] - W0[i], Ws[i] - W0[i]
+            assert np.abs(dW_ref).max() > 0
+            np.testing.assert_allclose(dW, dW_ref, atol=1e-3 * np.abs(dW_ref).max(), err_msg=f"{name} W{i}")
+            db_ref, db = b1[i] - b0[i], bs[i] - b0[i]
+            np.testing.assert_allclose(db, db_ref, atol=1e-3 * np.abs(db_ref).max() + 1e-9, err_msg=f"{name} b{i}")
+
+    man = mod._TorchManualRunner(cfg, torch)
+    for i in range(3):
+        man.W[i].copy_(torch.from_numpy(W0[i]))
+        man.b[i].copy_(torch.from_numpy(b0[i]))
+    man.run(1)
+    check("torch-manual", [w.numpy() for w in man.W], [b.numpy() for b in man.b])
+
+    npr = mod._NumpyRunner(cfg)
+    for i in range(3):
+        npr.W[i][...] = W0[i].T
+        npr.b[i][...] = b0[i]
+    npr.run(1)
+    check("numpy", [w.T for w in npr.W], npr.b)
+
+    mcr = mod._MlpcoreRunner(cfg, mc, epoch=False)
+    lin = [m for m in mcr.model if isinstance(m, mc.Linear)]
+    for i in range(3):
+        lin[i].weight.data[...] = W0[i]
+        lin[i].bias.data[...] = b0[i]
+    mcr.run(1)
+    check("mlpcore", [m.weight.data.copy() for m in lin], [m.bias.data.copy() for m in lin])
+
+    if _have("jax"):
+        import jax
+
+        jr = mod._JaxRunner(cfg, jax)
+        jr.params = [(jax.numpy.asarray(W0[i].T), jax.numpy.asarray(b0[i])) for i in range(3)]
+        jr.run(1)
+        check("jax", [np.asarray(W).T for W, _ in jr.params], [np.asarray(b) for _, b in jr.params])
