@@ -34,7 +34,11 @@ make one timed sample (~target seconds). The parent interleaves the peers: in ea
 peer takes its samples in turn (the order rotates per round), so the noise of a shared machine
 hits all peers alike. Reported: the median ms per step over all samples, the IQR and min-max,
 samples/s, GFLOP/s counting 6*B*sum(in*out) per training step (2*sum(in*out) per inference
-call), and the share of the SGEMM peak at the same thread count.
+call), and the share of the SGEMM peak at the same thread count. Each sample is taken on two
+clocks: wall time, and the worker's CPU time (all its threads), which time slices lost to other
+processes do not inflate. The table shows wall time unless --clock cpu; on a loaded shared
+machine CPU time is the steadier measure for 1-thread rows (at 2 threads it counts core-seconds,
+spinning included). The JSON holds both.
 
 SGEMM peak. A square single-precision GEMM (C = A @ B, row-major, n=2048) called through
 ``scipy_cblas_sgemm`` of the scipy_openblas32 library that mlpcore itself links (ctypes), with
@@ -598,6 +602,8 @@ class _Worker:
             torch.set_num_threads(threads)
             self.lib["torch"] = torch
             self.versions["torch"] = torch.__version__
+            self.versions["blas"] = ("mkl" if torch.backends.mkl.is_available() else "?") + \
+                f", cpu capability {torch.backends.cpu.get_cpu_capability()}"
         elif peer in MLPCORE_PEERS or peer == "sgemm":
             mc = _import_mlpcore()
             mc.set_num_threads(threads)
@@ -621,6 +627,12 @@ class _Worker:
         import numpy as np
 
         self.versions["numpy"] = np.__version__
+        if peer in ("numpy", "sklearn"):
+            try:
+                deps = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+                self.versions["blas"] = deps.get("openblas configuration") or deps.get("name")
+            except Exception:  # older numpy: no dict mode
+                pass
 
     def setup(self, cfg: Config, warm_s: float) -> dict:
         self.runner = None
@@ -665,14 +677,18 @@ class _Worker:
                                    for d in threadpool_info()]
         return info
 
-    def sample(self, count: int) -> list:
-        """`count` timed samples; each the mean seconds per step over `inner` steps."""
-        out = []
+    def sample(self, count: int) -> tuple:
+        """`count` timed samples, each the mean seconds per step over `inner` steps: wall-clock, and
+        the CPU time of this process (all its threads), which preemption by other processes on a
+        shared machine does not inflate."""
+        wall, cpu = [], []
         for _ in range(count):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             self.runner.run(self.inner)
-            out.append((time.perf_counter() - t0) / self.inner)
-        return out
+            t1, c1 = time.perf_counter(), time.process_time()
+            wall.append((t1 - t0) / self.inner)
+            cpu.append((c1 - c0) / self.inner)
+        return wall, cpu
 
 
 class _NotApplicable(Exception):
@@ -701,11 +717,11 @@ def _worker_main(peer: str, threads: int) -> int:
         op = req["op"]
         try:
             if op == "setup":
-                cfg = Config(**{**req["config"], "sizes": tuple(req["config"]["sizes"]),
-                                "threads": tuple(req["config"]["threads"])})
+                cfg = _config_from_dict(req["config"])
                 reply({"ok": True, **worker.setup(cfg, req["warm_s"])})
             elif op == "sample":
-                reply({"ok": True, "times": worker.sample(req["count"])})
+                wall, cpu = worker.sample(req["count"])
+                reply({"ok": True, "times": wall, "cpu_times": cpu})
             elif op == "free":
                 worker.runner = None
                 reply({"ok": True})
@@ -829,24 +845,25 @@ def _log(msg: str, quiet: bool) -> None:
 
 
 def _measure_peak(workers: dict, threads: int, n: int, rounds: int, warm_s: float, quiet: bool) -> tuple:
-    """SGEMM samples (seconds per call) at `threads` threads, through a dedicated worker."""
+    """SGEMM samples at `threads` threads, through a dedicated worker: ({"wall": [s], "cpu": [s]}, error)."""
     key = ("sgemm", threads)
     if key not in workers:
         workers[key] = _WorkerProcess("sgemm", threads)
     w = workers[key]
+    empty = {"wall": [], "cpu": []}
     if not w.ok:
-        return [], w.error
+        return empty, w.error
     cfg = Config("sgemm", (n,), 1, "mse", target_s=0.0, pool=1)
     r = w.ask({"op": "setup", "config": _config_dict(cfg), "warm_s": warm_s})
     if not r.get("ok"):
-        return [], r.get("error")
+        return empty, r.get("error")
     r = w.ask({"op": "sample", "count": rounds})
     w.ask({"op": "free"})
     if not r.get("ok"):
-        return [], r.get("error")
-    _log(f"  sgemm n={n} {threads}t: " + ", ".join(f"{2 * n ** 3 / t / 1e9:.1f}" for t in r["times"]) + " GFLOP/s",
-         quiet)
-    return r["times"], None
+        return empty, r.get("error")
+    _log(f"  sgemm n={n} {threads}t: " + ", ".join(f"{2 * n ** 3 / t / 1e9:.1f}" for t in r["times"]) +
+         " GFLOP/s (wall)", quiet)
+    return {"wall": r["times"], "cpu": r["cpu_times"]}, None
 
 
 def _evaluate_budget(cfg: Config, row: dict) -> None:
@@ -876,24 +893,30 @@ def _evaluate_budget(cfg: Config, row: dict) -> None:
     row["budget_detail"] = "; ".join(detail)
 
 
-def _rows_for(cfg: Config, threads: int, samples: dict, setups: dict, errors: dict) -> list:
-    """One row per peer: timing summary, throughput, ratios (peak share and budget come later)."""
+def _rows_for(cfg: Config, threads: int, raw: list, clock: str) -> list:
+    """Analyse one (config, threads) group. `raw`: one dict per peer with "peer", "samples"
+    ({"wall": [s], "cpu": [s]}, seconds per step) or "error"/"not_applicable", "inner", "info".
+    Returns rows with the chosen clock's summary at top level, both clocks' summaries under "wall"
+    and "cpu", throughput and ratios. Peak share and budget are filled by _finish_rows."""
     rows = []
-    for peer, times in samples.items():
+    for rw in raw:
+        peer = rw["peer"]
         row = {"config": cfg.name, "label": cfg.label(), "sizes": list(cfg.sizes), "batch": cfg.batch,
-               "loss": cfg.loss, "kind": cfg.kind, "threads": threads, "peer": peer}
-        if peer in errors or not times:
-            row.update({"median_s": None, "error": errors.get(peer, "no samples"),
-                        "not_applicable": bool(setups.get(peer, {}).get("na"))})
+               "loss": cfg.loss, "kind": cfg.kind, "threads": threads, "peer": peer,
+               "inner": rw.get("inner"), "info": rw.get("info", {}), "samples": rw.get("samples")}
+        times = (rw.get("samples") or {}).get(clock)
+        if rw.get("error") or not times:
+            row.update({"median_s": None, "error": rw.get("error") or "no samples",
+                        "not_applicable": bool(rw.get("not_applicable"))})
             rows.append(row)
             continue
-        s = _summary(times)
-        row.update(s)
-        row["median_ms"] = 1e3 * s["median_s"]
-        row["samples_per_s"] = cfg.batch / s["median_s"]
-        row["gflops"] = cfg.flops / s["median_s"] / 1e9
-        row["inner"] = setups.get(peer, {}).get("inner")
-        row["info"] = {k: v for k, v in setups.get(peer, {}).items() if k not in ("ok", "inner", "versions")}
+        row.update(_summary(times))
+        row["median_ms"] = 1e3 * row["median_s"]
+        row["samples_per_s"] = cfg.batch / row["median_s"]
+        row["gflops"] = cfg.flops / row["median_s"] / 1e9
+        for c, ts in rw["samples"].items():
+            if ts:
+                row[c] = _summary(ts)
         rows.append(row)
     timed = {r["peer"]: r["median_s"] for r in rows if r.get("median_s")}
     others = {p: t for p, t in timed.items() if p not in MLPCORE_PEERS}
@@ -908,18 +931,45 @@ def _rows_for(cfg: Config, threads: int, samples: dict, setups: dict, errors: di
     return rows
 
 
-def _fmt_table(rows: list, peaks: dict) -> str:
-    """Markdown table, one block of rows per (config, threads)."""
+def _peak_summary(samples: dict, n: int, clock: str) -> dict:
+    """The SGEMM peak at one thread count from its samples ({"wall": [s], "cpu": [s]} per call)."""
+    if not samples.get(clock):
+        return {"n": n, "clock": clock, "samples_s": samples, "error": "no samples"}
+    s = _summary(samples[clock])
+    flop = 2.0 * n ** 3
+    return {"n": n, "clock": clock, "median_gflops": flop / s["median_s"] / 1e9,
+            "max_gflops": flop / s["min_s"] / 1e9, "min_gflops": flop / s["max_s"] / 1e9, "samples_s": samples,
+            "method": "ctypes scipy_cblas_sgemm (the scipy_openblas32 library mlpcore links), row-major NN, "
+                      "float32, threads via mlpcore.set_num_threads"}
+
+
+def _analyse(groups: list, peak_samples: dict, clock: str) -> tuple:
+    """groups: [(Config, threads, raw)] in display order; peak_samples: {threads: (n, samples)}.
+    Returns (rows, peaks) for the chosen clock, with peak shares and budgets filled in."""
+    peaks = {t: _peak_summary(s, n, clock) for t, (n, s) in peak_samples.items()}
+    flat = []
+    for cfg, threads, raw in groups:
+        rows = _rows_for(cfg, threads, raw, clock)
+        peak = peaks.get(threads, {}).get("median_gflops")
+        for r in rows:
+            if r.get("median_s"):
+                r["peak_share"] = r["gflops"] / peak if peak else None
+            _evaluate_budget(cfg, r)
+        flat += rows
+    return flat, peaks
+
+
+def _fmt_table(rows: list, peaks: dict, clock: str) -> str:
+    """Markdown table, one block of rows per (config, threads), then the peaks."""
     head = ("| workload | thr | peer | median (IQR) | samples/s | GFLOP/s | % peak | x PyTorch | x best peer "
             "| budget |")
     lines = [head, "|" + "---|" * 10]
     for r in rows:
-        infer = r["kind"] == "infer"
         if not r.get("median_s"):
             why = "n/a" if r.get("not_applicable") else "skipped: " + str(r.get("error", ""))[:80]
             lines.append(f"| {r['label']} | {r['threads']} | {r['peer']} | {why} | | | | | | |")
             continue
-        if infer:
+        if r["kind"] == "infer":
             t = f"{1e6 * r['median_s']:.1f} us ({1e6 * r['p25_s']:.1f}-{1e6 * r['p75_s']:.1f})"
         else:
             t = f"{1e3 * r['median_s']:.3f} ms ({1e3 * r['p25_s']:.3f}-{1e3 * r['p75_s']:.3f})"
@@ -937,6 +987,8 @@ def _fmt_table(rows: list, peaks: dict) -> str:
                          for t, p in sorted(peaks.items()) if p.get("median_gflops"))
     lines.append("")
     lines.append(f"SGEMM peak (scipy_cblas_sgemm, median of samples): {peak_txt or 'not measured'}")
+    what = "wall-clock time" if clock == "wall" else "CPU time of each peer's process (all threads)"
+    lines.append(f"Times: {what}; median of interleaved rounds, IQR in brackets.")
     return "\n".join(lines)
 
 
@@ -952,10 +1004,46 @@ def _parse_args(argv: Optional[list]) -> argparse.Namespace:
                         "e.g. 1 for the tiny ones, 1,2 for mnist_b128)")
     p.add_argument("--out", default=None, help="JSON path (default bench/results/compare-<utc time>.json)")
     p.add_argument("--sgemm-n", type=int, default=None, help=f"square SGEMM size for the peak (default {SGEMM_N})")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="what the table reports: wall-clock time (default), or the CPU time of the peer's "
+                        "process (all threads), which other processes on a shared machine do not inflate; "
+                        "the JSON always holds both")
+    p.add_argument("--show", default=None, metavar="JSON",
+                   help="print the table of an earlier run's JSON (with --clock) instead of measuring")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker-threads", type=int, default=1, help=argparse.SUPPRESS)
     return p.parse_args(argv)
+
+
+def _config_from_dict(d: dict) -> Config:
+    return Config(**{**d, "sizes": tuple(d["sizes"]), "threads": tuple(d["threads"])})
+
+
+def _show(path: str, clock: str) -> int:
+    """Re-analyse and print a saved run with the chosen clock."""
+    with open(path) as f:
+        res = json.load(f)
+    configs = {c["name"]: _config_from_dict(c) for c in res["configs"]}
+    groups: dict = {}
+    for r in res["rows"]:
+        groups.setdefault((r["config"], r["threads"]), []).append(r)
+    ordered = [(configs[name], t, raw) for (name, t), raw in groups.items()]
+    peak_samples = {int(t): (p["n"], p["samples_s"]) for t, p in res["peak"].items() if "samples_s" in p}
+    rows, peaks = _analyse(ordered, peak_samples, clock)
+    print(_fmt_table(rows, {str(t): p for t, p in peaks.items()}, clock))
+    m = res.get("meta", {})
+    print(f"Run of {m.get('date_utc')} on {m.get('cpu')} ({m.get('cpu_count')} CPUs), "
+          f"load average {m.get('loadavg')} before / {m.get('loadavg_end')} after.")
+    return 0
+
+
+def _parse_list(text: str, allowed: list, what: str) -> list:
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in items if s not in allowed]
+    if bad or not items:
+        raise SystemExit(f"--{what}: unknown {bad or text!r}; expected some of {allowed}")
+    return items
 
 
 def main(argv: Optional[list] = None) -> int:
@@ -963,15 +1051,11 @@ def main(argv: Optional[list] = None) -> int:
     args = _parse_args(argv)
     if args.worker:
         return _worker_main(args.worker, args.worker_threads)
+    if args.show:
+        return _show(args.show, args.clock)
 
-    names = [s.strip() for s in args.configs.split(",") if s.strip()]
-    bad = [n for n in names if n not in CONFIG_BY_NAME]
-    if bad:
-        raise SystemExit(f"--configs: unknown {bad}; expected some of {[c.name for c in CONFIGS]}")
-    peers = [s.strip() for s in args.peers.split(",") if s.strip()]
-    badp = [p for p in peers if p not in PEERS]
-    if badp:
-        raise SystemExit(f"--peers: unknown {badp}; expected some of {PEERS}")
+    names = _parse_list(args.configs, [c.name for c in CONFIGS], "configs")
+    peers = _parse_list(args.peers, PEERS, "peers")
     thread_override = None
     if args.threads:
         try:
@@ -986,106 +1070,93 @@ def main(argv: Optional[list] = None) -> int:
     peak_rounds = 2 if args.quick else 5
 
     # (config, threads) jobs, grouped by thread count so each group's workers start once.
-    groups: dict = {}
+    by_threads: dict = {}
     for cfg in configs:
         for t in (thread_override or cfg.threads):
-            groups.setdefault(t, []).append(cfg)
+            by_threads.setdefault(t, []).append(cfg)
 
     started = time.time()
-    rows, peaks, workers_meta = [], {}, {}
-    notes = []
-    for threads in sorted(groups):
+    loadavg = round(os.getloadavg()[0], 2)
+    groups, peak_samples, workers_meta, notes = [], {}, {}, []
+    for threads in sorted(by_threads):
         workers: dict = {}
         _log(f"== {threads} thread{'s' if threads > 1 else ''}: starting workers for {', '.join(peers)}", args.quiet)
         for peer in peers:
-            workers[(peer, threads)] = _WorkerProcess(peer, threads)
-            w = workers[(peer, threads)]
+            w = workers[(peer, threads)] = _WorkerProcess(peer, threads)
             workers_meta[f"{peer}/{threads}"] = {"ok": w.ok, "error": w.error, "versions": w.versions}
             if not w.ok:
                 _log(f"  {peer}: skipped ({w.error})", args.quiet)
                 notes.append(f"{peer} ({threads} thread(s)) skipped: {w.error}")
-        peak_times, err = _measure_peak(workers, threads, sgemm_n, peak_rounds, warm_s, args.quiet)
-        for cfg in groups[threads]:
+        first, err = _measure_peak(workers, threads, sgemm_n, peak_rounds, warm_s, args.quiet)
+        for cfg in by_threads[threads]:
             _log(f"-- {cfg.label()}, {threads} thread(s)", args.quiet)
-            live = [p for p in peers if workers[(p, threads)].ok]
-            setups, errors = {}, {}
-            for p in live:
-                r = workers[(p, threads)].ask({"op": "setup", "config": _config_dict(cfg), "warm_s": warm_s})
-                setups[p] = r
-                if not r.get("ok"):
-                    errors[p] = r.get("error")
+            raw = {p: {"peer": p, "samples": {"wall": [], "cpu": []}} for p in peers}
+            active = []
+            for p in peers:
+                w = workers[(p, threads)]
+                if not w.ok:
+                    raw[p]["error"] = w.error
+                    continue
+                r = w.ask({"op": "setup", "config": _config_dict(cfg), "warm_s": warm_s})
+                if r.get("ok"):
+                    raw[p]["inner"] = r.get("inner")
+                    raw[p]["info"] = {k: v for k, v in r.items() if k not in ("ok", "inner", "versions")}
+                    active.append(p)
+                else:
+                    raw[p]["error"], raw[p]["not_applicable"] = r.get("error"), bool(r.get("na"))
                     if not r.get("na"):
                         _log(f"  {p}: setup failed: {r.get('error')}", args.quiet)
-            samples = {p: [] for p in peers}
-            for p in peers:
-                if not workers[(p, threads)].ok:
-                    errors[p] = workers[(p, threads)].error
-            active = [p for p in live if p not in errors]
             for rnd in range(cfg.rounds):
                 k = rnd % max(1, len(active))
-                order = active[k:] + active[:k]     # rotate who goes first
-                for p in order:
+                for p in active[k:] + active[:k]:     # rotate who goes first
                     if threads > 1:
                         time.sleep(SETTLE_S)
                     r = workers[(p, threads)].ask({"op": "sample", "count": cfg.per_round})
                     if r.get("ok"):
-                        samples[p] += r["times"]
+                        raw[p]["samples"]["wall"] += r["times"]
+                        raw[p]["samples"]["cpu"] += r["cpu_times"]
                     else:
-                        errors[p] = r.get("error")
+                        raw[p]["error"] = r.get("error")
                         active.remove(p)
-            for p in live:
-                workers[(p, threads)].ask({"op": "free"})
+            for p in peers:
+                if workers[(p, threads)].ok:
+                    workers[(p, threads)].ask({"op": "free"})
             for p in active:
-                med = statistics.median(samples[p])
                 unit = (1e6, "us") if cfg.kind == "infer" else (1e3, "ms")
-                _log(f"  {p:14s} {med * unit[0]:10.3f} {unit[1]}", args.quiet)
-            rows.append((cfg, threads, _rows_for(cfg, threads, samples, setups, errors)))
+                sm = raw[p]["samples"]
+                _log(f"  {p:14s} wall {statistics.median(sm['wall']) * unit[0]:10.3f} {unit[1]}   "
+                     f"cpu {statistics.median(sm['cpu']) * unit[0]:10.3f} {unit[1]}", args.quiet)
+            groups.append((cfg, threads, [raw[p] for p in peers]))
         # The peak again after the group's configs, so drift during the group shows in its spread.
         later, err2 = _measure_peak(workers, threads, sgemm_n, peak_rounds, warm_s, args.quiet)
-        all_peak = peak_times + later
-        if all_peak:
-            s = _summary(all_peak)
-            peaks[threads] = {"n": sgemm_n, "median_gflops": 2 * sgemm_n ** 3 / s["median_s"] / 1e9,
-                              "max_gflops": 2 * sgemm_n ** 3 / s["min_s"] / 1e9,
-                              "min_gflops": 2 * sgemm_n ** 3 / s["max_s"] / 1e9, "samples_s": all_peak,
-                              "method": "ctypes scipy_cblas_sgemm (the scipy_openblas32 library mlpcore links), "
-                                        "row-major NN, float32, threads via mlpcore.set_num_threads"}
-        else:
-            peaks[threads] = {"error": err or err2}
+        peak_samples[threads] = (sgemm_n, {c: first[c] + later[c] for c in ("wall", "cpu")})
+        if err or err2:
+            notes.append(f"SGEMM peak at {threads} thread(s): {err or err2}")
         for w in workers.values():
             w.close()
 
-    # Peak shares and budgets need the group's peak: fill them now.
-    flat = []
     order = {c.name: i for i, c in enumerate(configs)}
-    rows.sort(key=lambda x: (order[x[0].name], x[1]))
-    for cfg, threads, rws in rows:
-        peak = peaks.get(threads, {}).get("median_gflops")
-        for r in rws:
-            if r.get("median_s"):
-                r["peak_share"] = r["gflops"] / peak if peak else None
-        for r in rws:
-            _evaluate_budget(cfg, r)
-        flat += rws
-
-    table = _fmt_table(flat, {str(t): p for t, p in peaks.items()})
-    print(table)
+    groups.sort(key=lambda g: (order[g[0].name], g[1]))
+    rows, peaks = _analyse(groups, peak_samples, args.clock)
+    print(_fmt_table(rows, {str(t): p for t, p in peaks.items()}, args.clock))
     for n in notes:
         print("note:", n)
-    print(f"note: {os.cpu_count()} CPUs here; the machine may be shared, so medians of interleaved rounds are "
-          "reported, not best cases.")
+    loadavg_end = round(os.getloadavg()[0], 2)
+    print(f"note: {os.cpu_count()} CPUs here, load average {loadavg} before and {loadavg_end} after the run "
+          "(other processes share them: compare rows within a run, not across runs).")
 
     result = {
         "meta": {"date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                  "argv": list(argv) if argv is not None else sys.argv[1:], "quick": bool(args.quick),
                  "host": platform.node(), "machine": platform.machine(), "cpu": _cpu_name(),
-                 "cpu_count": os.cpu_count(), "python": platform.python_version(), "lr": LR,
-                 "wall_s": round(time.time() - started, 1),
+                 "cpu_count": os.cpu_count(), "loadavg": loadavg, "loadavg_end": loadavg_end,
+                 "python": platform.python_version(), "lr": LR,
+                 "wall_s": round(time.time() - started, 1), "clock": args.clock,
                  "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
                  "workers": workers_meta, "notes": notes},
         "configs": [_config_dict(c) for c in configs],
         "peak": {str(t): p for t, p in peaks.items()},
-        "rows": flat,
+        "rows": rows,
     }
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                    "compare-" + _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + ".json")

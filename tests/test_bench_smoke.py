@@ -43,9 +43,13 @@ def test_import_has_no_side_effects_and_counts_flops():
 def test_budget_evaluation():
     mod = _load_compare()
     cfg = mod.CONFIG_BY_NAME["tiny_ce"]
-    samples = {"mlpcore": [1e-5] * 3, "torch": [3e-4] * 3, "numpy": [1.5e-5] * 3}
-    rows = mod._rows_for(cfg, 1, samples, {}, {})
+    raw = [{"peer": p, "samples": {"wall": [t] * 3, "cpu": [t / 2] * 3}}
+           for p, t in (("mlpcore", 1e-5), ("torch", 3e-4), ("numpy", 1.5e-5))]
+    raw.append({"peer": "jax", "error": "ModuleNotFoundError: No module named 'jax'"})
+    rows = mod._rows_for(cfg, 1, raw, "wall")
     by = {r["peer"]: r for r in rows}
+    assert by["jax"]["median_s"] is None and "jax" in by["jax"]["error"]
+    assert by["mlpcore"]["cpu"]["median_s"] == pytest.approx(0.5e-5)
     assert by["mlpcore"]["vs_torch"] == pytest.approx(30.0)
     assert by["mlpcore"]["best_peer"] == "numpy" and by["mlpcore"]["vs_best"] == pytest.approx(1.5)
     for r in rows:
@@ -64,7 +68,7 @@ def test_unknown_config_is_refused():
 
 
 @pytest.mark.timeout(180)
-def test_quick_run_writes_json(tmp_path):
+def test_quick_run_writes_json(tmp_path, capsys):
     peers = ["mlpcore", "numpy"] + (["torch"] if _have("torch") else [])
     out = tmp_path / "r.json"
     env = dict(os.environ)
@@ -87,8 +91,10 @@ def test_quick_run_writes_json(tmp_path):
     for peer, r in rows.items():
         assert r.get("error") is None, (peer, r.get("error"))
         for key in ("median_s", "p25_s", "p75_s", "min_s", "max_s", "median_ms", "samples_per_s", "gflops",
-                    "peak_share", "vs_best", "vs_fastest", "budget", "budget_met", "threads", "n_samples"):
+                    "peak_share", "vs_best", "vs_fastest", "budget", "budget_met", "threads", "n_samples",
+                    "samples", "wall", "cpu"):
             assert key in r, (peer, key)
+        assert r["wall"]["median_s"] == r["median_s"] and r["cpu"]["median_s"] > 0  # the table's clock is wall
         assert r["min_s"] <= r["p25_s"] <= r["median_s"] <= r["p75_s"] <= r["max_s"]
         assert r["samples_per_s"] == pytest.approx(64 / r["median_s"])
         assert r["gflops"] == pytest.approx(6 * 64 * (2 * 16 + 16 * 16 + 16 * 2) / r["median_s"] / 1e9)
@@ -98,6 +104,14 @@ def test_quick_run_writes_json(tmp_path):
         assert rows["torch"]["vs_torch"] == pytest.approx(1.0)
         assert rows["mlpcore"]["budget_met"] in (True, False)
     assert res["meta"]["workers"]["mlpcore/1"]["versions"]["mlpcore"] == mc.__version__
+
+    # The saved run re-analysed on the other clock: same rows, CPU-time medians.
+    mod = _load_compare()
+    assert mod.main(["--show", str(out), "--clock", "cpu"]) == 0
+    shown = capsys.readouterr().out
+    cpu_ms = rows["mlpcore"]["cpu"]["median_s"] * 1e3
+    assert f"| [2,16,16,2] B64 CE | 1 | mlpcore | {cpu_ms:.3f} ms" in shown
+    assert "CPU time of each peer's process" in shown
 
 
 @pytest.mark.parametrize("loss", ["ce", "mse"])
