@@ -356,7 +356,8 @@ class _NumpyRunner(_Runner):
         L = len(S) - 1
         rng = np.random.default_rng(0)
         f32 = np.float32
-        self.W = [rng.uniform(-(6.0 / a) ** 0.5, (6.0 / a) ** 0.5, (a, o)).astype(f32) for a, o in zip(S[:-1], S[1:])]
+        bounds = [(6.0 / a) ** 0.5 for a in S[:-1]]  # he_uniform
+        self.W = [rng.uniform(-r, r, (a, o)).astype(f32) for r, a, o in zip(bounds, S[:-1], S[1:])]
         self.b = [np.zeros(o, f32) for o in S[1:]]
         self.z = [np.empty((B, o), f32) for o in S[1:]]
         self.mask = [np.empty((B, o), bool) for o in S[1:-1]]
@@ -438,9 +439,9 @@ class _SklearnRunner(_Runner):
         import numpy as np
         from sklearn.neural_network import MLPClassifier, MLPRegressor
 
-        kw = dict(hidden_layer_sizes=tuple(cfg.sizes[1:-1]), activation="relu", solver="sgd",
-                  learning_rate_init=LR, momentum=0.0, nesterovs_momentum=False, alpha=0.0,
-                  batch_size=cfg.batch, shuffle=False, random_state=0)
+        kw = {"hidden_layer_sizes": tuple(cfg.sizes[1:-1]), "activation": "relu", "solver": "sgd",
+              "learning_rate_init": LR, "momentum": 0.0, "nesterovs_momentum": False, "alpha": 0.0,
+              "batch_size": cfg.batch, "shuffle": False, "random_state": 0}
         self.X, self.y = _make_data(cfg, np.float32)
         if cfg.loss == "ce":
             self.model = MLPClassifier(**kw)
@@ -572,7 +573,8 @@ def _import_mlpcore():
     try:
         import mlpcore
     except ImportError:
-        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python"))
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        sys.path.insert(0, os.path.join(repo, "python"))
         import mlpcore
     return mlpcore
 
@@ -631,8 +633,8 @@ class _Worker:
             try:
                 deps = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
                 self.versions["blas"] = deps.get("openblas configuration") or deps.get("name")
-            except Exception:  # older numpy: no dict mode
-                pass
+            except (TypeError, KeyError):  # numpy < 1.26 has no mode="dicts"
+                self.versions["blas"] = "unknown (numpy without show_config(mode='dicts'))"
 
     def setup(self, cfg: Config, warm_s: float) -> dict:
         self.runner = None
@@ -762,7 +764,8 @@ class _WorkerProcess:
         # stderr goes to a file, not a pipe: a chatty library can never block the worker on it.
         self.stderr = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-u", os.path.abspath(__file__), "--worker", peer, "--worker-threads", str(threads)],
+            [sys.executable, "-u", os.path.abspath(__file__), "--worker", peer,
+             "--worker-threads", str(threads)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env)
         hello = self._read()
         self.ok = bool(hello.get("ok"))
@@ -775,7 +778,8 @@ class _WorkerProcess:
         if not line:
             self.close(kill=True)
             err = self._stderr_tail()
-            return {"ok": False, "error": f"worker {self.peer}/{self.threads}t died or timed out: {err.strip()}"}
+            return {"ok": False,
+                    "error": f"worker {self.peer}/{self.threads}t died or timed out: {err.strip()}"}
         return json.loads(line)
 
     def ask(self, req: dict) -> dict:
@@ -823,12 +827,14 @@ def _quantile(xs: list, q: float) -> float:
 
 
 def _summary(times: list) -> dict:
-    return {"median_s": statistics.median(times), "p25_s": _quantile(times, 0.25), "p75_s": _quantile(times, 0.75),
-            "min_s": min(times), "max_s": max(times), "n_samples": len(times)}
+    return {"median_s": statistics.median(times), "p25_s": _quantile(times, 0.25),
+            "p75_s": _quantile(times, 0.75), "min_s": min(times), "max_s": max(times),
+            "n_samples": len(times)}
 
 
 def _config_dict(cfg: Config) -> dict:
-    return {"name": cfg.name, "sizes": list(cfg.sizes), "batch": cfg.batch, "loss": cfg.loss, "kind": cfg.kind,
+    return {"name": cfg.name, "sizes": list(cfg.sizes), "batch": cfg.batch, "loss": cfg.loss,
+            "kind": cfg.kind,
             "threads": list(cfg.threads), "pool": cfg.pool, "rounds": cfg.rounds, "per_round": cfg.per_round,
             "target_s": cfg.target_s, "budget": cfg.budget}
 
@@ -878,7 +884,8 @@ def _evaluate_budget(cfg: Config, row: dict) -> None:
     if "min_vs_torch" in b:
         v = row.get("vs_torch")
         checks.append(None if v is None else v >= b["min_vs_torch"])
-        detail.append(f"{v:.2f}x PyTorch (need {b['min_vs_torch']:g}x)" if v is not None else "no PyTorch row")
+        detail.append(f"{v:.2f}x PyTorch (need {b['min_vs_torch']:g}x)" if v is not None
+                      else "no PyTorch row")
     if "min_vs_best" in b:
         v = row.get("vs_best")
         checks.append(None if v is None else v >= b["min_vs_best"])
@@ -938,7 +945,8 @@ def _peak_summary(samples: dict, n: int, clock: str) -> dict:
     s = _summary(samples[clock])
     flop = 2.0 * n ** 3
     return {"n": n, "clock": clock, "median_gflops": flop / s["median_s"] / 1e9,
-            "max_gflops": flop / s["min_s"] / 1e9, "min_gflops": flop / s["max_s"] / 1e9, "samples_s": samples,
+            "max_gflops": flop / s["min_s"] / 1e9, "min_gflops": flop / s["max_s"] / 1e9,
+            "samples_s": samples,
             "method": "ctypes scipy_cblas_sgemm (the scipy_openblas32 library mlpcore links), row-major NN, "
                       "float32, threads via mlpcore.set_num_threads"}
 
@@ -977,7 +985,8 @@ def _fmt_table(rows: list, peaks: dict, clock: str) -> str:
         vt = f"{r['vs_torch']:.2f}" if r.get("vs_torch") is not None else "-"
         vb = f"{r['vs_best']:.2f}" if r.get("vs_best") is not None else "-"
         if r.get("budget_met") is None:
-            budget = "" if r["peer"] not in MLPCORE_PEERS or not r.get("budget") else "? " + str(r["budget_detail"])
+            pending = r["peer"] in MLPCORE_PEERS and r.get("budget")
+            budget = "? " + str(r["budget_detail"]) if pending else ""
         else:
             budget = ("met: " if r["budget_met"] else "MISSED: ") + r["budget_detail"]
         lines.append(f"| {r['label']} | {r['threads']} | {r['peer']} | {t} | {r['samples_per_s']:,.0f} | "
@@ -995,7 +1004,8 @@ def _fmt_table(rows: list, peaks: dict, clock: str) -> str:
 def _parse_args(argv: Optional[list]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="compare.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="few short repetitions (smoke test; numbers are rough)")
+    p.add_argument("--quick", action="store_true",
+                   help="few short repetitions (smoke test; numbers are rough)")
     p.add_argument("--configs", default=",".join(c.name for c in CONFIGS),
                    help="comma-separated: " + ", ".join(c.name for c in CONFIGS))
     p.add_argument("--peers", default=",".join(PEERS), help="comma-separated: " + ", ".join(PEERS))
@@ -1003,7 +1013,8 @@ def _parse_args(argv: Optional[list]) -> argparse.Namespace:
                    help="comma-separated thread counts for every config (default: each config's own, "
                         "e.g. 1 for the tiny ones, 1,2 for mnist_b128)")
     p.add_argument("--out", default=None, help="JSON path (default bench/results/compare-<utc time>.json)")
-    p.add_argument("--sgemm-n", type=int, default=None, help=f"square SGEMM size for the peak (default {SGEMM_N})")
+    p.add_argument("--sgemm-n", type=int, default=None,
+                   help=f"square SGEMM size for the peak (default {SGEMM_N})")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="what the table reports: wall-clock time (default), or the CPU time of the peer's "
                         "process (all threads), which other processes on a shared machine do not inflate; "
@@ -1080,7 +1091,7 @@ def main(argv: Optional[list] = None) -> int:
     groups, peak_samples, workers_meta, notes = [], {}, {}, []
     for threads in sorted(by_threads):
         workers: dict = {}
-        _log(f"== {threads} thread{'s' if threads > 1 else ''}: starting workers for {', '.join(peers)}", args.quiet)
+        _log(f"== {threads} thread(s): starting workers for {', '.join(peers)}", args.quiet)
         for peer in peers:
             w = workers[(peer, threads)] = _WorkerProcess(peer, threads)
             workers_meta[f"{peer}/{threads}"] = {"ok": w.ok, "error": w.error, "versions": w.versions}
@@ -1158,8 +1169,9 @@ def main(argv: Optional[list] = None) -> int:
         "peak": {str(t): p for t, p in peaks.items()},
         "rows": rows,
     }
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                   "compare-" + _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + ".json")
+                                   f"compare-{stamp}.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
