@@ -42,8 +42,13 @@ spinning included). The JSON holds both.
 
 SGEMM peak. A square single-precision GEMM (C = A @ B, row-major, n=2048) called through
 ``scipy_cblas_sgemm`` of the scipy_openblas32 library that mlpcore itself links (ctypes), with
-the thread count set by mc.set_num_threads; measured at the start and at the end of each thread
-group, interleaved with nothing else; the median of those samples is the peak.
+the thread count set by mc.set_num_threads. It is a pseudo-peer: one call per round of every
+workload, in the same rotation, and each workload's "% peak" divides by the median of the peak
+samples of its own rounds (the load of a shared machine drifts over a run). This is the peak of
+mlpcore's BLAS with the kernels it selects here (OpenBLAS honours OPENBLAS_CORETYPE), not the
+hardware's: a peer with other GEMM kernels (JAX's XLA uses its own) can exceed 100%.
+
+Re-reading. ``--show RESULT.json [--clock cpu]`` prints the table of a saved run again.
 
 Budgets are those of the design notes (DESIGN.md, "Performance budget"); the fastest peer is the
 fastest non-mlpcore peer. The results go to JSON (--out; default bench/results/compare-<utc>.json).
@@ -850,28 +855,6 @@ def _log(msg: str, quiet: bool) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def _measure_peak(workers: dict, threads: int, n: int, rounds: int, warm_s: float, quiet: bool) -> tuple:
-    """SGEMM samples at `threads` threads, through a dedicated worker: ({"wall": [s], "cpu": [s]}, error)."""
-    key = ("sgemm", threads)
-    if key not in workers:
-        workers[key] = _WorkerProcess("sgemm", threads)
-    w = workers[key]
-    empty = {"wall": [], "cpu": []}
-    if not w.ok:
-        return empty, w.error
-    cfg = Config("sgemm", (n,), 1, "mse", target_s=0.0, pool=1)
-    r = w.ask({"op": "setup", "config": _config_dict(cfg), "warm_s": warm_s})
-    if not r.get("ok"):
-        return empty, r.get("error")
-    r = w.ask({"op": "sample", "count": rounds})
-    w.ask({"op": "free"})
-    if not r.get("ok"):
-        return empty, r.get("error")
-    _log(f"  sgemm n={n} {threads}t: " + ", ".join(f"{2 * n ** 3 / t / 1e9:.1f}" for t in r["times"]) +
-         " GFLOP/s (wall)", quiet)
-    return {"wall": r["times"], "cpu": r["cpu_times"]}, None
-
-
 def _evaluate_budget(cfg: Config, row: dict) -> None:
     """Fill row['budget'] / row['budget_met'] / row['budget_detail'] for mlpcore rows."""
     b = cfg.budget
@@ -951,20 +934,29 @@ def _peak_summary(samples: dict, n: int, clock: str) -> dict:
                       "float32, threads via mlpcore.set_num_threads"}
 
 
-def _analyse(groups: list, peak_samples: dict, clock: str) -> tuple:
-    """groups: [(Config, threads, raw)] in display order; peak_samples: {threads: (n, samples)}.
-    Returns (rows, peaks) for the chosen clock, with peak shares and budgets filled in."""
-    peaks = {t: _peak_summary(s, n, clock) for t, (n, s) in peak_samples.items()}
-    flat = []
-    for cfg, threads, raw in groups:
+def _analyse(groups: list, clock: str) -> tuple:
+    """groups: [(Config, threads, raw, peak)] in display order, `peak` = (n, {"wall": [s], "cpu": [s]}):
+    the SGEMM samples taken in that group's own rounds. Returns (rows, group_peaks, peaks): rows for
+    the chosen clock with peak shares (against the group's own peak) and budgets filled in, the
+    peak of each group, and the peak pooled over all groups per thread count."""
+    flat, group_peaks, pooled = [], [], {}
+    for cfg, threads, raw, (n, samples) in groups:
         rows = _rows_for(cfg, threads, raw, clock)
-        peak = peaks.get(threads, {}).get("median_gflops")
+        gp = _peak_summary(samples, n, clock)
+        group_peaks.append({"config": cfg.name, "threads": threads, **gp})
+        pool = pooled.setdefault(threads, (n, {"wall": [], "cpu": []}))
+        if pool[0] == n:
+            for c in ("wall", "cpu"):
+                pool[1][c].extend(samples.get(c, []))
+        peak = gp.get("median_gflops")
         for r in rows:
             if r.get("median_s"):
+                r["peak_gflops"] = peak
                 r["peak_share"] = r["gflops"] / peak if peak else None
             _evaluate_budget(cfg, r)
         flat += rows
-    return flat, peaks
+    peaks = {t: _peak_summary(smp, n, clock) for t, (n, smp) in pooled.items()}
+    return flat, group_peaks, peaks
 
 
 def _fmt_table(rows: list, peaks: dict, clock: str) -> str:
@@ -995,7 +987,8 @@ def _fmt_table(rows: list, peaks: dict, clock: str) -> str:
                          f"(n={p['n']}, range {p['min_gflops']:.1f}-{p['max_gflops']:.1f})"
                          for t, p in sorted(peaks.items()) if p.get("median_gflops"))
     lines.append("")
-    lines.append(f"SGEMM peak (scipy_cblas_sgemm, median of samples): {peak_txt or 'not measured'}")
+    lines.append(f"SGEMM peak (scipy_cblas_sgemm, median of all samples): {peak_txt or 'not measured'}; "
+                 "'% peak' divides by the peak sampled in the same workload's rounds.")
     what = "wall-clock time" if clock == "wall" else "CPU time of each peer's process (all threads)"
     lines.append(f"Times: {what}; median of interleaved rounds, IQR in brackets.")
     return "\n".join(lines)
@@ -1036,12 +1029,12 @@ def _show(path: str, clock: str) -> int:
     with open(path) as f:
         res = json.load(f)
     configs = {c["name"]: _config_from_dict(c) for c in res["configs"]}
-    groups: dict = {}
+    raws: dict = {}
     for r in res["rows"]:
-        groups.setdefault((r["config"], r["threads"]), []).append(r)
-    ordered = [(configs[name], t, raw) for (name, t), raw in groups.items()]
-    peak_samples = {int(t): (p["n"], p["samples_s"]) for t, p in res["peak"].items() if "samples_s" in p}
-    rows, peaks = _analyse(ordered, peak_samples, clock)
+        raws.setdefault((r["config"], r["threads"]), []).append(r)
+    groups = [(configs[g["config"]], g["threads"], raws.get((g["config"], g["threads"]), []),
+               (g["n"], g["samples_s"])) for g in res["groups"]]
+    rows, _, peaks = _analyse(groups, clock)
     print(_fmt_table(rows, {str(t): p for t, p in peaks.items()}, clock))
     m = res.get("meta", {})
     print(f"Run of {m.get('date_utc')} on {m.get('cpu')} ({m.get('cpu_count')} CPUs), "
@@ -1078,7 +1071,6 @@ def main(argv: Optional[list] = None) -> int:
     configs = [_quick(CONFIG_BY_NAME[n]) if args.quick else CONFIG_BY_NAME[n] for n in names]
     sgemm_n = args.sgemm_n or (512 if args.quick else SGEMM_N)
     warm_s = 0.02 if args.quick else 0.3
-    peak_rounds = 2 if args.quick else 5
 
     # (config, threads) jobs, grouped by thread count so each group's workers start once.
     by_threads: dict = {}
@@ -1088,7 +1080,7 @@ def main(argv: Optional[list] = None) -> int:
 
     started = time.time()
     loadavg = round(os.getloadavg()[0], 2)
-    groups, peak_samples, workers_meta, notes = [], {}, {}, []
+    groups, workers_meta, notes = [], {}, []
     for threads in sorted(by_threads):
         workers: dict = {}
         _log(f"== {threads} thread(s): starting workers for {', '.join(peers)}", args.quiet)
@@ -1098,7 +1090,15 @@ def main(argv: Optional[list] = None) -> int:
             if not w.ok:
                 _log(f"  {peer}: skipped ({w.error})", args.quiet)
                 notes.append(f"{peer} ({threads} thread(s)) skipped: {w.error}")
-        first, err = _measure_peak(workers, threads, sgemm_n, peak_rounds, warm_s, args.quiet)
+        # The SGEMM peak takes one sample per round of every config, in the rotation with the
+        # peers, so each config's peak share compares samples taken under the same load.
+        sgemm = workers[("sgemm", threads)] = _WorkerProcess("sgemm", threads)
+        if sgemm.ok:
+            r = sgemm.ask({"op": "setup", "config": _config_dict(Config("sgemm", (sgemm_n,), 1, "mse", pool=1,
+                                                                          target_s=0.0)), "warm_s": warm_s})
+            sgemm.ok, sgemm.error = bool(r.get("ok")), r.get("error")
+        if not sgemm.ok:
+            notes.append(f"SGEMM peak at {threads} thread(s) not measured: {sgemm.error}")
         for cfg in by_threads[threads]:
             _log(f"-- {cfg.label()}, {threads} thread(s)", args.quiet)
             raw = {p: {"peer": p, "samples": {"wall": [], "cpu": []}} for p in peers}
@@ -1117,15 +1117,22 @@ def main(argv: Optional[list] = None) -> int:
                     raw[p]["error"], raw[p]["not_applicable"] = r.get("error"), bool(r.get("na"))
                     if not r.get("na"):
                         _log(f"  {p}: setup failed: {r.get('error')}", args.quiet)
+            peak = {"wall": [], "cpu": []}
             for rnd in range(cfg.rounds):
-                k = rnd % max(1, len(active))
-                for p in active[k:] + active[:k]:     # rotate who goes first
+                turn = active + (["sgemm"] if sgemm.ok else [])
+                k = rnd % max(1, len(turn))
+                for p in turn[k:] + turn[:k]:     # rotate who goes first
                     if threads > 1:
                         time.sleep(SETTLE_S)
-                    r = workers[(p, threads)].ask({"op": "sample", "count": cfg.per_round})
+                    count = 1 if p == "sgemm" else cfg.per_round
+                    r = workers[(p, threads)].ask({"op": "sample", "count": count})
+                    dest = peak if p == "sgemm" else raw[p]["samples"]
                     if r.get("ok"):
-                        raw[p]["samples"]["wall"] += r["times"]
-                        raw[p]["samples"]["cpu"] += r["cpu_times"]
+                        dest["wall"] += r["times"]
+                        dest["cpu"] += r["cpu_times"]
+                    elif p == "sgemm":
+                        sgemm.ok = False
+                        notes.append(f"SGEMM peak at {threads} thread(s) failed: {r.get('error')}")
                     else:
                         raw[p]["error"] = r.get("error")
                         active.remove(p)
@@ -1137,18 +1144,16 @@ def main(argv: Optional[list] = None) -> int:
                 sm = raw[p]["samples"]
                 _log(f"  {p:14s} wall {statistics.median(sm['wall']) * unit[0]:10.3f} {unit[1]}   "
                      f"cpu {statistics.median(sm['cpu']) * unit[0]:10.3f} {unit[1]}", args.quiet)
-            groups.append((cfg, threads, [raw[p] for p in peers]))
-        # The peak again after the group's configs, so drift during the group shows in its spread.
-        later, err2 = _measure_peak(workers, threads, sgemm_n, peak_rounds, warm_s, args.quiet)
-        peak_samples[threads] = (sgemm_n, {c: first[c] + later[c] for c in ("wall", "cpu")})
-        if err or err2:
-            notes.append(f"SGEMM peak at {threads} thread(s): {err or err2}")
+            if peak["wall"]:
+                gf = [2.0 * sgemm_n ** 3 / statistics.median(peak[c]) / 1e9 for c in ("wall", "cpu")]
+                _log(f"  sgemm peak     wall {gf[0]:10.1f} GFLOP/s  cpu {gf[1]:10.1f} GFLOP/s", args.quiet)
+            groups.append((cfg, threads, [raw[p] for p in peers], (sgemm_n, peak)))
         for w in workers.values():
             w.close()
 
     order = {c.name: i for i, c in enumerate(configs)}
     groups.sort(key=lambda g: (order[g[0].name], g[1]))
-    rows, peaks = _analyse(groups, peak_samples, args.clock)
+    rows, group_peaks, peaks = _analyse(groups, args.clock)
     print(_fmt_table(rows, {str(t): p for t, p in peaks.items()}, args.clock))
     for n in notes:
         print("note:", n)
@@ -1167,6 +1172,7 @@ def main(argv: Optional[list] = None) -> int:
                  "workers": workers_meta, "notes": notes},
         "configs": [_config_dict(c) for c in configs],
         "peak": {str(t): p for t, p in peaks.items()},
+        "groups": group_peaks,
         "rows": rows,
     }
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -83,9 +83,13 @@ def test_quick_run_writes_json(tmp_path, capsys):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| [2,16,16,2] B64 CE | 1 | mlpcore |" in proc.stdout
     res = json.loads(out.read_text())
-    assert set(res) == {"meta", "configs", "peak", "rows"}
+    assert set(res) == {"meta", "configs", "peak", "groups", "rows"}
     assert res["meta"]["quick"] is True
     assert res["peak"]["1"]["median_gflops"] > 0 and res["peak"]["1"]["n"] == 256
+    # The peak is sampled once per round of the workload, in rotation with the peers.
+    (group,) = res["groups"]
+    assert (group["config"], group["threads"], group["n"]) == ("tiny_ce", 1, 256)
+    assert len(group["samples_s"]["wall"]) == len(group["samples_s"]["cpu"]) == 2
     assert [c["name"] for c in res["configs"]] == ["tiny_ce"]
     rows = {r["peer"]: r for r in res["rows"]}
     assert sorted(rows) == sorted(peers)
@@ -97,6 +101,8 @@ def test_quick_run_writes_json(tmp_path, capsys):
             assert key in r, (peer, key)
         assert r["wall"]["median_s"] == r["median_s"]  # the table's clock is wall by default
         assert r["cpu"]["median_s"] > 0
+        assert r["peak_gflops"] == group["median_gflops"]
+        assert r["peak_share"] == pytest.approx(r["gflops"] / group["median_gflops"])
         assert r["min_s"] <= r["p25_s"] <= r["median_s"] <= r["p75_s"] <= r["max_s"]
         assert r["samples_per_s"] == pytest.approx(64 / r["median_s"])
         assert r["gflops"] == pytest.approx(6 * 64 * (2 * 16 + 16 * 16 + 16 * 2) / r["median_s"] / 1e9)
