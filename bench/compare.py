@@ -113,7 +113,7 @@ CONFIGS = [
            budget={"text": ">= 1.1x the fastest peer", "min_vs_best": 1.1}),
     Config("wide_b256", (784, 1024, 1024, 10), 256, "ce", pool=4, rounds=5, per_round=2, target_s=0.06,
            budget={}),
-    Config("gemm_bound", (1024, 4096, 4096, 1024), 512, "mse", pool=1, rounds=3, per_round=1, target_s=0.0,
+    Config("gemm_bound", (1024, 4096, 4096, 1024), 512, "mse", pool=1, rounds=5, per_round=1, target_s=0.0,
            budget={"text": ">= 92% of the SGEMM peak", "min_peak_share": 0.92}),
     Config("infer_b1", (784, 256, 256, 10), 1, "ce", kind="infer", pool=16,
            budget={"text": ">= 2.5x lower latency than the fastest peer", "min_vs_best": 2.5}),
