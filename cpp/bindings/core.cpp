@@ -51,8 +51,10 @@ std::string describe(py::handle obj) {
 
 // A float matrix argument: returns a C-contiguous array of dtype `dt`, shape (rows, cols)
 // (`cols` = -1 accepts any). 1-D input is refused, not reshaped: the caller must say which.
+// `check_values` = false skips the NaN/Inf scan (for a caller that already validated the data once,
+// e.g. the Trainer calling train_epoch once per batch range).
 py::array as_matrix(py::handle obj, const char* name, DType dt, int64_t cols = -1, int64_t rows = -1,
-                    bool allow_empty = false) {
+                    bool allow_empty = false, bool check_values = true) {
   py::array a = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj)
                                               : py::array::ensure(obj);
   if (!a) throw mc::TypeError(std::string(name) + ": expected a numpy array of float32 or float64, got " + describe(obj));
@@ -69,15 +71,21 @@ py::array as_matrix(py::handle obj, const char* name, DType dt, int64_t cols = -
   py::array out = py::array::ensure(a, py::array::c_style | py::array::forcecast);
   if (!out.dtype().is(np_dtype(dt))) out = py::array(out.attr("astype")(np_dtype(dt)));
   if (!py::array::ensure(out, py::array::c_style)) out = py::array::ensure(out, py::array::c_style | py::array::forcecast);
-  if (g_check_finite.load() && !cpu_backend().all_finite(dt, out.data(), out.size()))
+  if (check_values && g_check_finite.load() && !cpu_backend().all_finite(dt, out.data(), out.size()))
     throw mc::ValueError(std::string(name) + ": contains NaN or Inf (mlpcore.set_check_finite(False) skips this check)");
   return out;
 }
 
 // Integer class ids of shape (rows,) in [0, classes): returns an int32 copy.
-py::array_t<int32_t> as_labels(py::handle obj, const char* name, int64_t rows, int64_t classes) {
+// `check_values` = false: an int32 C-contiguous (rows,) array is trusted as is (no copy, no range
+// scan); the caller validated it before.
+py::array_t<int32_t> as_labels(py::handle obj, const char* name, int64_t rows, int64_t classes,
+                               bool check_values = true) {
   py::array a = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj) : py::array::ensure(obj);
   if (!a) throw mc::TypeError(std::string(name) + ": expected a numpy array of integer class ids, got " + describe(obj));
+  if (!check_values && a.dtype().is(py::dtype::of<int32_t>()) && a.ndim() == 1 && a.shape(0) == rows &&
+      (a.flags() & py::array::c_style))
+    return py::reinterpret_borrow<py::array_t<int32_t>>(a);
   const char kind = a.dtype().kind();
   if (a.ndim() == 2 && a.shape(1) == classes && classes > 1)
     throw mc::ValueError(std::string(name) + ": expected class ids of shape (" + std::to_string(rows) +
@@ -163,6 +171,12 @@ PYBIND11_MODULE(_core, m) {
   m.def("blas_info", &cpu_blas_info);
   m.def("set_check_finite", [](bool on) { g_check_finite = on; }, py::arg("enabled"));
   m.def("get_check_finite", []() { return g_check_finite.load(); });
+  m.def("permutation", [](int64_t n, uint64_t seed) {
+    if (n < 0) throw mc::ValueError("n: expected >= 0, got " + std::to_string(n));
+    py::array_t<int64_t> out(n);
+    permutation_fill(out.mutable_data(), n, seed);
+    return out;
+  }, py::arg("n"), py::arg("seed"), "The shuffling order Network.train_epoch uses for (n, seed): int64 (n,).");
   m.def("cuda_available", &mc::cuda_available);
   m.def("cuda_unavailable_reason", &mc::cuda_unavailable_reason);
   m.def("_as_matrix", [](py::handle x, const std::string& name, py::handle dtype, int64_t cols) {
@@ -446,6 +460,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("num_ops", [](const Network& n) { return n.ops().size(); })
       .def_property_readonly("capacity", &Network::capacity)
       .def_property("training", &Network::training, &Network::set_training)
+      .def_property_readonly("last_correct", &Network::last_correct)
       .def("forward", [](Network& net, py::handle x_) {
         const DType dt = net.arena()->dtype();
         py::array x = as_matrix(x_, "x", dt, net.in_features());
@@ -477,18 +492,25 @@ PYBIND11_MODULE(_core, m) {
         py::gil_scoped_release nogil;
         return net.train_step(*opt.opt, loss, x.data(), y.data(), B);
       }, py::arg("optimizer"), py::arg("loss"), py::arg("x"), py::arg("y"))
+      // batch_begin/batch_end: run only that range of the epoch's batches (see network.h).
+      // validate=False skips the O(n) NaN/Inf and label-range scans of X and y (dtype and shape
+      // are still checked): for a caller that validated the data once and then calls per range.
       .def("train_epoch", [](Network& net, PyOptimizer& opt, LossKind loss, py::handle X_, py::handle Y_,
-                             int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch, bool check_finite) {
+                             int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch, bool check_finite,
+                             int64_t batch_begin, int64_t batch_end, bool validate) {
         const DType dt = net.arena()->dtype();
-        py::array X = as_matrix(X_, "X", dt, net.in_features());
+        py::array X = as_matrix(X_, "X", dt, net.in_features(), -1, false, validate);
         const int64_t n = X.shape(0);
-        py::array Y = loss == LossKind::cross_entropy ? py::array(as_labels(Y_, "y", n, net.out_features()))
-                                                      : as_matrix(Y_, "y", dt, net.out_features(), n);
+        py::array Y = loss == LossKind::cross_entropy
+                          ? py::array(as_labels(Y_, "y", n, net.out_features(), validate))
+                          : as_matrix(Y_, "y", dt, net.out_features(), n, false, validate);
         if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
         py::gil_scoped_release nogil;
-        return net.train_epoch(*opt.opt, loss, X.data(), Y.data(), n, batch_size, shuffle, seed, epoch, check_finite);
+        return net.train_epoch(*opt.opt, loss, X.data(), Y.data(), n, batch_size, shuffle, seed, epoch, check_finite,
+                               batch_begin, batch_end);
       }, py::arg("optimizer"), py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size"), py::arg("shuffle"),
-         py::arg("seed"), py::arg("epoch") = 0, py::arg("check_finite") = true)
+         py::arg("seed"), py::arg("epoch") = 0, py::arg("check_finite") = true, py::arg("batch_begin") = 0,
+         py::arg("batch_end") = -1, py::arg("validate") = true)
       .def("evaluate", [](Network& net, LossKind loss, py::handle X_, py::handle Y_, int64_t batch_size) {
         const DType dt = net.arena()->dtype();
         py::array X = as_matrix(X_, "X", dt, net.in_features());
