@@ -34,7 +34,9 @@ make one timed sample (~target seconds). The parent interleaves the peers: in ea
 peer takes its samples in turn (the order rotates per round), so the noise of a shared machine
 hits all peers alike. Reported: the median ms per step over all samples, the IQR and min-max,
 samples/s, GFLOP/s counting 6*B*sum(in*out) per training step (2*sum(in*out) per inference
-call), and the share of the SGEMM peak at the same thread count. Each sample is taken on two
+call), and the share of the SGEMM peak at the same thread count. That convention counts the first
+layer's dX, which no peer computes (nothing uses it), so a peer running at the peak shows more than
+100%: for [784,256,256,10] the work done is 25% below 6*B*sum(in*out). Each sample is taken on two
 clocks: wall time, and the worker's CPU time (all its threads), which time slices lost to other
 processes do not inflate. The table shows wall time unless --clock cpu; on a loaded shared
 machine CPU time is the steadier measure for 1-thread rows (at 2 threads it counts core-seconds,
