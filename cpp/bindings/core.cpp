@@ -557,9 +557,9 @@ PYBIND11_MODULE(_core, m) {
            py::arg("in_features"))
       .def_property_readonly("in_features", &Network::in_features)
       .def_property_readonly("out_features", &Network::out_features)
-      .def_property_readonly("num_ops", [](const Network& n) { return n.ops().size(); })
+      .def_property_readonly("num_ops", [](const PyNetwork& n) { return n.ops().size(); })
       .def_property_readonly("capacity", &Network::capacity)
-      .def_property_readonly("device", [](const Network& n) { return std::string(device_name(n.arena()->device())); })
+      .def_property_readonly("device", [](const PyNetwork& n) { return std::string(device_name(n.arena()->device())); })
       .def_property("training", &Network::training, &Network::set_training)
       .def("forward", [](PyNetwork& net, py::handle x_) {
         const DType dt = net.arena()->dtype();

@@ -97,6 +97,12 @@ bool load_symbol(void* lib, const char* name, F& fn, std::string& reason) {
 }
 
 void context_init(CudaContext& c) {
+  // The driver library first: its absence is the usual case on a machine without a GPU, and
+  // cudart's own message for it ("driver version is insufficient") would mislead.
+  if (!dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL)) {
+    c.reason = std::string("no NVIDIA driver on this machine (") + dlerror() + ")";
+    return;
+  }
   int n = 0;
   cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess) {
