@@ -96,7 +96,29 @@ bool load_symbol(void* lib, const char* name, F& fn, std::string& reason) {
   return fn != nullptr;
 }
 
+// Loads cuBLAS and its entry points; returns "" or what went wrong. Host-only (no GPU needed), so
+// it runs first: the library search is exercised, and its errors reported, on every machine.
+std::string cublas_load(CublasApi& a) {
+  // The module's RUNPATH (the wheel next to an installed mlpcore) and the system's library path
+  // by soname, then the full path found when configuring (a development build in a source tree).
+  void* lib = dlopen(MLPCORE_CUBLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
+  const std::string err = lib ? "" : dlerror();
+  if (!lib && MLPCORE_CUBLAS_PATH[0]) lib = dlopen(MLPCORE_CUBLAS_PATH, RTLD_NOW | RTLD_LOCAL);
+  if (!lib)
+    return "cannot load cuBLAS (" MLPCORE_CUBLAS_SONAME "): " + err +
+           "; install the runtime libraries with pip install 'mlpcore[cuda]' (the nvidia-cublas wheel)";
+  std::string reason;
+  if (!load_symbol(lib, "cublasCreate_v2", a.create, reason) ||
+      !load_symbol(lib, "cublasSetStream_v2", a.set_stream, reason) ||
+      !load_symbol(lib, "cublasSetMathMode", a.set_math_mode, reason) ||
+      !load_symbol(lib, "cublasSgemm_v2", a.sgemm, reason) || !load_symbol(lib, "cublasDgemm_v2", a.dgemm, reason) ||
+      !load_symbol(lib, "cublasGetStatusString", a.status_string, reason))
+    return reason;
+  return "";
+}
+
 void context_init(CudaContext& c) {
+  const std::string blas_error = cublas_load(c.api);
   // The driver library first: its absence is the usual case on a machine without a GPU, and
   // cudart's own message for it ("driver version is insufficient") would mislead.
   if (!dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL)) {
@@ -142,23 +164,11 @@ void context_init(CudaContext& c) {
     cudaGetLastError();
     return;
   }
-  // cuBLAS: the module's RUNPATH / system paths by soname, then the path found when configuring.
-  void* lib = dlopen(MLPCORE_CUBLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
-  std::string err = lib ? "" : dlerror();
-  if (!lib && MLPCORE_CUBLAS_PATH[0]) lib = dlopen(MLPCORE_CUBLAS_PATH, RTLD_NOW | RTLD_LOCAL);
-  if (!lib) {
-    c.reason = "cannot load cuBLAS (" MLPCORE_CUBLAS_SONAME "): " + err +
-               "; install the runtime libraries with pip install 'mlpcore[cuda]' (the nvidia-cublas wheel)";
+  if (!blas_error.empty()) {
+    c.reason = blas_error;
     return;
   }
   CublasApi& a = c.api;
-  if (!load_symbol(lib, "cublasCreate_v2", a.create, c.reason) ||
-      !load_symbol(lib, "cublasSetStream_v2", a.set_stream, c.reason) ||
-      !load_symbol(lib, "cublasSetMathMode", a.set_math_mode, c.reason) ||
-      !load_symbol(lib, "cublasSgemm_v2", a.sgemm, c.reason) ||
-      !load_symbol(lib, "cublasDgemm_v2", a.dgemm, c.reason) ||
-      !load_symbol(lib, "cublasGetStatusString", a.status_string, c.reason))
-    return;
   cublasStatus_t st = a.create(&c.blas);
   if (st != CUBLAS_STATUS_SUCCESS) {
     c.reason = std::string("cublasCreate failed: ") + a.status_string(st);
