@@ -417,6 +417,7 @@ PYBIND11_MODULE(_core, m) {
     const DType dt = parse_dtype(dtype);
     py::array pred = as_matrix(pred_, "pred", dt);
     const int64_t B = pred.shape(0), C = pred.shape(1);
+    if (C == 0) throw mc::ValueError("pred: expected at least 1 column, got " + describe(pred));
     py::array target;
     if (kind == LossKind::cross_entropy) {
       target = as_labels(target_, "target", B, C);

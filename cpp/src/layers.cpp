@@ -42,7 +42,9 @@ void init_fill(DType dt, void* host_data, int64_t n, InitKind kind, int64_t fan_
     case InitKind::xavier_uniform: scale = std::sqrt(6.0 / double(fan_in + fan_out)); break;
     case InitKind::xavier_normal: scale = std::sqrt(2.0 / double(fan_in + fan_out)); normal = true; break;
   }
-  uint64_t state = seed;
+  // Mix the seed first: seeding the counter with the raw seed would make seed s+1's stream
+  // the stream of seed s shifted by one value (Linear(seed=0) and Linear(seed=1) nearly equal).
+  uint64_t state = splitmix64(seed);
   auto next = [&]() { return u01(splitmix64(state++)); };
   for (int64_t i = 0; i < n; ++i) {
     double v = 0.0;

@@ -239,6 +239,16 @@ void Network::check_optimizer(const Optimizer& opt) const {
   MC_CHECK_VALUE(opt.device() == arena_->device() && opt.dtype() == dt_, "optimizer lives on ",
                  device_name(opt.device()), "/", dtype_name(opt.dtype()), " but the network on ",
                  device_name(arena_->device()), "/", dtype_name(dt_));
+  // Every segment must lie in this network's arena: an optimizer built over other (or stale,
+  // since moved) parameters would otherwise update memory this network never writes gradients to.
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(arena_->params());
+  const uintptr_t hi = lo + size_t(arena_->numel()) * dtype_size(dt_);
+  for (const auto& s : opt.segments()) {
+    const uintptr_t p = reinterpret_cast<uintptr_t>(s.param);
+    MC_CHECK(p >= lo && p + size_t(s.n) * dtype_size(dt_) <= hi,
+             "optimizer: its parameters are not this network's (the model's parameters moved, e.g. into a new "
+             "Sequential, after the optimizer was created); create the optimizer from model.parameters()");
+  }
 }
 
 double Network::train_step(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B) {

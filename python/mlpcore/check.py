@@ -22,6 +22,14 @@ def gradcheck(module: Union[Module, Sequence[Module]], x: np.ndarray, loss=None,
     The scalar checked is ``loss(module(x), target)`` when a loss is given, otherwise
     ``sum(module(x) * r)`` for a fixed random ``r`` (which exercises every output).
     ``module`` may be a sequence of modules (wrapped in a Sequential).
+
+    This is how to verify the backward of a custom Python Module (float64 throughout)::
+
+        report = mc.gradcheck(MyModule(), np.random.randn(4, 5))   # {"input": ..., "w": ...}
+        assert max(report.values()) < 1e-6
+
+    Errors of 1e-10 to 1e-8 are normal; a wrong backward shows up as an error of order 1 on the
+    parameter (or the input) it gets wrong. Dropout is switched off (eval mode) while checking.
     """
     if not isinstance(module, Module):
         module = Sequential(*module)

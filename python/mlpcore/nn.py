@@ -171,6 +171,9 @@ class Module:
     def train(self, mode: bool = True) -> "Module":
         for m in self.modules():
             m.training = bool(mode)
+            net = m.__dict__.get("_network")
+            if net is not None:  # the compiled network follows the mode (dropout on or off)
+                net.training = bool(mode)
         return self
 
     def eval(self) -> "Module":
@@ -364,7 +367,9 @@ class _Activation(Module):
         xs = _core._as_matrix(x, "x", dt)
         a = _core.act_forward(self.kind, self.param, xs, dt)
         self._x, self._a = xs, a
-        return a
+        # The caller owns the returned array (may change it in place, e.g. `out -= y`); backward
+        # needs `a` unchanged, so hand back a copy (an O(B*C) copy, small next to the GEMMs).
+        return a.copy()
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         a = self._saved("_a")
@@ -594,6 +599,8 @@ class Sequential(Module):
             raise ValueError(f"Sequential: layers live on different devices {sorted(devices)}")
         if params:
             _new_arena(params, params[0].device, params[0].dtype)
+        for m in self.layers:  # networks compiled from the children point at the old arena
+            m._invalidate()
 
     def _named_children(self):
         return [(str(i), m) for i, m in enumerate(self.layers)]
@@ -651,5 +658,6 @@ class Sequential(Module):
         if ops is None or fin is None or not params or len({id(p._arena) for p in params}) != 1:
             return None
         net = _core.Network(params[0]._arena, ops, fin)
+        net.training = self.training
         self.__dict__["_network"] = net
         return net

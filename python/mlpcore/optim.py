@@ -55,11 +55,13 @@ class Optimizer:
                 raise TypeError(f"params[{i}]: expected a mlpcore Parameter, got {type(q).__name__}")
         uniq = list({id(q): q for q in self.params}.values())
         self.params = uniq
-        self._layout = [(id(q._arena), q._offset) for q in uniq]
+        # The arenas themselves, not their id(): a freed arena's id can be reused by a new one,
+        # which would let a stale optimizer pass the check (holding them keeps ids unique too).
+        self._layout = [(q._arena, q._offset) for q in uniq]
         self._core = _core.Optimizer(p, _segments(uniq))
 
     def _check_layout(self) -> None:
-        if [(id(q._arena), q._offset) for q in self.params] != self._layout:
+        if any(q._arena is not a or q._offset != off for q, (a, off) in zip(self.params, self._layout)):
             raise RuntimeError(
                 f"{type(self).__name__}: the parameters moved (model.to(...) or a new Sequential) since the "
                 "optimizer was created; create the optimizer after moving the model"

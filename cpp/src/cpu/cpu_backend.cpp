@@ -12,6 +12,8 @@
 #include "cpu/blas.h"
 #include "mlpcore/rng.h"
 
+#define MC_RESTRICT __restrict__
+
 namespace mc {
 namespace {
 
@@ -141,72 +143,95 @@ double loss_cpu(LossKind kind, T* grad, const T* pred, const void* target, int64
   return total / double(rows_total * cols);
 }
 
+// SGD loop with every branch resolved at compile time, so the loop body is straight-line and
+// vectorises (one pass: read w, g, buf; write w, buf).
+template <class T, bool WD, bool MOM, bool FIRST, bool NESTEROV>
+void sgd_loop(T* MC_RESTRICT w, const T* MC_RESTRICT g, T* MC_RESTRICT buf, int64_t n, T lr, T wd, T mom) {
+  for (int64_t i = 0; i < n; ++i) {
+    T d = g[i];
+    if (WD) d += wd * w[i];
+    if (MOM) {
+      const T b = FIRST ? d : mom * buf[i] + d;
+      buf[i] = b;
+      d = NESTEROV ? d + mom * b : b;
+    }
+    w[i] -= lr * d;
+  }
+}
+
+template <class T, bool WD>
+void sgd_dispatch(const OptimParams& p, T* w, const T* g, T* buf, int64_t n) {
+  const T lr = T(p.lr), wd = T(p.weight_decay), mom = T(p.momentum);
+  const bool first = p.step <= 1;
+  if (mom == T(0)) return sgd_loop<T, WD, false, false, false>(w, g, buf, n, lr, wd, mom);
+  if (first)
+    return p.nesterov ? sgd_loop<T, WD, true, true, true>(w, g, buf, n, lr, wd, mom)
+                      : sgd_loop<T, WD, true, true, false>(w, g, buf, n, lr, wd, mom);
+  return p.nesterov ? sgd_loop<T, WD, true, false, true>(w, g, buf, n, lr, wd, mom)
+                    : sgd_loop<T, WD, true, false, false>(w, g, buf, n, lr, wd, mom);
+}
+
+// Adam / AdamW (DECOUPLED) with PyTorch's update order: m = lerp(m, g, 1-b1),
+// v = b2 v + (1-b2) g^2, p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps).
+template <class T, bool WD, bool DECOUPLED>
+void adam_loop(const OptimParams& p, T* MC_RESTRICT w, const T* MC_RESTRICT g, T* MC_RESTRICT m,
+               T* MC_RESTRICT v, int64_t n) {
+  const T lr = T(p.lr), wd = T(p.weight_decay), b1 = T(p.beta1), b2 = T(p.beta2), eps = T(p.eps);
+  const T bc1 = T(1) - T(std::pow(p.beta1, double(p.step)));
+  const T bc2_sqrt = T(std::sqrt(1.0 - std::pow(p.beta2, double(p.step))));
+  const T step_size = lr / bc1, decay = T(1) - lr * wd;
+  for (int64_t i = 0; i < n; ++i) {
+    T d = g[i];
+    T wi = w[i];
+    if (DECOUPLED && WD) wi *= decay;
+    if (!DECOUPLED && WD) d += wd * wi;
+    const T mi = m[i] + (d - m[i]) * (T(1) - b1);
+    const T vi = v[i] * b2 + (T(1) - b2) * d * d;
+    m[i] = mi;
+    v[i] = vi;
+    w[i] = wi - step_size * (mi / (std::sqrt(vi) / bc2_sqrt + eps));
+  }
+}
+
+template <class T>
+void rmsprop_loop(const OptimParams& p, T* w, const T* g, T* state, int64_t n) {
+  T* sq = state;
+  T* buf = state + n;
+  T* mean = state + 2 * n;
+  const T lr = T(p.lr), wd = T(p.weight_decay), alpha = T(p.alpha), eps = T(p.eps), mom = T(p.momentum);
+  for (int64_t i = 0; i < n; ++i) {
+    T d = g[i];
+    if (wd != T(0)) d += wd * w[i];
+    sq[i] = sq[i] * alpha + (T(1) - alpha) * d * d;
+    T avg;
+    if (p.centered) {
+      mean[i] += (d - mean[i]) * (T(1) - alpha);
+      avg = std::sqrt(sq[i] - mean[i] * mean[i]) + eps;
+    } else {
+      avg = std::sqrt(sq[i]) + eps;
+    }
+    if (mom > T(0)) {
+      buf[i] = buf[i] * mom + d / avg;
+      w[i] -= lr * buf[i];
+    } else {
+      w[i] -= lr * (d / avg);
+    }
+  }
+}
+
 template <class T>
 void optim_step_cpu(const OptimParams& p, T* w, const T* g, T* state, int64_t n) {
-  const T lr = T(p.lr), wd = T(p.weight_decay);
+  const bool wd = p.weight_decay != 0.0;
   switch (p.kind) {
-    case OptimKind::sgd: {
-      const T mom = T(p.momentum);
-      T* buf = state;
-      const bool first = p.step <= 1;
-      for (int64_t i = 0; i < n; ++i) {
-        T d = g[i];
-        if (wd != T(0)) d += wd * w[i];
-        if (mom != T(0)) {
-          buf[i] = first ? d : mom * buf[i] + d;
-          d = p.nesterov ? d + mom * buf[i] : buf[i];
-        }
-        w[i] -= lr * d;
-      }
-      break;
-    }
+    case OptimKind::sgd:
+      return wd ? sgd_dispatch<T, true>(p, w, g, state, n) : sgd_dispatch<T, false>(p, w, g, state, n);
     case OptimKind::adam:
-    case OptimKind::adamw: {
-      T* m = state;
-      T* v = state + n;
-      const T b1 = T(p.beta1), b2 = T(p.beta2), eps = T(p.eps);
-      const T bc1 = T(1) - T(std::pow(p.beta1, double(p.step)));
-      const T bc2_sqrt = T(std::sqrt(1.0 - std::pow(p.beta2, double(p.step))));
-      const T step_size = lr / bc1;
-      const bool decoupled = p.kind == OptimKind::adamw;
-      for (int64_t i = 0; i < n; ++i) {
-        T d = g[i];
-        if (decoupled)
-          w[i] *= T(1) - lr * wd;
-        else if (wd != T(0))
-          d += wd * w[i];
-        m[i] += (d - m[i]) * (T(1) - b1);
-        v[i] = v[i] * b2 + (T(1) - b2) * d * d;
-        const T denom = std::sqrt(v[i]) / bc2_sqrt + eps;
-        w[i] -= step_size * (m[i] / denom);
-      }
-      break;
-    }
-    case OptimKind::rmsprop: {
-      T* sq = state;
-      T* buf = state + n;
-      T* mean = state + 2 * n;
-      const T alpha = T(p.alpha), eps = T(p.eps), mom = T(p.momentum);
-      for (int64_t i = 0; i < n; ++i) {
-        T d = g[i];
-        if (wd != T(0)) d += wd * w[i];
-        sq[i] = sq[i] * alpha + (T(1) - alpha) * d * d;
-        T avg;
-        if (p.centered) {
-          mean[i] += (d - mean[i]) * (T(1) - alpha);
-          avg = std::sqrt(sq[i] - mean[i] * mean[i]) + eps;
-        } else {
-          avg = std::sqrt(sq[i]) + eps;
-        }
-        if (mom > T(0)) {
-          buf[i] = buf[i] * mom + d / avg;
-          w[i] -= lr * buf[i];
-        } else {
-          w[i] -= lr * (d / avg);
-        }
-      }
-      break;
-    }
+      return wd ? adam_loop<T, true, false>(p, w, g, state, state + n, n)
+                : adam_loop<T, false, false>(p, w, g, state, state + n, n);
+    case OptimKind::adamw:
+      return wd ? adam_loop<T, true, true>(p, w, g, state, state + n, n)
+                : adam_loop<T, false, true>(p, w, g, state, state + n, n);
+    case OptimKind::rmsprop: return rmsprop_loop<T>(p, w, g, state, n);
   }
 }
 

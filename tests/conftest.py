@@ -1,0 +1,27 @@
+"""pytest configuration shared by the suite: global-state fixtures and the error report."""
+
+import helpers  # tests/ is on sys.path (pytest's default "prepend" import mode, no __init__.py)
+import pytest
+
+import mlpcore as mc
+
+
+@pytest.fixture(autouse=True)
+def _restore_global_state():
+    """Tests may switch finiteness checks off or change the thread count: restore both."""
+    check, threads = mc.get_check_finite(), mc.get_num_threads()
+    yield
+    mc.set_check_finite(check)
+    mc.set_num_threads(threads)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the largest relative error seen against PyTorch (per dtype) and against finite
+    differences, as recorded by helpers.assert_close_torch / assert_close_fd."""
+    rows = [("PyTorch", k, v) for k, v in sorted(helpers.MAX_REL_ERR.items())]
+    rows += [("finite differences", k, v) for k, v in sorted(helpers.MAX_FD_ERR.items())]
+    if not rows:
+        return
+    terminalreporter.section("mlpcore: largest relative error (max|got-want| / max|want|)")
+    for oracle, dtype, (err, where) in rows:
+        terminalreporter.write_line(f"vs {oracle:<18} {dtype:<8} {err:.3e}   at {where}")
