@@ -461,7 +461,8 @@ __global__ void count_correct_kernel(unsigned long long* count, const T* pred, c
   }
 }
 
-// SGD with momentum / Nesterov / L2 weight decay over n parameters. CPU twin: optim_step_cpu, sgd.
+// SGD with momentum / Nesterov / L2 weight decay over n parameters. CPU twin: sgd_loop (the
+// compile-time branches there are run-time, warp-uniform ones here).
 template <class T>
 __global__ void sgd_kernel(T* w, const T* g, T* buf, int64_t n, T lr, T wd, T mom, bool nesterov, bool first) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
@@ -475,24 +476,25 @@ __global__ void sgd_kernel(T* w, const T* g, T* buf, int64_t n, T lr, T wd, T mo
   }
 }
 
-// Adam / AdamW over n parameters; m, v the moments. CPU twin: optim_step_cpu, adam and adamw.
+// Adam / AdamW over n parameters; m, v the moments. CPU twin: adam_loop (PyTorch's update order:
+// m = lerp(m, g, 1-b1), v = b2 v + (1-b2) g^2, p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)).
 template <class T>
-__global__ void adam_kernel(T* w, const T* g, T* m, T* v, int64_t n, T lr, T wd, T b1, T b2, T eps, T step_size,
+__global__ void adam_kernel(T* w, const T* g, T* m, T* v, int64_t n, T wd, T decay, T b1, T b2, T eps, T step_size,
                             T bc2_sqrt, bool decoupled) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     T d = g[i];
-    if (decoupled)
-      w[i] *= T(1) - lr * wd;
-    else if (wd != T(0))
-      d += wd * w[i];
-    m[i] += (d - m[i]) * (T(1) - b1);
-    v[i] = v[i] * b2 + (T(1) - b2) * d * d;
-    const T denom = std::sqrt(v[i]) / bc2_sqrt + eps;
-    w[i] -= step_size * (m[i] / denom);
+    T wi = w[i];
+    if (decoupled && wd != T(0)) wi *= decay;
+    if (!decoupled && wd != T(0)) d += wd * wi;
+    const T mi = m[i] + (d - m[i]) * (T(1) - b1);
+    const T vi = v[i] * b2 + (T(1) - b2) * d * d;
+    m[i] = mi;
+    v[i] = vi;
+    w[i] = wi - step_size * (mi / (std::sqrt(vi) / bc2_sqrt + eps));
   }
 }
 
-// RMSprop (optionally centered, with momentum) over n parameters. CPU twin: optim_step_cpu, rmsprop.
+// RMSprop (optionally centered, with momentum) over n parameters. CPU twin: rmsprop_loop.
 template <class T>
 __global__ void rmsprop_kernel(T* w, const T* g, T* sq, T* buf, T* mean, int64_t n, T lr, T wd, T alpha, T eps,
                                T mom, bool centered) {
@@ -804,12 +806,12 @@ class CudaBackend final : public Backend {
           break;
         case OptimKind::adam:
         case OptimKind::adamw: {
-          // Host scalars computed exactly as optim_step_cpu does.
+          // Host scalars computed exactly as adam_loop does.
           const T bc1 = T(1) - T(std::pow(p.beta1, double(p.step)));
           const T bc2_sqrt = T(std::sqrt(1.0 - std::pow(p.beta2, double(p.step))));
-          const T step_size = lr / bc1;
-          adam_kernel<T><<<blocks, kThreads, 0, s_>>>(w, g, st, st + n, n, lr, wd, T(p.beta1), T(p.beta2), T(p.eps),
-                                                      step_size, bc2_sqrt, p.kind == OptimKind::adamw);
+          const T step_size = lr / bc1, decay = T(1) - lr * wd;
+          adam_kernel<T><<<blocks, kThreads, 0, s_>>>(w, g, st, st + n, n, wd, decay, T(p.beta1), T(p.beta2),
+                                                      T(p.eps), step_size, bc2_sqrt, p.kind == OptimKind::adamw);
           break;
         }
         case OptimKind::rmsprop:
