@@ -59,17 +59,18 @@ CE, MSE = mc._core.LossKind.cross_entropy, mc._core.LossKind.mse
 def configs(quick: bool) -> list[dict]:
     """(name, layer widths, batch, loss, gemm_bound)."""
     out = [
-        dict(name="[2,16,16,2]", dims=[2, 16, 16, 2], batch=64, loss="ce", gemm_bound=False),
-        dict(name="[64,64,64,1] MSE", dims=[64, 64, 64, 1], batch=32, loss="mse", gemm_bound=False),
-        dict(name="[784,256,256,10]", dims=[784, 256, 256, 10], batch=128, loss="ce", gemm_bound=False),
-        dict(name="[1024,4096,4096,1024]", dims=[1024, 4096, 4096, 1024], batch=512, loss="ce", gemm_bound=True),
+        {"name": "[2,16,16,2]", "dims": [2, 16, 16, 2], "batch": 64, "loss": "ce", "gemm_bound": False},
+        {"name": "[64,64,64,1] MSE", "dims": [64, 64, 64, 1], "batch": 32, "loss": "mse", "gemm_bound": False},
+        {"name": "[784,256,256,10]", "dims": [784, 256, 256, 10], "batch": 128, "loss": "ce", "gemm_bound": False},
+        {"name": "[1024,4096,4096,1024]", "dims": [1024, 4096, 4096, 1024], "batch": 512, "loss": "ce",
+         "gemm_bound": True},
     ]
     exps = [14, 16] if quick else [14, 15, 16, 17, 18]
     for width in (64, 128):
         for e in exps:
             # width-128 at 2^17+ rows is GEMM-dominated; width 64 stays bandwidth/launch-bound.
-            out.append(dict(name=f"{width}x5 hidden", dims=[width] * 7, batch=2**e, loss="mse",
-                            gemm_bound=width == 128 and e >= 17))
+            out.append({"name": f"{width}x5 hidden", "dims": [width] * 7, "batch": 2**e, "loss": "mse",
+                        "gemm_bound": width == 128 and e >= 17})
     return out
 
 
@@ -194,10 +195,10 @@ def main(argv=None) -> int:
         t_pt = bench_torch(cfg, x, y, batches, warm) if torch else float("nan")
         gflops = flops_per_step(dims, batch) / t_mc / 1e9
         share = cublas_gemm_seconds(dims, batch) / t_mc if (torch and cfg["gemm_bound"]) else float("nan")
-        row = dict(config=cfg["name"], dims=dims, batch=batch, mlpcore_ms=t_mc * 1e3, torch_ms=t_pt * 1e3,
-                   mlpcore_steps_per_s=1 / t_mc, torch_steps_per_s=1 / t_pt if torch else None,
-                   ratio=t_pt / t_mc if torch else None, gflops=gflops,
-                   sgemm_share=None if np.isnan(share) else share)
+        row = {"config": cfg["name"], "dims": dims, "batch": batch, "mlpcore_ms": t_mc * 1e3, "torch_ms": t_pt * 1e3,
+                   "mlpcore_steps_per_s": 1 / t_mc, "torch_steps_per_s": 1 / t_pt if torch else None,
+                   "ratio": t_pt / t_mc if torch else None, "gflops": gflops,
+                   "sgemm_share": None if np.isnan(share) else share}
         rows.append(row)
         print(f"{cfg['name']:<24}{batch:>8}{t_mc * 1e3:>12.3f}{1 / t_mc:>10.0f}"
               f"{t_pt * 1e3:>11.3f}{(1 / t_pt if torch else float('nan')):>10.0f}"

@@ -8,10 +8,9 @@ cpp/tests/test_cuda_backend.cpp. Tests marked `gpu` skip cleanly on machines wit
 or with a build without the CUDA backend.
 """
 
+import mlpcore as mc
 import numpy as np
 import pytest
-
-import mlpcore as mc
 from mlpcore import _core
 
 HAS_CUDA = mc.cuda_available()
