@@ -60,17 +60,41 @@ def configs(quick: bool) -> list[dict]:
     """(name, layer widths, batch, loss, gemm_bound)."""
     out = [
         {"name": "[2,16,16,2]", "dims": [2, 16, 16, 2], "batch": 64, "loss": "ce", "gemm_bound": False},
-        {"name": "[64,64,64,1] MSE", "dims": [64, 64, 64, 1], "batch": 32, "loss": "mse", "gemm_bound": False},
-        {"name": "[784,256,256,10]", "dims": [784, 256, 256, 10], "batch": 128, "loss": "ce", "gemm_bound": False},
-        {"name": "[1024,4096,4096,1024]", "dims": [1024, 4096, 4096, 1024], "batch": 512, "loss": "ce",
-         "gemm_bound": True},
+        {
+            "name": "[64,64,64,1] MSE",
+            "dims": [64, 64, 64, 1],
+            "batch": 32,
+            "loss": "mse",
+            "gemm_bound": False,
+        },
+        {
+            "name": "[784,256,256,10]",
+            "dims": [784, 256, 256, 10],
+            "batch": 128,
+            "loss": "ce",
+            "gemm_bound": False,
+        },
+        {
+            "name": "[1024,4096,4096,1024]",
+            "dims": [1024, 4096, 4096, 1024],
+            "batch": 512,
+            "loss": "ce",
+            "gemm_bound": True,
+        },
     ]
     exps = [14, 16] if quick else [14, 15, 16, 17, 18]
     for width in (64, 128):
         for e in exps:
             # width-128 at 2^17+ rows is GEMM-dominated; width 64 stays bandwidth/launch-bound.
-            out.append({"name": f"{width}x5 hidden", "dims": [width] * 7, "batch": 2**e, "loss": "mse",
-                        "gemm_bound": width == 128 and e >= 17})
+            out.append(
+                {
+                    "name": f"{width}x5 hidden",
+                    "dims": [width] * 7,
+                    "batch": 2**e,
+                    "loss": "mse",
+                    "gemm_bound": width == 128 and e >= 17,
+                }
+            )
     return out
 
 
@@ -124,8 +148,8 @@ def bench_torch(cfg, x, y, batches, warmup_batches) -> float:
     loss_fn = torch.nn.CrossEntropyLoss() if cfg["loss"] == "ce" else torch.nn.MSELoss()
     X = torch.from_numpy(x).to(dev)
     Y = torch.from_numpy(y).to(dev)
-    xb = [X[i * batch:(i + 1) * batch] for i in range(batches)]
-    yb = [Y[i * batch:(i + 1) * batch] for i in range(batches)]
+    xb = [X[i * batch : (i + 1) * batch] for i in range(batches)]
+    yb = [Y[i * batch : (i + 1) * batch] for i in range(batches)]
 
     def epoch(k):
         for i in range(k):
@@ -177,10 +201,14 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args(argv)
 
-    print(f"mlpcore {mc.__version__}; torch {torch.__version__ if torch else '(none)'}"
-          + (f"; GPU {torch.cuda.get_device_name()}" if torch else ""))
-    hdr = (f"{'config':<24}{'batch':>8}{'mlpcore ms':>12}{'steps/s':>10}{'torch ms':>11}{'steps/s':>10}"
-           f"{'ratio':>8}{'GFLOP/s':>10}{'SGEMM share':>13}")
+    print(
+        f"mlpcore {mc.__version__}; torch {torch.__version__ if torch else '(none)'}"
+        + (f"; GPU {torch.cuda.get_device_name()}" if torch else "")
+    )
+    hdr = (
+        f"{'config':<24}{'batch':>8}{'mlpcore ms':>12}{'steps/s':>10}{'torch ms':>11}{'steps/s':>10}"
+        f"{'ratio':>8}{'GFLOP/s':>10}{'SGEMM share':>13}"
+    )
     print(hdr)
     print("-" * len(hdr))
     rows = []
@@ -195,15 +223,26 @@ def main(argv=None) -> int:
         t_pt = bench_torch(cfg, x, y, batches, warm) if torch else float("nan")
         gflops = flops_per_step(dims, batch) / t_mc / 1e9
         share = cublas_gemm_seconds(dims, batch) / t_mc if (torch and cfg["gemm_bound"]) else float("nan")
-        row = {"config": cfg["name"], "dims": dims, "batch": batch, "mlpcore_ms": t_mc * 1e3, "torch_ms": t_pt * 1e3,
-                   "mlpcore_steps_per_s": 1 / t_mc, "torch_steps_per_s": 1 / t_pt if torch else None,
-                   "ratio": t_pt / t_mc if torch else None, "gflops": gflops,
-                   "sgemm_share": None if np.isnan(share) else share}
+        row = {
+            "config": cfg["name"],
+            "dims": dims,
+            "batch": batch,
+            "mlpcore_ms": t_mc * 1e3,
+            "torch_ms": t_pt * 1e3,
+            "mlpcore_steps_per_s": 1 / t_mc,
+            "torch_steps_per_s": 1 / t_pt if torch else None,
+            "ratio": t_pt / t_mc if torch else None,
+            "gflops": gflops,
+            "sgemm_share": None if np.isnan(share) else share,
+        }
         rows.append(row)
-        print(f"{cfg['name']:<24}{batch:>8}{t_mc * 1e3:>12.3f}{1 / t_mc:>10.0f}"
-              f"{t_pt * 1e3:>11.3f}{(1 / t_pt if torch else float('nan')):>10.0f}"
-              f"{(t_pt / t_mc if torch else float('nan')):>7.2f}x{gflops:>10.0f}"
-              f"{('' if np.isnan(share) else f'{share:.0%}'):>13}", flush=True)
+        print(
+            f"{cfg['name']:<24}{batch:>8}{t_mc * 1e3:>12.3f}{1 / t_mc:>10.0f}"
+            f"{t_pt * 1e3:>11.3f}{(1 / t_pt if torch else float('nan')):>10.0f}"
+            f"{(t_pt / t_mc if torch else float('nan')):>7.2f}x{gflops:>10.0f}"
+            f"{('' if np.isnan(share) else f'{share:.0%}'):>13}",
+            flush=True,
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -14,7 +14,9 @@ import pytest
 from mlpcore import _core
 
 HAS_CUDA = mc.cuda_available()
-gpu = pytest.mark.skipif(not HAS_CUDA, reason="no usable CUDA GPU / CUDA build: " + _core.cuda_unavailable_reason())
+gpu = pytest.mark.skipif(
+    not HAS_CUDA, reason="no usable CUDA GPU / CUDA build: " + _core.cuda_unavailable_reason()
+)
 no_gpu = pytest.mark.skipif(HAS_CUDA, reason="a CUDA GPU is available")
 
 CE, MSE, BCE = _core.LossKind.cross_entropy, _core.LossKind.mse, _core.LossKind.bce_with_logits
@@ -100,8 +102,14 @@ def data(n, fin, fout, kind, seed=0, dtype=np.float32):
 
 def mlp(act, fin=12, hidden=40, fout=5):
     def build(dtype):
-        return mc.Sequential(mc.Linear(fin, hidden, seed=1, dtype=dtype), act(), mc.Linear(hidden, hidden, seed=2,
-                             dtype=dtype), act(), mc.Linear(hidden, fout, seed=3, dtype=dtype))
+        return mc.Sequential(
+            mc.Linear(fin, hidden, seed=1, dtype=dtype),
+            act(),
+            mc.Linear(hidden, hidden, seed=2, dtype=dtype),
+            act(),
+            mc.Linear(hidden, fout, seed=3, dtype=dtype),
+        )
+
     return build
 
 
@@ -117,16 +125,31 @@ def steps_on_both(build, opt_factory, kind, steps=5, n=64, dtype=np.float32, tol
         lg = ng.train_step(og._core, kind, x, y)
         assert abs(lg - lc) <= tol * abs(lc), (s, lc, lg)
     assert_params_close(cpu, dev, tol)
-    np.testing.assert_allclose(og._core.read_state(), oc._core.read_state(), rtol=0, atol=tol * max(
-        1e-30, float(np.max(np.abs(oc._core.read_state())))))
+    np.testing.assert_allclose(
+        og._core.read_state(),
+        oc._core.read_state(),
+        rtol=0,
+        atol=tol * max(1e-30, float(np.max(np.abs(oc._core.read_state())))),
+    )
     return cpu, dev
 
 
-ACTS = [mc.ReLU, lambda: mc.LeakyReLU(0.1), mc.Sigmoid, mc.Tanh, lambda: mc.ELU(0.7), mc.GELU, mc.SiLU, mc.Identity]
+ACTS = [
+    mc.ReLU,
+    lambda: mc.LeakyReLU(0.1),
+    mc.Sigmoid,
+    mc.Tanh,
+    lambda: mc.ELU(0.7),
+    mc.GELU,
+    mc.SiLU,
+    mc.Identity,
+]
 
 
 @gpu
-@pytest.mark.parametrize("act", ACTS, ids=["relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu", "silu", "identity"])
+@pytest.mark.parametrize(
+    "act", ACTS, ids=["relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu", "silu", "identity"]
+)
 def test_every_activation_matches_cpu(act):
     steps_on_both(mlp(act), lambda ps: mc.SGD(ps, lr=0.05), CE)
 
@@ -134,8 +157,13 @@ def test_every_activation_matches_cpu(act):
 @gpu
 def test_softmax_output_and_mse_match_cpu():
     def build(dtype):
-        return mc.Sequential(mc.Linear(8, 30, seed=1, dtype=dtype), mc.Tanh(), mc.Linear(30, 6, seed=2, dtype=dtype),
-                             mc.Softmax())
+        return mc.Sequential(
+            mc.Linear(8, 30, seed=1, dtype=dtype),
+            mc.Tanh(),
+            mc.Linear(30, 6, seed=2, dtype=dtype),
+            mc.Softmax(),
+        )
+
     steps_on_both(build, lambda ps: mc.SGD(ps, lr=0.5), MSE)
 
 
@@ -166,8 +194,13 @@ def test_dropout_masks_match_cpu():
     # Same seeds and counters on both devices: the counter-based RNG gives identical masks, so
     # the trained parameters agree as closely as without dropout.
     def build(dtype):
-        return mc.Sequential(mc.Linear(10, 50, seed=1, dtype=dtype), mc.ReLU(), mc.Dropout(0.3, seed=7),
-                             mc.Linear(50, 4, seed=2, dtype=dtype))
+        return mc.Sequential(
+            mc.Linear(10, 50, seed=1, dtype=dtype),
+            mc.ReLU(),
+            mc.Dropout(0.3, seed=7),
+            mc.Linear(50, 4, seed=2, dtype=dtype),
+        )
+
     cpu, dev = steps_on_both(build, lambda ps: mc.SGD(ps, lr=0.1), CE)
     assert cpu[2]._state.counter == dev[2]._state.counter > 0
 
@@ -177,8 +210,15 @@ def test_maxout_residual_and_tied_weights_match_cpu():
     def build(dtype):
         enc = mc.Linear(16, 24, seed=1, dtype=dtype)
         block = mc.Sequential(mc.Linear(24, 24, seed=3, dtype=dtype), mc.GELU())
-        return mc.Sequential(enc, mc.Maxout(24, 12, pieces=2, seed=2, dtype=dtype), mc.Linear(12, 24, seed=4,
-                             dtype=dtype), mc.Residual(block), mc.ReLU(), mc.TiedLinear(enc, transpose=True))
+        return mc.Sequential(
+            enc,
+            mc.Maxout(24, 12, pieces=2, seed=2, dtype=dtype),
+            mc.Linear(12, 24, seed=4, dtype=dtype),
+            mc.Residual(block),
+            mc.ReLU(),
+            mc.TiedLinear(enc, transpose=True),
+        )
+
     steps_on_both(build, lambda ps: mc.Adam(ps, lr=1e-3), MSE)
 
 

@@ -33,9 +33,18 @@ def configure(tmp_path_factory):
         env.pop("MLPCORE_CUDA", None)
         if env_value is not None:
             env["MLPCORE_CUDA"] = env_value
-        cmd = ["cmake", "-S", str(ROOT), "-B", str(build), "-DMLPCORE_PYTHON=OFF", "-DMLPCORE_TESTS=OFF",
-               f"-DPython_EXECUTABLE={sys.executable}", "-DCMAKE_DISABLE_FIND_PACKAGE_CUDAToolkit=ON",
-               f"-DMLPCORE_CUDA={value}"]
+        cmd = [
+            "cmake",
+            "-S",
+            str(ROOT),
+            "-B",
+            str(build),
+            "-DMLPCORE_PYTHON=OFF",
+            "-DMLPCORE_TESTS=OFF",
+            f"-DPython_EXECUTABLE={sys.executable}",
+            "-DCMAKE_DISABLE_FIND_PACKAGE_CUDAToolkit=ON",
+            f"-DMLPCORE_CUDA={value}",
+        ]
         if shutil.which("ninja"):
             cmd += ["-G", "Ninja"]
         p = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=240)
@@ -69,21 +78,32 @@ def test_cuda_switch_auto_on_off(configure):
     assert "MLPCORE_CUDA must be AUTO, ON or OFF" in out
 
 
-CASES = [({}, False), ({"MLPCORE_CUDA": "ON"}, True), ({"MLPCORE_CUDA": "on"}, True),
-         ({"MLPCORE_CUDA": "AUTO"}, False), ({"MLPCORE_CUDA": "OFF"}, False),
-         ({"CMAKE_ARGS": "-DFOO=1 -DMLPCORE_CUDA=ON"}, True), ({"CMAKE_ARGS": "-DMLPCORE_CUDA:STRING=ON"}, True),
-         ({"CMAKE_ARGS": "-DMLPCORE_CUDA=OFF"}, False)]
+CASES = [
+    ({}, False),
+    ({"MLPCORE_CUDA": "ON"}, True),
+    ({"MLPCORE_CUDA": "on"}, True),
+    ({"MLPCORE_CUDA": "AUTO"}, False),
+    ({"MLPCORE_CUDA": "OFF"}, False),
+    ({"CMAKE_ARGS": "-DFOO=1 -DMLPCORE_CUDA=ON"}, True),
+    ({"CMAKE_ARGS": "-DMLPCORE_CUDA:STRING=ON"}, True),
+    ({"CMAKE_ARGS": "-DMLPCORE_CUDA=OFF"}, False),
+]
 
 
 def test_pyproject_override_patterns():
     """The [[tool.scikit-build.overrides]] entries, matched as scikit-build-core does (re.search)."""
     tomllib = pytest.importorskip("tomllib")
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    overrides = [o for o in cfg["tool"]["scikit-build"].get("overrides", [])
-                 if any("nvidia-cublas" in r for r in o.get("build", {}).get("requires", []))]
+    overrides = [
+        o
+        for o in cfg["tool"]["scikit-build"].get("overrides", [])
+        if any("nvidia-cublas" in r for r in o.get("build", {}).get("requires", []))
+    ]
     assert overrides, "no override adds nvidia-cublas to the build requirements"
     for env, want in CASES:
-        got = any(all(k in env and re.search(pat, env[k]) for k, pat in o["if"]["env"].items()) for o in overrides)
+        got = any(
+            all(k in env and re.search(pat, env[k]) for k, pat in o["if"]["env"].items()) for o in overrides
+        )
         assert got == want, env
 
 
