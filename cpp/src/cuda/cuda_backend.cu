@@ -18,7 +18,21 @@
 //
 // cuBLAS is dlopen()ed on first use (see cmake/cuda.cmake for why and where it is searched).
 // cudart is linked statically; with no driver, cudaGetDeviceCount fails and the backend reports
-// itself unavailable.
+// itself unavailable. MLPCORE_CUDA_TF32=1 (read once, at first use) lets cuBLAS use TF32.
+//
+// Not done yet (issue 5):
+//  - CUDA graphs of the steady-state step. Network::step_on downloads the loss between the loss
+//    and the backward pass (a synchronising copy, not capturable), and several kernel arguments
+//    change every step: the gather's `perm + start` (or, without shuffle, the batch pointer that
+//    the first GEMM reads), each dropout's counter offset, and the optimizer's step count (SGD's
+//    first-step flag, Adam's bias corrections) and learning rate. Capturing needs those in device
+//    memory (or patched with cudaGraphExecKernelNodeSetParams), the loss kept on the device and
+//    downloaded after the replay (the finite check then gating the optimizer on the device),
+//    begin/end-capture hooks on Backend (no-ops on the CPU), a cuBLAS workspace set with
+//    cublasSetWorkspace, and the scratch buffer sized before capture. The last, smaller batch of
+//    an epoch runs eagerly.
+//  - cuBLASLt epilogues (RELU_BIAS forward, DRELU_BGRAD backward): plain cuBLAS plus the fused
+//    kernels below until a GPU measurement shows the epilogues faster.
 #include "cuda/cuda_backend.h"
 
 #include <cublas_v2.h>
