@@ -110,8 +110,7 @@ bool load_symbol(void* lib, const char* name, F& fn, std::string& reason) {
   return fn != nullptr;
 }
 
-// Loads cuBLAS and its entry points; returns "" or what went wrong. Host-only (no GPU needed), so
-// it runs first: the library search is exercised, and its errors reported, on every machine.
+// Loads cuBLAS and its entry points; returns "" or what went wrong. Host-only (no GPU needed).
 std::string cublas_load(CublasApi& a) {
   // The module's RUNPATH (the wheel next to an installed mlpcore) and the system's library path
   // by soname, then the full path found when configuring (a development build in a source tree).
@@ -132,13 +131,15 @@ std::string cublas_load(CublasApi& a) {
 }
 
 void context_init(CudaContext& c) {
-  const std::string blas_error = cublas_load(c.api);
-  // The driver library first: its absence is the usual case on a machine without a GPU, and
-  // cudart's own message for it ("driver version is insufficient") would mislead.
+  // The driver library first: its absence is the usual case on a machine without a GPU (cheap to
+  // detect, and cudart's own message for it, "driver version is insufficient", would mislead).
   if (!dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL)) {
     c.reason = std::string("no NVIDIA driver on this machine (") + dlerror() + ")";
     return;
   }
+  // cuBLAS next (~0.2-0.5 s: libcublasLt is large), so that a missing library is reported even
+  // where the GPU checks below fail too; its error is reported after theirs.
+  const std::string blas_error = cublas_load(c.api);
   int n = 0;
   cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess) {
