@@ -8,6 +8,12 @@ cpp/tests/test_cuda_backend.cpp. Tests marked `gpu` skip cleanly on machines wit
 or with a build without the CUDA backend.
 """
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import mlpcore as mc
 import numpy as np
 import pytest
@@ -51,6 +57,28 @@ def test_model_to_cuda_without_gpu_is_a_runtime_error(device):
 def test_cuda_arena_without_gpu_is_a_runtime_error():
     with pytest.raises(RuntimeError, match="cuda"):
         _core.ParamArena("cuda", np.float32, 16)
+
+
+@no_gpu
+def test_broken_driver_is_reported_not_a_crash(tmp_path):
+    """A libcuda.so.1 that is not a driver (no entry points): cuda_available() is False with a reason."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build a fake driver library")
+    (tmp_path / "fake.c").write_text("int mlpcore_fake_driver = 1;\n")
+    subprocess.run(
+        [cc, "-shared", "-fPIC", "-o", str(tmp_path / "libcuda.so.1"), str(tmp_path / "fake.c")], check=True
+    )
+    pkg_parent = str(Path(mc.__file__).resolve().parents[1])
+    env = dict(os.environ, LD_LIBRARY_PATH=str(tmp_path), PYTHONPATH=pkg_parent)
+    code = "import mlpcore as mc; print(mc.cuda_available()); print(mc._core.cuda_unavailable_reason())"
+    p = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert p.returncode == 0, p.stderr
+    available, reason = p.stdout.splitlines()[:2]
+    assert available == "False"
+    assert len(reason) > 10
 
 
 def test_unknown_device_is_a_value_error():
