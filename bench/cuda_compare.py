@@ -239,7 +239,7 @@ def main(argv=None) -> int:
         print(
             f"{cfg['name']:<24}{batch:>8}{t_mc * 1e3:>12.3f}{1 / t_mc:>10.0f}"
             f"{t_pt * 1e3:>11.3f}{(1 / t_pt if torch else float('nan')):>10.0f}"
-            f"{(t_pt / t_mc if torch else float('nan')):>9.2f}x{gflops:>10.0f}"
+            f"{(t_pt / t_mc if torch else float('nan')):>10.2f}x{gflops:>10.0f}"
             f"{('' if np.isnan(share) else f'{share:.0%}'):>13}",
             flush=True,
         )
