@@ -52,8 +52,10 @@ std::string describe(py::handle obj) {
 
 // A float matrix argument: returns a C-contiguous array of dtype `dt`, shape (rows, cols)
 // (`cols` = -1 accepts any). 1-D input is refused, not reshaped: the caller must say which.
+// `check_values` = false skips the NaN/Inf scan (for a caller that already validated the data once,
+// e.g. the Trainer calling train_epoch once per batch range).
 py::array as_matrix(py::handle obj, const char* name, DType dt, int64_t cols = -1, int64_t rows = -1,
-                    bool allow_empty = false) {
+                    bool allow_empty = false, bool check_values = true) {
   py::array a = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj)
                                               : py::array::ensure(obj);
   if (!a) throw mc::TypeError(std::string(name) + ": expected a numpy array of float32 or float64, got " + describe(obj));
@@ -70,15 +72,21 @@ py::array as_matrix(py::handle obj, const char* name, DType dt, int64_t cols = -
   py::array out = py::array::ensure(a, py::array::c_style | py::array::forcecast);
   if (!out.dtype().is(np_dtype(dt))) out = py::array(out.attr("astype")(np_dtype(dt)));
   if (!py::array::ensure(out, py::array::c_style)) out = py::array::ensure(out, py::array::c_style | py::array::forcecast);
-  if (g_check_finite.load() && !cpu_backend().all_finite(dt, out.data(), out.size()))
+  if (check_values && g_check_finite.load() && !cpu_backend().all_finite(dt, out.data(), out.size()))
     throw mc::ValueError(std::string(name) + ": contains NaN or Inf (mlpcore.set_check_finite(False) skips this check)");
   return out;
 }
 
 // Integer class ids of shape (rows,) in [0, classes): returns an int32 copy.
-py::array_t<int32_t> as_labels(py::handle obj, const char* name, int64_t rows, int64_t classes) {
+// `check_values` = false: an int32 C-contiguous (rows,) array is trusted as is (no copy, no range
+// scan); the caller validated it before.
+py::array_t<int32_t> as_labels(py::handle obj, const char* name, int64_t rows, int64_t classes,
+                               bool check_values = true) {
   py::array a = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj) : py::array::ensure(obj);
   if (!a) throw mc::TypeError(std::string(name) + ": expected a numpy array of integer class ids, got " + describe(obj));
+  if (!check_values && a.dtype().is(py::dtype::of<int32_t>()) && a.ndim() == 1 && a.shape(0) == rows &&
+      (a.flags() & py::array::c_style))
+    return py::reinterpret_borrow<py::array_t<int32_t>>(a);
   const char kind = a.dtype().kind();
   if (a.ndim() == 2 && a.shape(1) == classes && classes > 1)
     throw mc::ValueError(std::string(name) + ": expected class ids of shape (" + std::to_string(rows) +
@@ -184,15 +192,18 @@ void* stage(Buffer& b, size_t nbytes) {
 }
 
 // Validates y for `net` and loss kind: int32 labels, or a float (n, out) matrix.
-py::array as_targets(const Network& net, py::handle Y_, YKind ykind, int64_t n) {
-  if (ykind == YKind::labels) return as_labels(Y_, "y", n, net.out_features());
-  return as_matrix(Y_, "y", net.arena()->dtype(), net.out_features(), n);
+// `validate` = false skips the value scans (NaN/Inf, label range), as as_matrix / as_labels do.
+py::array as_targets(const Network& net, py::handle Y_, YKind ykind, int64_t n, bool validate = true) {
+  if (ykind == YKind::labels) return as_labels(Y_, "y", n, net.out_features(), validate);
+  return as_matrix(Y_, "y", net.arena()->dtype(), net.out_features(), n, false, validate);
 }
 
 YKind ykind_of(LossKind loss) { return loss == LossKind::cross_entropy ? YKind::labels : YKind::values; }
 
 // The device copy of (X, Y) for a network on cuda: from the cache, or validated and uploaded.
-std::shared_ptr<DeviceData> device_data(PyNetwork& net, py::handle X_, py::handle Y_, YKind ykind) {
+// A cache hit is neither validated nor uploaded again (it was both when it was cached).
+std::shared_ptr<DeviceData> device_data(PyNetwork& net, py::handle X_, py::handle Y_, YKind ykind,
+                                        bool validate = true) {
   const ArrayLayout xl = ArrayLayout::of(X_), yl = ArrayLayout::of(Y_);
   for (int i = 0; i < 2; ++i) {
     auto e = net.cache[i];
@@ -202,10 +213,10 @@ std::shared_ptr<DeviceData> device_data(PyNetwork& net, py::handle X_, py::handl
     }
   }
   const DType dt = net.arena()->dtype();
-  py::array X = as_matrix(X_, "X", dt, net.in_features());
+  py::array X = as_matrix(X_, "X", dt, net.in_features(), -1, false, validate);
   const int64_t n = X.shape(0);
   py::array Y;
-  if (ykind != YKind::none) Y = as_targets(net, Y_, ykind, n);
+  if (ykind != YKind::none) Y = as_targets(net, Y_, ykind, n, validate);
   const bool cacheable = py::isinstance<py::array>(X_) && (ykind == YKind::none || py::isinstance<py::array>(Y_));
   if (cacheable) net.cache[1].reset();  // evict the least recently used before allocating
   auto d = std::make_shared<DeviceData>();
@@ -277,6 +288,12 @@ PYBIND11_MODULE(_core, m) {
   m.def("blas_info", &cpu_blas_info);
   m.def("set_check_finite", [](bool on) { g_check_finite = on; }, py::arg("enabled"));
   m.def("get_check_finite", []() { return g_check_finite.load(); });
+  m.def("permutation", [](int64_t n, uint64_t seed) {
+    if (n < 0) throw mc::ValueError("n: expected >= 0, got " + std::to_string(n));
+    py::array_t<int64_t> out(n);
+    permutation_fill(out.mutable_data(), n, seed);
+    return out;
+  }, py::arg("n"), py::arg("seed"), "The shuffling order Network.train_epoch uses for (n, seed): int64 (n,).");
   m.def("cuda_available", &mc::cuda_available);
   m.def("cuda_unavailable_reason", &mc::cuda_unavailable_reason);
   m.def("_as_matrix", [](py::handle x, const std::string& name, py::handle dtype, int64_t cols) {
@@ -562,6 +579,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("capacity", &Network::capacity)
       .def_property_readonly("device", [](const PyNetwork& n) { return std::string(device_name(n.arena()->device())); })
       .def_property("training", &Network::training, &Network::set_training)
+      .def_property_readonly("last_correct", &Network::last_correct)
       .def("forward", [](PyNetwork& net, py::handle x_) {
         const DType dt = net.arena()->dtype();
         py::array x = as_matrix(x_, "x", dt, net.in_features());
@@ -582,9 +600,9 @@ PYBIND11_MODULE(_core, m) {
       }, py::arg("x"))
       .def("predict", [](PyNetwork& net, py::handle x_, int64_t batch_size) {
         const DType dt = net.arena()->dtype();
-        if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
         if (on_cuda(net)) {
           auto d = device_data(net, x_, py::none(), YKind::none);
+          if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
           py::array out = new_matrix(dt, d->n, net.out_features());
           {
             py::gil_scoped_release nogil;
@@ -596,6 +614,7 @@ PYBIND11_MODULE(_core, m) {
           return out;
         }
         py::array x = as_matrix(x_, "X", dt, net.in_features());
+        if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
         py::array out = new_matrix(dt, x.shape(0), net.out_features());
         {
           py::gil_scoped_release nogil;
@@ -620,25 +639,32 @@ PYBIND11_MODULE(_core, m) {
         }
         return net.train_step(*opt.opt, loss, x.data(), y.data(), B);
       }, py::arg("optimizer"), py::arg("loss"), py::arg("x"), py::arg("y"))
+      // batch_begin/batch_end: run only that range of the epoch's batches (see network.h).
+      // validate=False skips the O(n) NaN/Inf and label-range scans of X and y (dtype and shape
+      // are still checked): for a caller that validated the data once and then calls per range.
+      // On cuda, the data set is uploaded by the first call and reused by the next ones.
       .def("train_epoch", [](PyNetwork& net, PyOptimizer& opt, LossKind loss, py::handle X_, py::handle Y_,
-                             int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch, bool check_finite) {
-        if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
+                             int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch, bool check_finite,
+                             int64_t batch_begin, int64_t batch_end, bool validate) {
         if (on_cuda(net)) {
-          auto d = device_data(net, X_, Y_, ykind_of(loss));
+          auto d = device_data(net, X_, Y_, ykind_of(loss), validate);
+          if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
           py::gil_scoped_release nogil;
           return net.train_epoch(*opt.opt, loss, d->X.data(), d->Y.data(), d->n, batch_size, shuffle, seed, epoch,
-                                 check_finite);
+                                 check_finite, batch_begin, batch_end);
         }
         const DType dt = net.arena()->dtype();
-        py::array X = as_matrix(X_, "X", dt, net.in_features());
+        py::array X = as_matrix(X_, "X", dt, net.in_features(), -1, false, validate);
         const int64_t n = X.shape(0);
-        py::array Y = as_targets(net, Y_, ykind_of(loss), n);
-        py::gil_scoped_release nogil;
-        return net.train_epoch(*opt.opt, loss, X.data(), Y.data(), n, batch_size, shuffle, seed, epoch, check_finite);
-      }, py::arg("optimizer"), py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size"), py::arg("shuffle"),
-         py::arg("seed"), py::arg("epoch") = 0, py::arg("check_finite") = true)
-      .def("evaluate", [](PyNetwork& net, LossKind loss, py::handle X_, py::handle Y_, int64_t batch_size) {
+        py::array Y = as_targets(net, Y_, ykind_of(loss), n, validate);
         if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
+        py::gil_scoped_release nogil;
+        return net.train_epoch(*opt.opt, loss, X.data(), Y.data(), n, batch_size, shuffle, seed, epoch, check_finite,
+                               batch_begin, batch_end);
+      }, py::arg("optimizer"), py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size"), py::arg("shuffle"),
+         py::arg("seed"), py::arg("epoch") = 0, py::arg("check_finite") = true, py::arg("batch_begin") = 0,
+         py::arg("batch_end") = -1, py::arg("validate") = true)
+      .def("evaluate", [](PyNetwork& net, LossKind loss, py::handle X_, py::handle Y_, int64_t batch_size) {
         int64_t correct = 0;
         double value;
         if (on_cuda(net)) {

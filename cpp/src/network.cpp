@@ -219,7 +219,7 @@ Tensor Network::forward(const void* x, int64_t B) {
 }
 
 double Network::step_on(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B,
-                        bool check_finite, int64_t epoch, int64_t batch) {
+                        bool check_finite, int64_t epoch, int64_t batch, int64_t* correct) {
   forward_ops(x, B);
   be_->loss_forward_backward(dt_, loss, static_cast<double*>(loss_dev_.data()), grads_.back(), values_.back(),
                              target, B, width_.back(), B);
@@ -230,6 +230,7 @@ double Network::step_on(Optimizer& opt, LossKind loss, const void* x, const void
                              std::to_string(epoch) + ", batch " + std::to_string(batch) +
                              "; training stopped before this batch updated the weights (lower the learning "
                              "rate or check the data)");
+  if (correct) *correct += be_->count_correct(dt_, values_.back(), static_cast<const int32_t*>(target), B, width_.back());
   backward_ops(x, B);
   opt.step();
   return value;
@@ -259,7 +260,7 @@ double Network::train_step(Optimizer& opt, LossKind loss, const void* x, const v
 }
 
 // Fisher-Yates with our splitmix64 stream: the same permutation on every platform.
-static void permutation_fill(int64_t* perm, int64_t n, uint64_t seed) {
+void permutation_fill(int64_t* perm, int64_t n, uint64_t seed) {
   for (int64_t i = 0; i < n; ++i) perm[i] = i;
   uint64_t state = splitmix64(seed ^ 0x5DEECE66Dull);
   for (int64_t i = n - 1; i > 0; --i) {
@@ -270,26 +271,36 @@ static void permutation_fill(int64_t* perm, int64_t n, uint64_t seed) {
 
 double Network::train_epoch(Optimizer& opt, LossKind loss, const void* X, const void* Y, int64_t n,
                             int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch_index,
-                            bool check_finite) {
+                            bool check_finite, int64_t batch_begin, int64_t batch_end) {
   std::lock_guard<std::mutex> lock(mutex_);
   check_optimizer(opt);
   MC_CHECK_VALUE(n > 0 && batch_size > 0, "train_epoch: need n > 0 and batch_size > 0");
   const int64_t bs = std::min(batch_size, n);
+  const int64_t num_batches = (n + bs - 1) / bs;
+  if (batch_end < 0 || batch_end > num_batches) batch_end = num_batches;
+  MC_CHECK_VALUE(batch_begin >= 0 && batch_begin < batch_end, "train_epoch: empty batch range [", batch_begin, ", ",
+                 batch_end, ") of ", num_batches, " batches");
   reserve(bs);
   const size_t es = dtype_size(dt_);
   const bool labels = loss == LossKind::cross_entropy;
   const int64_t ycols = width_.back();
   const int64_t* perm = nullptr;
   if (shuffle) {
-    if (int64_t(perm_host_.size()) < n) perm_host_.resize(n);  // grows once per data-set size
-    permutation_fill(perm_host_.data(), n, seed);
-    perm_.reserve(size_t(n) * sizeof(int64_t));
-    be_->upload(perm_.data(), perm_host_.data(), size_t(n) * sizeof(int64_t));
+    // A split epoch (several calls with batch ranges) draws its permutation once.
+    if (perm_n_ != n || perm_seed_ != seed) {
+      if (int64_t(perm_host_.size()) < n) perm_host_.resize(n);  // grows once per data-set size
+      permutation_fill(perm_host_.data(), n, seed);
+      perm_.reserve(size_t(n) * sizeof(int64_t));
+      be_->upload(perm_.data(), perm_host_.data(), size_t(n) * sizeof(int64_t));
+      perm_n_ = n;
+      perm_seed_ = seed;
+    }
     perm = static_cast<const int64_t*>(perm_.data());
   }
   double total = 0;
-  int64_t batch = 0;
-  for (int64_t start = 0; start < n; start += bs, ++batch) {
+  int64_t rows_done = 0;
+  last_correct_ = 0;
+  for (int64_t batch = batch_begin, start = batch_begin * bs; batch < batch_end; start += bs, ++batch) {
     const int64_t rows = std::min(bs, n - start);
     const void* xb;
     const void* yb;
@@ -306,9 +317,11 @@ double Network::train_epoch(Optimizer& opt, LossKind loss, const void* X, const 
       yb = labels ? static_cast<const void*>(static_cast<const int32_t*>(Y) + start)
                   : static_cast<const void*>(static_cast<const char*>(Y) + size_t(start * ycols) * es);
     }
-    total += step_on(opt, loss, xb, yb, rows, check_finite, epoch_index, batch) * double(rows);
+    total += step_on(opt, loss, xb, yb, rows, check_finite, epoch_index, batch, labels ? &last_correct_ : nullptr) *
+             double(rows);
+    rows_done += rows;
   }
-  return total / double(n);
+  return total / double(rows_done);
 }
 
 void Network::predict(void* out, const void* X, int64_t n, int64_t batch_size) {

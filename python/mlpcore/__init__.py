@@ -38,6 +38,11 @@ from .nn import (
     TiedLinear,
 )
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from . import callbacks
+from .callbacks import History
+from .trainer import Trainer
+from . import datasets
+from .io import from_torch, load, load_bytes, load_checkpoint, load_state_into, save, save_bytes, to_torch
 
 __version__ = "0.1.0"
 
@@ -46,4 +51,7 @@ __all__ = [
     "MSELoss", "Module", "Optimizer", "Parameter", "ReLU", "Residual", "RMSprop", "SGD", "Adam", "AdamW",
     "Sequential", "Sigmoid", "SiLU", "Softmax", "Tanh", "TiedLinear", "blas_info", "cuda_available",
     "get_check_finite", "get_num_threads", "gradcheck", "set_check_finite", "set_num_threads", "__version__",
+    "Trainer", "History", "callbacks",
+    "datasets", "from_torch", "load", "load_bytes", "load_checkpoint", "load_state_into", "save", "save_bytes",
+    "to_torch",
 ]

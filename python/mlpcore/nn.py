@@ -200,6 +200,12 @@ class Module:
         self._invalidate()
         return self
 
+    def to_torch(self):
+        """The equivalent ``torch.nn`` module with a copy of the weights (see mlpcore.io.to_torch)."""
+        from .io import to_torch
+
+        return to_torch(self)
+
     def _invalidate(self) -> None:
         for m in self.modules():
             m.__dict__.pop("_network", None)

@@ -57,6 +57,10 @@ struct OpSpec {
   int64_t skip = -1;                 // residual_add: the value added to the input
 };
 
+// The shuffling order of train_epoch: perm (n,) = a permutation of 0..n-1, a pure function of
+// (n, seed) (Fisher-Yates over splitmix64), identical on every platform and backend.
+void permutation_fill(int64_t* perm, int64_t n, uint64_t seed);
+
 class Network {
  public:
   Network(std::shared_ptr<ParamArena> arena, std::vector<OpSpec> ops, int64_t in_features);
@@ -77,9 +81,16 @@ class Network {
   // One epoch over n rows held by the caller (device memory), in mini-batches; rows are gathered
   // through a permutation drawn from `seed` when shuffle is set. Returns the mean of the batch
   // losses weighted by batch size. `check_finite` stops with an error naming epoch and batch.
+  // [batch_begin, batch_end) runs only those batches of the epoch (batch_end < 0: to the end),
+  // so a caller can split one epoch into several calls (progress bars, per-batch callbacks) and
+  // get exactly the numbers of one call; the mean is then over the rows of those batches.
   double train_epoch(Optimizer& opt, LossKind loss, const void* X, const void* Y, int64_t n,
                      int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch_index,
-                     bool check_finite);
+                     bool check_finite, int64_t batch_begin = 0, int64_t batch_end = -1);
+  // Cross-entropy only: correct arg-max predictions counted by the last train_epoch call, each
+  // batch's forward pass taken before its update (Keras' running training accuracy; costs one
+  // arg-max pass over the batch output).
+  int64_t last_correct() const { return last_correct_; }
   // Batched inference into out (n, out_features), device memory.
   void predict(void* out, const void* X, int64_t n, int64_t batch_size);
   // Mean loss and number of correct arg-max predictions (classification) over n rows.
@@ -93,7 +104,7 @@ class Network {
   void forward_ops(const void* x, int64_t B);
   void backward_ops(const void* x, int64_t B);
   double step_on(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B, bool check_finite,
-                 int64_t epoch, int64_t batch);
+                 int64_t epoch, int64_t batch, int64_t* correct = nullptr);
   void check_optimizer(const Optimizer& opt) const;
 
   std::shared_ptr<ParamArena> arena_;
@@ -104,6 +115,7 @@ class Network {
   int64_t in_features_;
   bool training_ = true;
   int64_t capacity_ = 0;
+  int64_t last_correct_ = 0;
   // Workspace (one buffer carved into pieces): values, pre-activations, gradients, masks.
   Buffer work_;
   std::vector<void*> values_;       // values_[0] is set per call to the input
@@ -115,6 +127,8 @@ class Network {
   Buffer loss_dev_;                 // one double
   Buffer perm_;                     // int64 permutation in device memory
   std::vector<int64_t> perm_host_;  // drawn on the host, uploaded once per epoch
+  uint64_t perm_seed_ = 0;          // (seed, n) of the permutation now in perm_ (n = 0: none)
+  int64_t perm_n_ = 0;
   std::vector<int64_t> written_offsets_;  // gradients written so far in this backward (tied weights)
   std::mutex mutex_;                // one call at a time: the workspace is shared
 };

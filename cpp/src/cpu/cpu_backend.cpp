@@ -39,7 +39,12 @@ void bias_act_forward_cpu(const Activation& act, T* z, T* a, const T* bias, int6
         if (ar != zr) std::memcpy(ar, zr, sizeof(T) * cols);
         break;
       case ActKind::relu:
-        for (int64_t c = 0; c < cols; ++c) ar[c] = zr[c] > T(0) ? zr[c] : T(0);
+        // The network runs relu in place (a == z): one pointer lets the loop vectorise without
+        // the overlap check, which fails for a == z and falls back to scalar code.
+        if (ar == zr)
+          for (int64_t c = 0; c < cols; ++c) zr[c] = zr[c] > T(0) ? zr[c] : T(0);
+        else
+          for (int64_t c = 0; c < cols; ++c) ar[c] = zr[c] > T(0) ? zr[c] : T(0);
         break;
       case ActKind::softmax: {
         T m = zr[0];
@@ -74,14 +79,30 @@ void act_backward_bias_grad_cpu(const Activation& act, T* dz, const T* da, const
       case ActKind::identity:
         if (dzr != dar) std::memcpy(dzr, dar, sizeof(T) * cols);
         break;
+      // relu, sigmoid, tanh: the network calls these in place (dz == da); see bias_act_forward_cpu.
       case ActKind::relu:
-        for (int64_t c = 0; c < cols; ++c) dzr[c] = ar[c] > T(0) ? dar[c] : T(0);
+        if (dzr == dar) {
+          for (int64_t c = 0; c < cols; ++c) dzr[c] = ar[c] > T(0) ? dzr[c] : T(0);
+        } else {
+          // Both loads unconditional: with `ar[c] > 0 ? dar[c] : 0` the load of dar[c] is
+          // conditional and GCC keeps a branchy scalar loop; this form vectorises (10x at 512x4096).
+          for (int64_t c = 0; c < cols; ++c) {
+            const T d = dar[c], av = ar[c];
+            dzr[c] = av > T(0) ? d : T(0);
+          }
+        }
         break;
       case ActKind::sigmoid:
-        for (int64_t c = 0; c < cols; ++c) dzr[c] = dar[c] * (ar[c] * (T(1) - ar[c]));
+        if (dzr == dar)
+          for (int64_t c = 0; c < cols; ++c) dzr[c] *= ar[c] * (T(1) - ar[c]);
+        else
+          for (int64_t c = 0; c < cols; ++c) dzr[c] = dar[c] * (ar[c] * (T(1) - ar[c]));
         break;
       case ActKind::tanh:
-        for (int64_t c = 0; c < cols; ++c) dzr[c] = dar[c] * (T(1) - ar[c] * ar[c]);
+        if (dzr == dar)
+          for (int64_t c = 0; c < cols; ++c) dzr[c] *= T(1) - ar[c] * ar[c];
+        else
+          for (int64_t c = 0; c < cols; ++c) dzr[c] = dar[c] * (T(1) - ar[c] * ar[c]);
         break;
       case ActKind::softmax: {
         T dot = 0;
@@ -379,10 +400,12 @@ class CpuBackend final : public Backend {
     dispatch(dt, [&](auto t) {
       using T = decltype(t);
       const T* xs = static_cast<const T*>(x);
-      // x - x is 0 for finite x and NaN for inf/NaN; summing keeps the loop branch-free.
-      T acc = 0;
-      for (int64_t i = 0; i < n; ++i) acc += xs[i] - xs[i];
-      ok = acc == T(0);
+      // |x| <= max is false exactly for NaN and +-inf. An integer OR reduction vectorises; a
+      // floating-point sum would not (strict FP order makes it one serial chain of adds).
+      const T big = std::numeric_limits<T>::max();
+      int bad = 0;
+      for (int64_t i = 0; i < n; ++i) bad |= !(std::fabs(xs[i]) <= big);
+      ok = bad == 0;
     });
     return ok;
   }

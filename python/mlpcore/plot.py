@@ -1,0 +1,159 @@
+"""Plots for training runs and toy problems (needs the ``plot`` extra: matplotlib).
+
+Every function draws on a new ``matplotlib.figure.Figure`` rendered by the Agg canvas — pyplot
+is never imported and the global backend is left alone, so this works without a display and
+does not disturb a notebook — saves it as an image when ``path`` is given, and returns it.
+
+- :func:`plot_history`: loss and metric curves (train and validation) per epoch;
+- :func:`plot_decision_boundary`: the class regions of a 2-D classifier, with the data;
+- :func:`plot_function_fit`: a 1-D regression model's curve over the data.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+
+
+def _figure(ncols: int = 1, size: tuple = (5.0, 4.0)):
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise ImportError("mlpcore.plot needs matplotlib: pip install mlpcore[plot]") from e
+    fig = Figure(figsize=(size[0] * ncols, size[1]), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(1, ncols, squeeze=False)[0]
+
+
+def _save(fig, path) -> None:
+    if path is not None:
+        fig.savefig(os.fspath(path), dpi=100)
+
+
+def plot_history(history: Any, path: Optional[Union[str, os.PathLike]] = None):
+    """Curves of every logged quantity per epoch: one panel for the loss, one per metric, each
+    with its ``val_`` twin when present.
+
+    history: a ``History`` (anything with a ``.history`` dict) or a dict such as
+    ``{"loss": [...], "val_loss": [...], "accuracy": [...], "val_accuracy": [...]}``.
+    """
+    h = getattr(history, "history", history)
+    if not isinstance(h, dict) or not h:
+        raise TypeError(f"history: expected a History or a non-empty dict of per-epoch lists, got {type(history).__name__}")
+    keys = [k for k in h if not k.startswith("val_")]
+    keys += [k[4:] for k in h if k.startswith("val_") and k[4:] not in h]
+    keys.sort(key=lambda k: (k != "loss", k))
+    fig, axes = _figure(len(keys))
+    for ax, k in zip(axes, keys):
+        for name, style in ((k, "-"), ("val_" + k, "--")):
+            if name in h:
+                v = np.asarray(h[name], dtype=np.float64).reshape(-1)
+                ax.plot(np.arange(1, len(v) + 1), v, style, marker="o" if len(v) < 20 else None,
+                        label="validation" if name.startswith("val_") else "train")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(k)
+        ax.set_title(k)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    _save(fig, path)
+    return fig
+
+
+def _predict_fn(model: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """A function X (n, f) float32 -> outputs, from a mlpcore Module (eval mode, compiled when
+    possible), an object with ``predict`` (Trainer, scikit-learn estimator) or a callable."""
+    from .nn import Module
+
+    if isinstance(model, Module):
+        def f(X):
+            net = model.compiled() if hasattr(model, "compiled") else None
+            if net is not None:
+                return net.predict(X)  # runs in eval mode on the model's device
+            was = model.training
+            model.eval()
+            try:
+                return model(X)
+            finally:
+                model.train(was)
+        return f
+    if hasattr(model, "predict") and callable(model.predict):
+        return model.predict
+    if callable(model):
+        return model
+    raise TypeError(f"model: expected a mlpcore Module, an object with predict() or a callable, "
+                    f"got {type(model).__name__}")
+
+
+def _classes(out: np.ndarray) -> np.ndarray:
+    """Class ids from a prediction: int ids pass through, (n, C>1) scores -> argmax, one float
+    column -> a logit thresholded at 0."""
+    out = np.asarray(out)
+    if out.dtype.kind in "iub":
+        return out.reshape(-1).astype(np.int64)
+    if out.ndim == 2 and out.shape[1] > 1:
+        return out.argmax(axis=1)
+    return (out.reshape(-1) > 0).astype(np.int64)
+
+
+def plot_decision_boundary(model: Any, X: np.ndarray, y: np.ndarray, path: Optional[Union[str, os.PathLike]] = None,
+                           resolution: int = 200, title: Optional[str] = None):
+    """The class regions of a 2-D classifier over the data's bounding box (plus a margin), with
+    the points X (n, 2) coloured by their labels y (n,).
+
+    model: a mlpcore Module (logits out), an object with ``predict`` or a callable; outputs are
+    read as class ids (ints), scores (n, C) -> argmax, or one logit column -> > 0.
+    """
+    X = np.asarray(X, dtype=np.float32)
+    y = np.asarray(y).reshape(-1)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"X: expected shape (n, 2) for a 2-D decision boundary, got {X.shape}")
+    if len(y) != len(X):
+        raise ValueError(f"y: expected {len(X)} labels, got {len(y)}")
+    predict = _predict_fn(model)
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    pad = 0.1 * np.maximum(hi - lo, 1e-6)
+    gx, gy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution),
+                         np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution))
+    grid = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+    Z = _classes(predict(grid)).reshape(gx.shape)
+    k = int(max(Z.max(), y.max() if len(y) else 0)) + 1
+    fig, (ax,) = _figure(1, (5.5, 5.0))
+    ax.contourf(gx, gy, Z, levels=np.arange(k + 1) - 0.5, cmap="coolwarm" if k == 2 else "tab10", alpha=0.35,
+                vmin=-0.5, vmax=k - 0.5)
+    ax.scatter(X[:, 0], X[:, 1], c=y, cmap="coolwarm" if k == 2 else "tab10", vmin=-0.5, vmax=k - 0.5, s=12,
+               edgecolors="k", linewidths=0.3)
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+    if title:
+        ax.set_title(title)
+    _save(fig, path)
+    return fig
+
+
+def plot_function_fit(model: Any, x: np.ndarray, y: np.ndarray, path: Optional[Union[str, os.PathLike]] = None,
+                      true_fn: Optional[Callable] = None, resolution: int = 400, title: Optional[str] = None):
+    """A 1-D fit: the data (x (n,) or (n, 1), y) as points, the model's prediction on an even grid
+    over x's range as a line, and ``true_fn`` (a numpy callable) dashed when given."""
+    x = np.asarray(x, dtype=np.float32).reshape(-1)
+    y = np.asarray(y, dtype=np.float32).reshape(-1)
+    if len(x) != len(y):
+        raise ValueError(f"y: expected {len(x)} values like x, got {len(y)}")
+    predict = _predict_fn(model)
+    grid = np.linspace(x.min(), x.max(), resolution, dtype=np.float32).reshape(-1, 1)
+    pred = np.asarray(predict(grid), dtype=np.float64).reshape(resolution, -1)[:, 0]
+    fig, (ax,) = _figure(1, (6.0, 4.0))
+    ax.scatter(x, y, s=10, alpha=0.6, label="data")
+    if true_fn is not None:
+        ax.plot(grid[:, 0], np.asarray(true_fn(grid[:, 0].astype(np.float64))), "k--", lw=1, label="target")
+    ax.plot(grid[:, 0], pred, "C3", lw=2, label="model")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    _save(fig, path)
+    return fig
