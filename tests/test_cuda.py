@@ -330,6 +330,21 @@ def test_device_data_cache_sees_new_arrays_and_release():
 
 
 @gpu
+def test_device_data_eviction_reuses_memory_correctly():
+    """A stream of new arrays of changing sizes (train_on_batch-style): each evicts the least
+    recently used entry and reuses (or grows) its device memory; results match the CPU."""
+    cpu, dev = twins(mlp(mc.Tanh, fin=6, hidden=16, fout=3))
+    nc, ng = cpu.compiled(), dev.compiled()
+    for k, n in enumerate([50, 200, 120, 300, 10]):
+        x, y = data(n, 6, 3, CE, seed=20 + k)
+        (vc, kc), (vg, kg) = nc.evaluate(CE, x, y, 64), ng.evaluate(CE, x, y, 64)
+        assert abs(vg - vc) <= 1e-5 * abs(vc), n
+        assert abs(kg - kc) <= 1
+        assert rel_err(ng.predict(x, 64), nc.predict(x, 64)) <= 1e-5
+        assert ng.cached_device_data == 2
+
+
+@gpu
 def test_module_path_on_cuda_is_a_clear_error():
     model = mlp(mc.ReLU)(np.float32).to("cuda")
     with pytest.raises(RuntimeError, match="cuda"):

@@ -218,7 +218,10 @@ std::shared_ptr<DeviceData> device_data(PyNetwork& net, py::handle X_, py::handl
   py::array Y;
   if (ykind != YKind::none) Y = as_targets(net, Y_, ykind, n, validate);
   const bool cacheable = py::isinstance<py::array>(X_) && (ykind == YKind::none || py::isinstance<py::array>(Y_));
-  if (cacheable) net.cache[1].reset();  // evict the least recently used before allocating
+  // Evict the least recently used entry first; its device memory is reused when no other call
+  // still holds it (a loop of train_on_batch calls then allocates nothing after the first).
+  std::shared_ptr<DeviceData> old;
+  if (cacheable) old = std::move(net.cache[1]);
   auto d = std::make_shared<DeviceData>();
   d->x_obj = py::reinterpret_borrow<py::object>(X_);
   d->y_obj = ykind == YKind::none ? py::object(py::none()) : py::reinterpret_borrow<py::object>(Y_);
@@ -230,9 +233,13 @@ std::shared_ptr<DeviceData> device_data(PyNetwork& net, py::handle X_, py::handl
     py::gil_scoped_release nogil;
     Backend& be = backend_for(Device::cuda);
     const size_t xb = size_t(X.nbytes()), yb = ykind == YKind::none ? 0 : size_t(Y.nbytes());
+    if (old && old.use_count() == 1) {
+      d->X = std::move(old->X);
+      d->Y = std::move(old->Y);
+    }
     try {
-      d->X = Buffer(Device::cuda, xb);
-      if (yb) d->Y = Buffer(Device::cuda, yb);
+      stage(d->X, xb);
+      if (yb) stage(d->Y, yb);
     } catch (const std::exception& e) {
       throw std::runtime_error("the data set (" + std::to_string((xb + yb) >> 20) +
                                " MiB) does not fit in GPU memory next to the model; pass fewer rows per call: " +
