@@ -360,3 +360,37 @@ def test_bad_inputs_on_cuda_are_value_errors():
         net.train_epoch(opt._core, CE, x, y + 5, 4, True, 0)
     with pytest.raises(ValueError, match="columns"):
         net.predict(x[:, :3])
+
+
+@no_gpu
+def test_trainer_on_cuda_without_gpu_is_a_runtime_error():
+    model = mc.Sequential(mc.Linear(3, 4, seed=0), mc.ReLU(), mc.Linear(4, 2, seed=1))
+    with pytest.raises(RuntimeError, match="cuda"):
+        mc.Trainer(model, loss=mc.CrossEntropyLoss(), device="cuda")
+
+
+@gpu
+def test_trainer_fit_on_cuda_matches_cpu():
+    """Trainer(device='cuda').fit: per-epoch history (loss, accuracy, validation) and the final
+    parameters agree with the same fit on the CPU."""
+    x, y = data(600, 10, 4, CE, seed=31)
+    xv, yv = data(200, 10, 4, CE, seed=32)
+    cpu, dev = twins(mlp(mc.ReLU, fin=10, hidden=32, fout=4))
+    hist = {}
+    for name, model, device in (("cpu", cpu, None), ("cuda", dev, "cuda")):
+        trainer = mc.Trainer(
+            model,
+            loss=mc.CrossEntropyLoss(),
+            optimizer=mc.SGD(model.parameters(), lr=0.05, momentum=0.9),
+            batch_size=50,
+            device=device,
+        )
+        hist[name] = trainer.fit(x, y, epochs=3, validation_data=(xv, yv), seed=0, progress=False).history
+    assert set(hist["cpu"]) == set(hist["cuda"])
+    for key, values in hist["cpu"].items():
+        got = hist["cuda"][key]
+        if "acc" in key:
+            assert np.allclose(got, values, atol=2 / len(yv)), key  # an arg-max tie at most
+        else:
+            assert rel_err(got, values) <= 1e-5, key
+    assert_params_close(cpu, dev, 1e-5)
