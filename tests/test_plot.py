@@ -75,3 +75,21 @@ def test_missing_matplotlib_message(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_mpl)
     with pytest.raises(ImportError, match=r"pip install mlpcore\[plot\]"):
         plot.plot_history({"loss": [1.0]})
+
+
+def test_plot_into_given_axes(tmp_path):
+    """ax=: draw into one panel of an existing figure (side-by-side comparisons); the panel's
+    figure is saved and returned."""
+    from mlpcore.plot import _figure
+
+    X, y = ds.make_moons(100, noise=0.1, seed=0)
+    model = mc.Sequential(mc.Linear(2, 8, seed=0), mc.Tanh(), mc.Linear(8, 2, seed=1))
+    fig, axes = _figure(2)
+    assert plot.plot_decision_boundary(model, X, y, ax=axes[1], resolution=30, title="right") is fig
+    Xf, yf = ds.make_function("sin", 50, seed=0)
+    f1 = mc.Sequential(mc.Linear(1, 8, seed=0), mc.Tanh(), mc.Linear(8, 1, seed=1))
+    p = tmp_path / "two.png"
+    assert plot.plot_function_fit(f1, Xf, yf, p, true_fn=np.sin, ax=axes[0], title="left") is fig
+    assert len(fig.axes) == 2 and [a.get_title() for a in fig.axes] == ["left", "right"]
+    assert len(axes[0].lines) == 2 and len(axes[1].collections) > 0  # curves left, regions right
+    assert _is_png(p)

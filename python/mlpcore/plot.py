@@ -99,12 +99,14 @@ def _classes(out: np.ndarray) -> np.ndarray:
 
 
 def plot_decision_boundary(model: Any, X: np.ndarray, y: np.ndarray, path: Optional[Union[str, os.PathLike]] = None,
-                           resolution: int = 200, title: Optional[str] = None):
+                           resolution: int = 200, title: Optional[str] = None, ax: Any = None):
     """The class regions of a 2-D classifier over the data's bounding box (plus a margin), with
     the points X (n, 2) coloured by their labels y (n,).
 
     model: a mlpcore Module (logits out), an object with ``predict`` or a callable; outputs are
     read as class ids (ints), scores (n, C) -> argmax, or one logit column -> > 0.
+    ax: a matplotlib Axes to draw into (e.g. one panel of a side-by-side comparison) instead of
+    a new figure; the figure it belongs to is saved and returned.
     """
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y).reshape(-1)
@@ -120,7 +122,10 @@ def plot_decision_boundary(model: Any, X: np.ndarray, y: np.ndarray, path: Optio
     grid = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
     Z = _classes(predict(grid)).reshape(gx.shape)
     k = int(max(Z.max(), y.max() if len(y) else 0)) + 1
-    fig, (ax,) = _figure(1, (5.5, 5.0))
+    if ax is None:
+        fig, (ax,) = _figure(1, (5.5, 5.0))
+    else:
+        fig = ax.figure
     ax.contourf(gx, gy, Z, levels=np.arange(k + 1) - 0.5, cmap="coolwarm" if k == 2 else "tab10", alpha=0.35,
                 vmin=-0.5, vmax=k - 0.5)
     ax.scatter(X[:, 0], X[:, 1], c=y, cmap="coolwarm" if k == 2 else "tab10", vmin=-0.5, vmax=k - 0.5, s=12,
@@ -134,9 +139,11 @@ def plot_decision_boundary(model: Any, X: np.ndarray, y: np.ndarray, path: Optio
 
 
 def plot_function_fit(model: Any, x: np.ndarray, y: np.ndarray, path: Optional[Union[str, os.PathLike]] = None,
-                      true_fn: Optional[Callable] = None, resolution: int = 400, title: Optional[str] = None):
+                      true_fn: Optional[Callable] = None, resolution: int = 400, title: Optional[str] = None,
+                      ax: Any = None):
     """A 1-D fit: the data (x (n,) or (n, 1), y) as points, the model's prediction on an even grid
-    over x's range as a line, and ``true_fn`` (a numpy callable) dashed when given."""
+    over x's range as a line, and ``true_fn`` (a numpy callable) dashed when given.
+    ax: a matplotlib Axes to draw into instead of a new figure (its figure is saved and returned)."""
     x = np.asarray(x, dtype=np.float32).reshape(-1)
     y = np.asarray(y, dtype=np.float32).reshape(-1)
     if len(x) != len(y):
@@ -144,7 +151,10 @@ def plot_function_fit(model: Any, x: np.ndarray, y: np.ndarray, path: Optional[U
     predict = _predict_fn(model)
     grid = np.linspace(x.min(), x.max(), resolution, dtype=np.float32).reshape(-1, 1)
     pred = np.asarray(predict(grid), dtype=np.float64).reshape(resolution, -1)[:, 0]
-    fig, (ax,) = _figure(1, (6.0, 4.0))
+    if ax is None:
+        fig, (ax,) = _figure(1, (6.0, 4.0))
+    else:
+        fig = ax.figure
     ax.scatter(x, y, s=10, alpha=0.6, label="data")
     if true_fn is not None:
         ax.plot(grid[:, 0], np.asarray(true_fn(grid[:, 0].astype(np.float64))), "k--", lw=1, label="target")

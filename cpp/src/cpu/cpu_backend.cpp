@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "cpu/blas.h"
+#include "cpu/vmath.h"
 #include "mlpcore/rng.h"
 
 #define MC_RESTRICT __restrict__
@@ -23,6 +24,17 @@ void dispatch(DType dt, F&& f) {
     f(float{});
   else
     f(double{});
+}
+
+// out[c] = f(in[c]) for c < n. The network runs some activations in place (out == in); with two
+// pointers that may alias, GCC versions the loop on an overlap check that fails for out == in
+// and falls back to scalar code, so the in-place case gets its own single-pointer loop.
+template <class T, class F>
+inline void map_row(T* out, const T* in, int64_t n, F f) {
+  if (out == in)
+    for (int64_t c = 0; c < n; ++c) out[c] = f(out[c]);
+  else
+    for (int64_t c = 0; c < n; ++c) out[c] = f(in[c]);
 }
 
 // z (rows, cols) += bias; a = act(z). Softmax is per row with the max subtracted.
@@ -49,15 +61,22 @@ void bias_act_forward_cpu(const Activation& act, T* z, T* a, const T* bias, int6
       case ActKind::softmax: {
         T m = zr[0];
         for (int64_t c = 1; c < cols; ++c) m = std::max(m, zr[c]);
+        for (int64_t c = 0; c < cols; ++c) ar[c] = vexp(zr[c] - m);  // vectorised; the sum stays in order
         T s = 0;
-        for (int64_t c = 0; c < cols; ++c) {
-          ar[c] = std::exp(zr[c] - m);
-          s += ar[c];
-        }
+        for (int64_t c = 0; c < cols; ++c) s += ar[c];
         const T inv = T(1) / s;
         for (int64_t c = 0; c < cols; ++c) ar[c] *= inv;
         break;
       }
+      // Transcendental activations through vmath.h (vectorised in float32; libm in float64).
+      case ActKind::leaky_relu: map_row(ar, zr, cols, [param](T x) { return x > T(0) ? x : param * x; }); break;
+      case ActKind::elu: map_row(ar, zr, cols, [param](T x) { return x > T(0) ? x : param * vexpm1(x); }); break;
+      case ActKind::sigmoid: map_row(ar, zr, cols, [](T x) { return vsigmoid(x); }); break;
+      case ActKind::silu: map_row(ar, zr, cols, [](T x) { return x * vsigmoid(x); }); break;
+      case ActKind::tanh: map_row(ar, zr, cols, [](T x) { return vtanh(x); }); break;
+      case ActKind::gelu:
+        map_row(ar, zr, cols, [](T x) { return T(0.5) * x * (T(1) + verf(x * T(0.70710678118654752440))); });
+        break;
       default:
         for (int64_t c = 0; c < cols; ++c) ar[c] = act_apply<T>(act.kind, param, zr[c]);
     }
@@ -110,6 +129,32 @@ void act_backward_bias_grad_cpu(const Activation& act, T* dz, const T* da, const
         for (int64_t c = 0; c < cols; ++c) dzr[c] = ar[c] * (dar[c] - dot);
         break;
       }
+      case ActKind::silu:
+        for (int64_t c = 0; c < cols; ++c) {
+          const T x = zr[c], sg = vsigmoid(x);
+          dzr[c] = dar[c] * (sg * (T(1) + x * (T(1) - sg)));
+        }
+        break;
+      case ActKind::gelu:
+        for (int64_t c = 0; c < cols; ++c) {
+          const T x = zr[c];
+          const T cdf = T(0.5) * (T(1) + verf(x * T(0.70710678118654752440)));
+          const T pdf = vexp(T(-0.5) * x * x) * T(0.39894228040143267794);
+          dzr[c] = dar[c] * (cdf + x * pdf);
+        }
+        break;
+      case ActKind::leaky_relu:
+        for (int64_t c = 0; c < cols; ++c) {
+          const T x = zr[c], d = dar[c];
+          dzr[c] = x > T(0) ? d : d * param;
+        }
+        break;
+      case ActKind::elu:
+        for (int64_t c = 0; c < cols; ++c) {
+          const T x = zr[c], d = dar[c], e = param * vexp(x);
+          dzr[c] = x > T(0) ? d : d * e;
+        }
+        break;
       default:
         for (int64_t c = 0; c < cols; ++c)
           dzr[c] = dar[c] * act_derivative<T>(act.kind, param, zr[c], ar ? ar[c] : T(0));
@@ -131,11 +176,9 @@ double loss_cpu(LossKind kind, T* grad, const T* pred, const void* target, int64
       T* gr = grad + r * cols;
       T m = pr[0];
       for (int64_t c = 1; c < cols; ++c) m = std::max(m, pr[c]);
+      for (int64_t c = 0; c < cols; ++c) gr[c] = vexp(pr[c] - m);  // vectorised; the sum stays in order
       T s = 0;
-      for (int64_t c = 0; c < cols; ++c) {
-        gr[c] = std::exp(pr[c] - m);
-        s += gr[c];
-      }
+      for (int64_t c = 0; c < cols; ++c) s += gr[c];
       const T lse = m + std::log(s);
       const int32_t y = labels[r];
       total += double(lse - pr[y]);

@@ -7,8 +7,10 @@
 //
 // Kernels: each names its CPU twin (cpu/cpu_backend.cpp) and evaluates the same expressions in
 // the same type T, using the shared scalar formulas of activations.h and rng.h (MC_HD). Results
-// differ from the CPU only by summation order and by nvcc's fused multiply-adds (≈ 1 ulp per
-// operation). Reductions (bias gradient, loss value) are two-pass with a fixed order — per-block
+// differ from the CPU by summation order, by nvcc's fused multiply-adds (≈ 1 ulp per operation)
+// and, in float32, by the transcendental functions: CUDA's expf/tanhf/erff (<= 2 ulp) here, the
+// CPU's vectorisable vmath.h approximations there (exp ~2 ulp, tanh ~3 ulp, erf ~5e-7 absolute;
+// exp clamped so that it saturates) — all far inside the 1e-5 parity tolerance. Reductions (bias gradient, loss value) are two-pass with a fixed order — per-block
 // partial sums, then one fixed-order pass — so results are deterministic run to run: no float
 // atomics.
 //
