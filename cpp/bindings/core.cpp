@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <mutex>
 #include <cstring>
 
 #include "cpu/cpu_backend.h"
@@ -149,8 +150,8 @@ py::array_t<int32_t> as_labels(py::handle obj, const char* name, int64_t rows, i
 
 // The target of a loss for a prediction of shape (rows, cols): class ids for cross-entropy, else
 // a float matrix shaped like the prediction ((rows,) is accepted when cols == 1, as MSELoss does).
-py::array as_targets(LossKind loss, py::handle obj, const char* name, DType dt, int64_t rows, int64_t cols,
-                     const char* rows_of, bool check_values = true) {
+py::array as_loss_target(LossKind loss, py::handle obj, const char* name, DType dt, int64_t rows, int64_t cols,
+                         const char* rows_of, bool check_values = true) {
   if (loss == LossKind::cross_entropy) return as_labels(obj, name, rows, cols, rows_of, check_values);
   py::array t = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj) : py::array::ensure(obj);
   if (!t) return as_matrix(obj, name, dt, cols, rows);  // raises the TypeError
@@ -181,6 +182,131 @@ struct PyOptimizer {
   std::vector<std::shared_ptr<ParamArena>> arenas;  // keeps the memory alive
   std::unique_ptr<Optimizer> opt;
 };
+
+// ---- data for networks on the GPU --------------------------------------------------------------
+// A network whose arena lives on cuda computes on device memory, so the bindings copy its inputs
+// to the device. Whole data sets (train_epoch, evaluate, predict) are uploaded once and cached per
+// network — two entries, most recent first — keyed by the identity of the caller's numpy arrays:
+// handing the same arrays in again (every epoch of a fit, the validation set after each epoch)
+// reuses the device copy without validating or uploading again. The cache keeps those arrays
+// alive; it does NOT see later in-place writes to them: call Network.release_device_data() after
+// modifying a cached array (or to give the device memory back). Inputs that are not numpy arrays,
+// and single batches (train_step, forward), are staged per call in reusable device buffers.
+
+// What identifies an array's contents for the cache (besides its identity): data, shape, strides.
+struct ArrayLayout {
+  const void* data = nullptr;
+  std::vector<py::ssize_t> shape, strides;
+  py::object dtype = py::none();
+  static ArrayLayout of(py::handle h) {
+    ArrayLayout l;
+    if (!py::isinstance<py::array>(h)) return l;
+    auto a = py::reinterpret_borrow<py::array>(h);
+    l.data = a.data();
+    l.shape.assign(a.shape(), a.shape() + a.ndim());
+    l.strides.assign(a.strides(), a.strides() + a.ndim());
+    l.dtype = a.dtype();
+    return l;
+  }
+  bool same(const ArrayLayout& o) const {
+    return data == o.data && shape == o.shape && strides == o.strides &&
+           (dtype.is_none() ? o.dtype.is_none() : (!o.dtype.is_none() && dtype.equal(o.dtype)));
+  }
+};
+
+enum class YKind : int { none = 0, labels = 1, values = 2 };
+
+struct DeviceData {
+  py::object x_obj, y_obj;  // the caller's objects (y_obj None without targets)
+  ArrayLayout x_layout, y_layout;
+  YKind ykind = YKind::none;
+  int64_t n = 0;
+  Buffer X, Y;  // device copies: X (n, in) in the network's dtype; Y int32 labels or (n, out)
+};
+
+struct PyNetwork : Network {
+  using Network::Network;
+  std::shared_ptr<DeviceData> cache[2];  // most recently used first
+  std::mutex stage_mutex;                // staging buffers: one call at a time
+  Buffer stage_x, stage_y, stage_out;
+};
+
+bool on_cuda(const Network& net) { return net.arena()->device() == Device::cuda; }
+
+// Device memory of at least `nbytes` in `b` (allocated on first use, grown when needed).
+void* stage(Buffer& b, size_t nbytes) {
+  if (b.device() != Device::cuda || !b.data())
+    b = Buffer(Device::cuda, nbytes);
+  else
+    b.reserve(nbytes);
+  return b.data();
+}
+
+// Validates y for `net` and loss kind: int32 labels, or a float (n, out) matrix ((n,) for one
+// output). `validate` = false skips the value scans (NaN/Inf, label range), as as_matrix /
+// as_labels do. `rows_of` names the input y must match in length errors.
+py::array as_targets(const Network& net, py::handle Y_, YKind ykind, int64_t n, bool validate = true,
+                     const char* rows_of = "X") {
+  return as_loss_target(ykind == YKind::labels ? LossKind::cross_entropy : LossKind::mse, Y_, "y",
+                        net.arena()->dtype(), n, net.out_features(), rows_of, validate);
+}
+
+YKind ykind_of(LossKind loss) { return loss == LossKind::cross_entropy ? YKind::labels : YKind::values; }
+
+// The device copy of (X, Y) for a network on cuda: from the cache, or validated and uploaded.
+// A cache hit is neither validated nor uploaded again (it was both when it was cached).
+std::shared_ptr<DeviceData> device_data(PyNetwork& net, py::handle X_, py::handle Y_, YKind ykind,
+                                        bool validate = true) {
+  const ArrayLayout xl = ArrayLayout::of(X_), yl = ArrayLayout::of(Y_);
+  for (int i = 0; i < 2; ++i) {
+    auto e = net.cache[i];
+    if (e && e->ykind == ykind && e->x_obj.is(X_) && e->y_obj.is(Y_) && e->x_layout.same(xl) && e->y_layout.same(yl)) {
+      if (i == 1) std::swap(net.cache[0], net.cache[1]);
+      return e;
+    }
+  }
+  const DType dt = net.arena()->dtype();
+  py::array X = as_matrix(X_, "X", dt, net.in_features(), -1, false, validate);
+  const int64_t n = X.shape(0);
+  py::array Y;
+  if (ykind != YKind::none) Y = as_targets(net, Y_, ykind, n, validate);
+  const bool cacheable = py::isinstance<py::array>(X_) && (ykind == YKind::none || py::isinstance<py::array>(Y_));
+  // Evict the least recently used entry first; its device memory is reused when no other call
+  // still holds it (a loop of train_on_batch calls then allocates nothing after the first).
+  std::shared_ptr<DeviceData> old;
+  if (cacheable) old = std::move(net.cache[1]);
+  auto d = std::make_shared<DeviceData>();
+  d->x_obj = py::reinterpret_borrow<py::object>(X_);
+  d->y_obj = ykind == YKind::none ? py::object(py::none()) : py::reinterpret_borrow<py::object>(Y_);
+  d->x_layout = xl;
+  d->y_layout = yl;
+  d->ykind = ykind;
+  d->n = n;
+  {
+    py::gil_scoped_release nogil;
+    Backend& be = backend_for(Device::cuda);
+    const size_t xb = size_t(X.nbytes()), yb = ykind == YKind::none ? 0 : size_t(Y.nbytes());
+    if (old && old.use_count() == 1) {
+      d->X = std::move(old->X);
+      d->Y = std::move(old->Y);
+    }
+    try {
+      stage(d->X, xb);
+      if (yb) stage(d->Y, yb);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("the data set (" + std::to_string((xb + yb) >> 20) +
+                               " MiB) does not fit in GPU memory next to the model; pass fewer rows per call: " +
+                               e.what());
+    }
+    be.upload(d->X.data(), X.data(), xb);
+    if (yb) be.upload(d->Y.data(), Y.data(), yb);
+  }
+  if (cacheable) {
+    net.cache[1] = std::move(net.cache[0]);
+    net.cache[0] = d;
+  }
+  return d;
+}
 
 }  // namespace
 
@@ -369,7 +495,7 @@ PYBIND11_MODULE(_core, m) {
     py::array pred = as_matrix(pred_, "pred", dt);
     const int64_t B = pred.shape(0), C = pred.shape(1);
     if (C == 0) throw mc::ValueError("pred: expected at least 1 column, got " + describe(pred));
-    py::array target = as_targets(kind, target_, "target", dt, B, C, "the prediction");
+    py::array target = as_loss_target(kind, target_, "target", dt, B, C, "the prediction");
     py::array grad = new_matrix(dt, B, C);
     double value = 0;
     {
@@ -496,28 +622,50 @@ PYBIND11_MODULE(_core, m) {
       .def_readwrite("pieces", &OpSpec::pieces)
       .def_readwrite("skip", &OpSpec::skip);
 
-  py::class_<Network, std::shared_ptr<Network>>(m, "Network")
+  // On a cuda arena every method computes on the device: see "data for networks on the GPU".
+  py::class_<PyNetwork, std::shared_ptr<PyNetwork>>(m, "Network")
       .def(py::init<std::shared_ptr<ParamArena>, std::vector<OpSpec>, int64_t>(), py::arg("arena"), py::arg("ops"),
            py::arg("in_features"))
       .def_property_readonly("in_features", &Network::in_features)
       .def_property_readonly("out_features", &Network::out_features)
-      .def_property_readonly("num_ops", [](const Network& n) { return n.ops().size(); })
+      .def_property_readonly("num_ops", [](const PyNetwork& n) { return n.ops().size(); })
       .def_property_readonly("capacity", &Network::capacity)
+      .def_property_readonly("device", [](const PyNetwork& n) { return std::string(device_name(n.arena()->device())); })
       .def_property("training", &Network::training, &Network::set_training)
       .def_property_readonly("last_correct", &Network::last_correct)
-      .def("forward", [](Network& net, py::handle x_) {
+      .def("forward", [](PyNetwork& net, py::handle x_) {
         const DType dt = net.arena()->dtype();
         py::array x = as_matrix(x_, "x", dt, net.in_features());
         py::array out = new_matrix(dt, x.shape(0), net.out_features());
         {
           py::gil_scoped_release nogil;
-          Tensor t = net.forward(x.data(), x.shape(0));
+          const void* xp = x.data();
+          std::unique_lock<std::mutex> lock(net.stage_mutex, std::defer_lock);
+          if (on_cuda(net)) {
+            lock.lock();
+            xp = stage(net.stage_x, size_t(x.nbytes()));
+            backend_for(Device::cuda).upload(const_cast<void*>(xp), x.data(), size_t(x.nbytes()));
+          }
+          Tensor t = net.forward(xp, x.shape(0));
           backend_for(t.device).download(out.mutable_data(), t.data, t.nbytes());
         }
         return out;
       }, py::arg("x"))
-      .def("predict", [](Network& net, py::handle x_, int64_t batch_size) {
+      .def("predict", [](PyNetwork& net, py::handle x_, int64_t batch_size) {
         const DType dt = net.arena()->dtype();
+        if (on_cuda(net)) {
+          auto d = device_data(net, x_, py::none(), YKind::none);
+          if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
+          py::array out = new_matrix(dt, d->n, net.out_features());
+          {
+            py::gil_scoped_release nogil;
+            std::lock_guard<std::mutex> lock(net.stage_mutex);
+            void* o = stage(net.stage_out, size_t(out.nbytes()));
+            net.predict(o, d->X.data(), d->n, batch_size);
+            backend_for(Device::cuda).download(out.mutable_data(), o, size_t(out.nbytes()));
+          }
+          return out;
+        }
         py::array x = as_matrix(x_, "X", dt, net.in_features());
         if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
         py::array out = new_matrix(dt, x.shape(0), net.out_features());
@@ -527,25 +675,42 @@ PYBIND11_MODULE(_core, m) {
         }
         return out;
       }, py::arg("X"), py::arg("batch_size") = 1024)
-      .def("train_step", [](Network& net, PyOptimizer& opt, LossKind loss, py::handle x_, py::handle y_,
+      .def("train_step", [](PyNetwork& net, PyOptimizer& opt, LossKind loss, py::handle x_, py::handle y_,
                             bool check_finite) {
         const DType dt = net.arena()->dtype();
         py::array x = as_matrix(x_, "x", dt, net.in_features());
         const int64_t B = x.shape(0);
-        py::array y = as_targets(loss, y_, "y", dt, B, net.out_features(), "x");
+        py::array y = as_targets(net, y_, ykind_of(loss), B, true, "x");
         py::gil_scoped_release nogil;
+        if (on_cuda(net)) {
+          std::lock_guard<std::mutex> lock(net.stage_mutex);
+          Backend& be = backend_for(Device::cuda);
+          void* xd = stage(net.stage_x, size_t(x.nbytes()));
+          void* yd = stage(net.stage_y, size_t(y.nbytes()));
+          be.upload(xd, x.data(), size_t(x.nbytes()));
+          be.upload(yd, y.data(), size_t(y.nbytes()));
+          return net.train_step(*opt.opt, loss, xd, yd, B, check_finite);
+        }
         return net.train_step(*opt.opt, loss, x.data(), y.data(), B, check_finite);
       }, py::arg("optimizer"), py::arg("loss"), py::arg("x"), py::arg("y"), py::arg("check_finite") = true)
       // batch_begin/batch_end: run only that range of the epoch's batches (see network.h).
       // validate=False skips the O(n) NaN/Inf and label-range scans of X and y (dtype and shape
       // are still checked): for a caller that validated the data once and then calls per range.
-      .def("train_epoch", [](Network& net, PyOptimizer& opt, LossKind loss, py::handle X_, py::handle Y_,
+      // On cuda, the data set is uploaded by the first call and reused by the next ones.
+      .def("train_epoch", [](PyNetwork& net, PyOptimizer& opt, LossKind loss, py::handle X_, py::handle Y_,
                              int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch, bool check_finite,
                              int64_t batch_begin, int64_t batch_end, bool validate) {
+        if (on_cuda(net)) {
+          auto d = device_data(net, X_, Y_, ykind_of(loss), validate);
+          if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
+          py::gil_scoped_release nogil;
+          return net.train_epoch(*opt.opt, loss, d->X.data(), d->Y.data(), d->n, batch_size, shuffle, seed, epoch,
+                                 check_finite, batch_begin, batch_end);
+        }
         const DType dt = net.arena()->dtype();
         py::array X = as_matrix(X_, "X", dt, net.in_features(), -1, false, validate);
         const int64_t n = X.shape(0);
-        py::array Y = as_targets(loss, Y_, "y", dt, n, net.out_features(), "X", validate);
+        py::array Y = as_targets(net, Y_, ykind_of(loss), n, validate);
         if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
         py::gil_scoped_release nogil;
         return net.train_epoch(*opt.opt, loss, X.data(), Y.data(), n, batch_size, shuffle, seed, epoch, check_finite,
@@ -553,18 +718,30 @@ PYBIND11_MODULE(_core, m) {
       }, py::arg("optimizer"), py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size"), py::arg("shuffle"),
          py::arg("seed"), py::arg("epoch") = 0, py::arg("check_finite") = true, py::arg("batch_begin") = 0,
          py::arg("batch_end") = -1, py::arg("validate") = true)
-      .def("evaluate", [](Network& net, LossKind loss, py::handle X_, py::handle Y_, int64_t batch_size) {
-        const DType dt = net.arena()->dtype();
-        py::array X = as_matrix(X_, "X", dt, net.in_features());
-        const int64_t n = X.shape(0);
-        py::array Y = as_targets(loss, Y_, "y", dt, n, net.out_features(), "X");
+      .def("evaluate", [](PyNetwork& net, LossKind loss, py::handle X_, py::handle Y_, int64_t batch_size) {
         if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
         int64_t correct = 0;
         double value;
-        {
+        if (on_cuda(net)) {
+          auto d = device_data(net, X_, Y_, ykind_of(loss));
+          py::gil_scoped_release nogil;
+          value = net.evaluate(loss, d->X.data(), d->Y.data(), d->n, batch_size, &correct);
+        } else {
+          const DType dt = net.arena()->dtype();
+          py::array X = as_matrix(X_, "X", dt, net.in_features());
+          const int64_t n = X.shape(0);
+          py::array Y = as_targets(net, Y_, ykind_of(loss), n);
           py::gil_scoped_release nogil;
           value = net.evaluate(loss, X.data(), Y.data(), n, batch_size, &correct);
         }
         return py::make_tuple(value, correct);
-      }, py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size") = 1024);
+      }, py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size") = 1024)
+      .def("release_device_data", [](PyNetwork& net) {
+             net.cache[0].reset();
+             net.cache[1].reset();
+           },
+           "Drop the cached device copies of data sets (a network on cuda); the next call uploads again.")
+      .def_property_readonly("cached_device_data", [](const PyNetwork& net) {
+        return int(bool(net.cache[0])) + int(bool(net.cache[1]));
+      }, "Number of data sets held in device memory (0 on cpu).");
 }

@@ -51,7 +51,9 @@ TYPED_TEST(CpuKernels, GemmAllTransposesBetasAndLeadingDims) {
     int64_t M, N, K;
   };
   uint64_t seed = 1;
-  for (Shape s : {Shape{1, 1, 1}, Shape{7, 5, 9}, Shape{33, 17, 65}, Shape{64, 96, 128}})
+  // M == 1 and N == 1 take the GEMV route (batch-1 inference, one output unit).
+  for (Shape s : {Shape{1, 1, 1}, Shape{1, 37, 19}, Shape{23, 1, 41}, Shape{1, 256, 784}, Shape{7, 5, 9},
+                  Shape{33, 17, 65}, Shape{64, 96, 128}})
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (double beta : {0.0, 1.0}) {

@@ -24,7 +24,8 @@ Determinism. On the CPU, the same seeds, data, dtype and thread count give bitwi
 weights (both paths, the Trainer and Dropout included). What can change the bits: the thread
 count (OpenBLAS splits a GEMM's sums differently; 1 vs 2 threads differ by ~1e-7 relative in
 float32), the BLAS kernel (another CPU, or OPENBLAS_CORETYPE), the OpenBLAS / mlpcore version,
-and float32 vs float64. Seeded initialisation, shuffling and dropout masks use mlpcore's own
+float32 vs float64, and for one row the batch it is computed in (a one-row batch goes through
+GEMV rather than GEMM: predict(X, batch_size) may differ in the last bit between batch sizes). Seeded initialisation, shuffling and dropout masks use mlpcore's own
 portable RNG: the same numbers on every platform.
 
 Threads. Long C++ calls release the GIL. A compiled network serialises its calls with a mutex,

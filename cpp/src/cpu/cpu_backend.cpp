@@ -325,6 +325,39 @@ class CpuBackend final : public Backend {
 
   void gemm(DType dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void* A,
             int64_t lda, const void* B, int64_t ldb, double beta, void* C, int64_t ldc) override {
+    // One-row or one-column products (batch-1 inference, a single output unit) go to GEMV: GEMM
+    // would pack the whole weight matrix for one row (90% of a batch-1 forward was packing);
+    // GEMV streams it once. The output is zeroed first when beta == 0 so that NaN in C is never
+    // read, whatever the BLAS's scal does with a zero factor.
+    if (M == 1 || N == 1) {
+      if (beta == 0.0) {
+        const size_t es = dtype_size(dt);
+        if (M == 1)
+          std::memset(C, 0, size_t(N) * es);
+        else
+          for (int64_t i = 0; i < M; ++i) std::memset(static_cast<char*>(C) + size_t(i * ldc) * es, 0, es);
+      }
+      // M == 1: c (N) = op(B)ᵀ a, a = A's row (stride lda when A is stored (K, 1)).
+      // N == 1: c (M, stride ldc) = op(A) b, b = B's column (stride ldb when B is stored (K, 1)).
+      const bool row = M == 1;
+      const void* mat = row ? B : A;
+      const void* vec = row ? A : B;
+      const int64_t ld = row ? ldb : lda;
+      const bool mat_t = row ? !tb : ta;  // gemv op on the stored matrix
+      const int64_t rows = row ? (tb ? N : K) : (ta ? K : M), cols = row ? (tb ? K : N) : (ta ? M : K);
+      const int64_t incv = row ? (ta ? lda : 1) : (tb ? 1 : ldb), incc = row ? 1 : ldc;
+      const auto op = mat_t ? CblasTrans : CblasNoTrans;
+      const double b = beta == 0.0 ? 1.0 : beta;  // C was zeroed for beta == 0
+      if (dt == DType::f32)
+        MC_CBLAS(sgemv)(CblasRowMajor, op, blasint(rows), blasint(cols), float(alpha), static_cast<const float*>(mat),
+                        blasint(ld), static_cast<const float*>(vec), blasint(incv), float(b), static_cast<float*>(C),
+                        blasint(incc));
+      else
+        MC_CBLAS(dgemv)(CblasRowMajor, op, blasint(rows), blasint(cols), alpha, static_cast<const double*>(mat),
+                        blasint(ld), static_cast<const double*>(vec), blasint(incv), b, static_cast<double*>(C),
+                        blasint(incc));
+      return;
+    }
     const auto opa = ta ? CblasTrans : CblasNoTrans, opb = tb ? CblasTrans : CblasNoTrans;
     if (dt == DType::f32)
       MC_CBLAS(sgemm)(CblasRowMajor, opa, opb, blasint(M), blasint(N), blasint(K), float(alpha),
