@@ -526,3 +526,11 @@ def test_trainer_refuses_huge_labels_instead_of_wrapping_them(compiled, label):
     y = np.array([0, 1, 2, label], dtype=np.uint64 if label > 2**62 else np.int64)
     with pytest.raises(ValueError, match="out of range"):
         tr.fit(np.ones((4, 2), F32), y, epochs=1, progress=False)
+
+
+def test_the_issue_example_of_layers_that_do_not_chain():
+    with pytest.raises(ValueError) as info:
+        mc.Sequential(mc.Linear(784, 256), mc.ReLU(), mc.Linear(128, 10))
+    msg = str(info.value)
+    assert "layer 2 (Linear(in_features=128, out_features=10, bias=True)) expects 128 input features" in msg
+    assert "layer 0 (Linear(in_features=784, out_features=256, bias=True)) produces 256" in msg
