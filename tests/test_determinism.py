@@ -105,3 +105,30 @@ def test_thread_count_effect_is_small(capsys):
             f"max rel weight diff {diff:.2e}, BLAS: {mc.blas_info()}"
         )
     assert diff < 1e-4  # float32 rounding differences only, not a different computation
+
+
+def test_identical_across_processes():
+    """Two fresh processes give the same bits as this one (no dependence on uninitialised memory,
+    addresses or allocation order)."""
+    import hashlib
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, hashlib; sys.path.insert(0, sys.argv[1]); import test_determinism as t; "
+        "losses, ws = t.train_compiled(1); h = hashlib.sha256(); [h.update(w.tobytes()) for w in ws]; "
+        "print(repr(losses), h.hexdigest())"
+    )
+    here = str(Path(__file__).resolve().parent)
+    outs = [
+        subprocess.run(
+            [sys.executable, "-c", code, here], capture_output=True, text=True, timeout=120, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    ]
+    losses, ws = train_compiled(1)
+    h = hashlib.sha256()
+    for w in ws:
+        h.update(w.tobytes())
+    assert outs[0] == outs[1] == f"{losses!r} {h.hexdigest()}"
