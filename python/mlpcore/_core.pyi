@@ -1,0 +1,531 @@
+"""
+mlpcore C++ core (private: use the mlpcore package)
+"""
+from __future__ import annotations
+import collections.abc
+import numpy
+import numpy.typing
+import typing
+__all__: list[str] = ['ActKind', 'DropoutState', 'InitKind', 'LossKind', 'Network', 'OpKind', 'OpSpec', 'OptimKind', 'OptimParams', 'Optimizer', 'ParamArena', 'act_backward', 'act_forward', 'blas_info', 'cuda_available', 'cuda_unavailable_reason', 'dropout_forward', 'get_check_finite', 'get_num_threads', 'linear_backward', 'linear_forward', 'loss_forward_backward', 'maxout_backward', 'maxout_forward', 'mul', 'permutation', 'set_check_finite', 'set_num_threads']
+class ActKind:
+    """
+    Members:
+    
+      identity
+    
+      relu
+    
+      leaky_relu
+    
+      sigmoid
+    
+      tanh
+    
+      elu
+    
+      gelu
+    
+      silu
+    
+      softmax
+    """
+    __members__: typing.ClassVar[dict[str, ActKind]]
+    elu: typing.ClassVar[ActKind]
+    gelu: typing.ClassVar[ActKind]
+    identity: typing.ClassVar[ActKind]
+    leaky_relu: typing.ClassVar[ActKind]
+    relu: typing.ClassVar[ActKind]
+    sigmoid: typing.ClassVar[ActKind]
+    silu: typing.ClassVar[ActKind]
+    softmax: typing.ClassVar[ActKind]
+    tanh: typing.ClassVar[ActKind]
+    @typing.overload
+    def __eq__(self, other: ActKind) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: ActKind) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class LossKind:
+    """
+    Members:
+    
+      mse
+    
+      cross_entropy
+    
+      bce_with_logits
+    """
+    __members__: typing.ClassVar[dict[str, LossKind]]
+    bce_with_logits: typing.ClassVar[LossKind]
+    cross_entropy: typing.ClassVar[LossKind]
+    mse: typing.ClassVar[LossKind]
+    @typing.overload
+    def __eq__(self, other: LossKind) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: LossKind) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class OptimKind:
+    """
+    Members:
+    
+      sgd
+    
+      adam
+    
+      adamw
+    
+      rmsprop
+    """
+    __members__: typing.ClassVar[dict[str, OptimKind]]
+    adam: typing.ClassVar[OptimKind]
+    adamw: typing.ClassVar[OptimKind]
+    rmsprop: typing.ClassVar[OptimKind]
+    sgd: typing.ClassVar[OptimKind]
+    @typing.overload
+    def __eq__(self, other: OptimKind) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: OptimKind) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class InitKind:
+    """
+    Members:
+    
+      zeros
+    
+      he_uniform
+    
+      he_normal
+    
+      xavier_uniform
+    
+      xavier_normal
+    """
+    __members__: typing.ClassVar[dict[str, InitKind]]
+    he_normal: typing.ClassVar[InitKind]
+    he_uniform: typing.ClassVar[InitKind]
+    xavier_normal: typing.ClassVar[InitKind]
+    xavier_uniform: typing.ClassVar[InitKind]
+    zeros: typing.ClassVar[InitKind]
+    @typing.overload
+    def __eq__(self, other: InitKind) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: InitKind) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class OpKind:
+    """
+    Members:
+    
+      linear
+    
+      activation
+    
+      dropout
+    
+      maxout
+    
+      residual_add
+    """
+    __members__: typing.ClassVar[dict[str, OpKind]]
+    activation: typing.ClassVar[OpKind]
+    dropout: typing.ClassVar[OpKind]
+    linear: typing.ClassVar[OpKind]
+    maxout: typing.ClassVar[OpKind]
+    residual_add: typing.ClassVar[OpKind]
+    @typing.overload
+    def __eq__(self, other: OpKind) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: OpKind) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class DropoutState:
+    def __init__(self, seed: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def counter(self) -> int:
+        ...
+    @counter.setter
+    def counter(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def seed(self) -> int:
+        ...
+    @seed.setter
+    def seed(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+class ParamArena:
+    def __init__(self, device: str, dtype: typing.Any, numel: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def copy_from(self, arg0: ParamArena) -> None:
+        ...
+    def init(self, offset: typing.SupportsInt | typing.SupportsIndex, n: typing.SupportsInt | typing.SupportsIndex, kind: InitKind, fan_in: typing.SupportsInt | typing.SupportsIndex, fan_out: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def read(self, grad: bool, offset: typing.SupportsInt | typing.SupportsIndex, n: typing.SupportsInt | typing.SupportsIndex) -> numpy.ndarray:
+        ...
+    def view(self, grad: bool, offset: typing.SupportsInt | typing.SupportsIndex, shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> numpy.ndarray:
+        ...
+    def write(self, grad: bool, offset: typing.SupportsInt | typing.SupportsIndex, values: numpy.ndarray) -> None:
+        ...
+    def zero_grad(self) -> None:
+        ...
+    @property
+    def device(self) -> str:
+        ...
+    @property
+    def dtype(self) -> numpy.dtype[typing.Any]:
+        ...
+    @property
+    def numel(self) -> int:
+        ...
+class OptimParams:
+    centered: bool
+    kind: OptimKind
+    nesterov: bool
+    def __init__(self) -> None:
+        ...
+    @property
+    def alpha(self) -> float:
+        ...
+    @alpha.setter
+    def alpha(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def beta1(self) -> float:
+        ...
+    @beta1.setter
+    def beta1(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def beta2(self) -> float:
+        ...
+    @beta2.setter
+    def beta2(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def eps(self) -> float:
+        ...
+    @eps.setter
+    def eps(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def lr(self) -> float:
+        ...
+    @lr.setter
+    def lr(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def momentum(self) -> float:
+        ...
+    @momentum.setter
+    def momentum(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def step(self) -> int:
+        ...
+    @step.setter
+    def step(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def weight_decay(self) -> float:
+        ...
+    @weight_decay.setter
+    def weight_decay(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+class Optimizer:
+    params: OptimParams
+    def __init__(self, params: OptimParams, segments: collections.abc.Sequence[tuple[ParamArena, typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex]]) -> None:
+        ...
+    def read_state(self) -> numpy.ndarray:
+        ...
+    def reset_state(self) -> None:
+        ...
+    def set_lr(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    def step(self) -> None:
+        ...
+    def write_state(self, values: numpy.ndarray, step: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def state_numel(self) -> int:
+        ...
+class OpSpec:
+    act_kind: ActKind
+    dropout: DropoutState
+    has_bias: bool
+    kind: OpKind
+    transposed: bool
+    def __init__(self) -> None:
+        ...
+    @property
+    def act_param(self) -> float:
+        ...
+    @act_param.setter
+    def act_param(self, arg1: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def bias_off(self) -> int:
+        ...
+    @bias_off.setter
+    def bias_off(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def in_features(self) -> int:
+        ...
+    @in_features.setter
+    def in_features(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def out_features(self) -> int:
+        ...
+    @out_features.setter
+    def out_features(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def p(self) -> float:
+        ...
+    @p.setter
+    def p(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def pieces(self) -> int:
+        ...
+    @pieces.setter
+    def pieces(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def skip(self) -> int:
+        ...
+    @skip.setter
+    def skip(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def weight_off(self) -> int:
+        ...
+    @weight_off.setter
+    def weight_off(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+class Network:
+    training: bool
+    def __init__(self, arena: ParamArena, ops: collections.abc.Sequence[OpSpec], in_features: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def evaluate(self, loss: LossKind, X: typing.Any, y: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex = 1024) -> tuple[float, int]:
+        ...
+    def forward(self, x: typing.Any) -> numpy.ndarray:
+        ...
+    def predict(self, X: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex = 1024) -> numpy.ndarray:
+        ...
+    def release_device_data(self) -> None:
+        """
+        Drop the cached device copies of data sets (a network on cuda); the next call uploads again.
+        """
+    def train_epoch(self, optimizer: Optimizer, loss: LossKind, X: typing.Any, y: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, shuffle: bool, seed: typing.SupportsInt | typing.SupportsIndex, epoch: typing.SupportsInt | typing.SupportsIndex = 0, check_finite: bool = True, batch_begin: typing.SupportsInt | typing.SupportsIndex = 0, batch_end: typing.SupportsInt | typing.SupportsIndex = -1, validate: bool = True) -> float:
+        ...
+    def train_step(self, optimizer: Optimizer, loss: LossKind, x: typing.Any, y: typing.Any, check_finite: bool = True) -> float:
+        ...
+    @property
+    def cached_device_data(self) -> int:
+        """
+        Number of data sets held in device memory (0 on cpu).
+        """
+    @property
+    def capacity(self) -> int:
+        ...
+    @property
+    def device(self) -> str:
+        ...
+    @property
+    def in_features(self) -> int:
+        ...
+    @property
+    def last_correct(self) -> int:
+        ...
+    @property
+    def num_ops(self) -> int:
+        ...
+    @property
+    def out_features(self) -> int:
+        ...
+def _as_labels(y: typing.Any, name: str, rows: typing.SupportsInt | typing.SupportsIndex, classes: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int32]:
+    ...
+def _as_matrix(x: typing.Any, name: str, dtype: typing.Any, cols: typing.SupportsInt | typing.SupportsIndex = -1) -> numpy.ndarray:
+    """
+    Validate/convert a float matrix argument exactly as the core does (used by the Python layer).
+    """
+def act_backward(kind: ActKind, param: typing.SupportsFloat | typing.SupportsIndex, grad_output: typing.Any, x: numpy.ndarray, a: numpy.ndarray, dtype: typing.Any) -> numpy.ndarray:
+    ...
+def act_forward(kind: ActKind, param: typing.SupportsFloat | typing.SupportsIndex, x: typing.Any, dtype: typing.Any) -> numpy.ndarray:
+    ...
+def blas_info() -> str:
+    ...
+def cuda_available() -> bool:
+    ...
+def cuda_unavailable_reason() -> str:
+    ...
+def dropout_forward(x: typing.Any, p: typing.SupportsFloat | typing.SupportsIndex, state: DropoutState, dtype: typing.Any) -> tuple[numpy.ndarray, numpy.ndarray]:
+    ...
+def get_check_finite() -> bool:
+    ...
+def get_num_threads() -> int:
+    ...
+def linear_backward(grad_output: typing.Any, x: numpy.ndarray, weight: numpy.ndarray, dweight: numpy.ndarray, dbias: typing.Any, need_dx: bool, transposed: bool, dtype: typing.Any) -> typing.Any:
+    ...
+def linear_forward(x: typing.Any, weight: numpy.ndarray, bias: typing.Any, transposed: bool, dtype: typing.Any) -> tuple[numpy.ndarray, numpy.ndarray]:
+    ...
+def loss_forward_backward(kind: LossKind, pred: typing.Any, target: typing.Any, dtype: typing.Any) -> tuple[float, numpy.ndarray]:
+    ...
+def maxout_backward(grad_output: typing.Any, idx: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], pieces: typing.SupportsInt | typing.SupportsIndex, dtype: typing.Any) -> numpy.ndarray:
+    ...
+def maxout_forward(x: typing.Any, pieces: typing.SupportsInt | typing.SupportsIndex, dtype: typing.Any) -> tuple[numpy.ndarray, numpy.typing.NDArray[numpy.int32]]:
+    ...
+def mul(a: typing.Any, b: numpy.ndarray, dtype: typing.Any) -> numpy.ndarray:
+    ...
+def permutation(n: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
+    """
+    The shuffling order Network.train_epoch uses for (n, seed): int64 (n,).
+    """
+def set_check_finite(enabled: bool) -> None:
+    ...
+def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
+    ...
