@@ -1178,8 +1178,11 @@ def main(argv: Optional[list] = None) -> int:
         "rows": rows,
     }
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                   f"compare-{stamp}.json")
+    # bench/results/ of a source checkout; the copy installed with the package (`mlpcore bench`)
+    # writes to the current directory instead of into site-packages.
+    here = os.path.dirname(os.path.abspath(__file__))
+    default_dir = os.path.join(here, "results") if os.path.basename(here) == "bench" else os.getcwd()
+    out = args.out or os.path.join(default_dir, f"compare-{stamp}.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump(result, f, indent=1)

@@ -2,6 +2,7 @@
 two in-process checks of the bench launcher. Exit codes: 0 ok, 2 bad arguments, 1 runtime error;
 errors are one line on stderr, never a traceback."""
 
+import json
 import os
 import re
 import subprocess
@@ -186,6 +187,17 @@ def test_bench_runs_compare_main(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().out.strip() == "compare got ['--quick', '--threads', '1']"
     assert cli.main(["bench", "--", "--help"]) == 0
     assert capsys.readouterr().out.strip() == "compare got ['--help']"
+
+
+def test_bench_runs_the_real_comparison(tmp_path):
+    """`mlpcore bench` finds compare.py (the checkout's, or the copy installed with the package)
+    and runs it; --quick on the tiny workload, mlpcore only."""
+    assert cli._bench_script().is_file()
+    out = tmp_path / "bench.json"
+    r = run("bench", "--quick", "--configs", "tiny_ce", "--peers", "mlpcore", "--threads", "1", "--quiet",
+            "--out", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["rows"]
 
 
 def test_bench_without_checkout(tmp_path, monkeypatch, capsys):

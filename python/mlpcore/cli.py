@@ -333,16 +333,18 @@ def cmd_predict(args) -> int:
 
 def _bench_script() -> Path:
     """bench/compare.py of the source checkout this package runs from (python/mlpcore/cli.py ->
-    repository root); it is not part of the installed wheel."""
-    return Path(__file__).resolve().parents[2] / "bench" / "compare.py"
+    repository root), else the copy installed with the package (mlpcore/_bench_compare.py, put
+    there by CMakeLists.txt)."""
+    checkout = Path(__file__).resolve().parents[2] / "bench" / "compare.py"
+    return checkout if checkout.is_file() else Path(__file__).resolve().with_name("_bench_compare.py")
 
 
 def cmd_bench(args, rest: list) -> int:
     script = _bench_script()
     if not script.is_file():
         raise FileNotFoundError(
-            "mlpcore bench runs bench/compare.py from a source checkout of mlpcore, and none was found at "
-            f"{script}; clone the repository and run `python bench/compare.py` there")
+            f"mlpcore bench needs bench/compare.py (from a source checkout, or installed with the package), "
+            f"and none was found at {script}; reinstall mlpcore or run `python bench/compare.py` in a checkout")
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("mlpcore_bench_compare", script)
