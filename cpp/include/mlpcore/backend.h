@@ -45,9 +45,9 @@ class Backend {
                                       int64_t rows, int64_t cols) = 0;
 
   // Loss value and gradient in one pass (mean reduction). `target` is int32 labels (rows,) for
-  // cross-entropy and a (rows, cols) array of dt otherwise. grad (rows, cols) = d(loss)/d(pred)
-  // * grad_scale. The value is written to *loss_out (a double in device memory); `rows_total`
-  // is the divisor of the mean (the whole batch when a batch is processed in pieces).
+  // cross-entropy and a (rows, cols) array of dt otherwise. grad (rows, cols) = d(loss)/d(pred).
+  // The value is written to *loss_out (a double in device memory); `rows_total` is the divisor
+  // of the mean (the whole batch when a batch is processed in pieces).
   virtual void loss_forward_backward(DType dt, LossKind kind, double* loss_out, void* grad,
                                      const void* pred, const void* target, int64_t rows, int64_t cols,
                                      int64_t rows_total) = 0;
