@@ -694,7 +694,10 @@ class Sequential(Module):
 
     def compiled(self) -> Optional["_core.Network"]:
         """The C++ Network for this model (built once, cached), or None if it contains a module
-        that cannot be lowered (a custom Python Module) or its parameters span several arenas."""
+        that cannot be lowered (a custom Python Module) or its parameters span several arenas.
+
+        Its train_step / train_epoch run zero_grad + forward + backward + optimizer step per batch:
+        they overwrite the parameters' ``.grad`` (the module path's ``backward`` accumulates)."""
         net = self.__dict__.get("_network")
         if net is not None:
             return net
