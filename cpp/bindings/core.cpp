@@ -115,15 +115,20 @@ py::array as_matrix(py::handle obj, const char* name, DType dt, int64_t cols = -
 
 // Integer class ids of shape (rows,) in [0, classes): returns an int32 copy. `rows_of` names
 // what the labels must match ("the prediction", "X") in the length-mismatch message.
-// `check_values` = false: an int32 C-contiguous (rows,) array is trusted as is (no copy, no range
-// scan); the caller validated it before.
+// `check_values` = false: an int32 C-contiguous (rows,) array is used as is (no copy); its range is
+// still scanned (one compare per row), since an out-of-range id would index out of bounds.
 py::array_t<int32_t> as_labels(py::handle obj, const char* name, int64_t rows, int64_t classes,
                                const char* rows_of = "the prediction", bool check_values = true) {
   py::array a = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj) : py::array::ensure(obj);
   if (!a) throw mc::TypeError(std::string(name) + ": expected a numpy array of integer class ids, got " + describe(obj));
   if (!check_values && a.dtype().is(py::dtype::of<int32_t>()) && a.ndim() == 1 && a.shape(0) == rows &&
-      (a.flags() & py::array::c_style))
-    return py::reinterpret_borrow<py::array_t<int32_t>>(a);
+      (a.flags() & py::array::c_style)) {
+    const int32_t* v = static_cast<const int32_t*>(a.data());
+    bool ok = true;
+    for (int64_t i = 0; i < rows; ++i) ok &= (v[i] >= 0) & (v[i] < classes);
+    if (ok) return py::reinterpret_borrow<py::array_t<int32_t>>(a);
+    // fall through: the full path below names the first bad label
+  }
   const char kind = a.dtype().kind();
   if (a.ndim() == 2 && a.shape(1) == classes && classes > 1)
     throw mc::ValueError(std::string(name) + ": expected class ids of shape (" + std::to_string(rows) +
@@ -646,8 +651,7 @@ PYBIND11_MODULE(_core, m) {
             xp = stage(net.stage_x, size_t(x.nbytes()));
             backend_for(Device::cuda).upload(const_cast<void*>(xp), x.data(), size_t(x.nbytes()));
           }
-          Tensor t = net.forward(xp, x.shape(0));
-          backend_for(t.device).download(out.mutable_data(), t.data, t.nbytes());
+          net.forward_to_host(out.mutable_data(), xp, x.shape(0));
         }
         return out;
       }, py::arg("x"))

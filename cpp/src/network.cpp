@@ -23,13 +23,23 @@ void ParamArena::zero_grad() { backend_for(device_).fill(dtype_, grads_.data(), 
 Network::Network(std::shared_ptr<ParamArena> arena, std::vector<OpSpec> specs, int64_t in_features)
     : arena_(std::move(arena)), be_(&backend_for(arena_->device())), dt_(arena_->dtype()), in_features_(in_features) {
   MC_CHECK_VALUE(!specs.empty(), "Network: needs at least one layer");
+  MC_CHECK_VALUE(in_features >= 1, "Network: in_features must be >= 1, got ", in_features);
   // Values consumed twice (residual skips) must stay materialised: no fusion across them.
   std::vector<char> is_skip(specs.size() + 1, 0);
-  for (const auto& s : specs)
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const OpSpec& s = specs[i];
     if (s.kind == OpKind::residual_add) {
-      MC_CHECK_VALUE(s.skip >= 0 && size_t(s.skip) < specs.size(), "Network: residual skip out of range");
+      // a skip names an earlier value (<= i: the op's own input at the latest)
+      MC_CHECK_VALUE(s.skip >= 0 && s.skip <= int64_t(i), "Network: op ", i, " residual skip ", s.skip,
+                     " must name an earlier value in [0, ", i, "]");
       is_skip[s.skip] = 1;
     }
+    if (s.kind == OpKind::linear)
+      MC_CHECK_VALUE(s.in_features >= 1 && s.out_features >= 1, "Network: op ", i, " linear needs positive sizes");
+    if (s.kind == OpKind::dropout)
+      MC_CHECK_VALUE(s.dropout && s.p >= 0.0 && s.p < 1.0, "Network: op ", i,
+                     " dropout needs its RNG state and p in [0, 1), got p=", s.p);
+  }
   // Fuse linear + activation; remap value indices (old value v -> new value map[v]).
   std::vector<int64_t> map(specs.size() + 1, 0);
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -102,6 +112,7 @@ void Network::reserve(int64_t B) {
   }
   const size_t off_bx = take(B * in_features_ * es);
   const size_t off_by = take(B * std::max<int64_t>(width_.back(), 1) * es + B * sizeof(int32_t));
+  work_ = Buffer();  // free the old workspace first: peak memory is the new one only
   work_ = Buffer(arena_->device(), total);
   char* base = static_cast<char*>(work_.data());
   for (size_t v = 1; v < values_.size(); ++v) {
@@ -218,6 +229,23 @@ Tensor Network::forward(const void* x, int64_t B) {
   return Tensor{values_.back(), B, width_.back(), dt_, arena_->device()};
 }
 
+void Network::forward_to_host(void* host_out, const void* x, int64_t B) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  reserve(B);
+  forward_ops(x, B);
+  be_->download(host_out, values_.back(), size_t(B * width_.back()) * dtype_size(dt_));
+}
+
+namespace {
+// Restores the network's train/eval flag however the scope is left (a backend error included).
+struct TrainingFlagGuard {
+  bool& flag;
+  bool saved;
+  TrainingFlagGuard(bool& f, bool value) : flag(f), saved(f) { flag = value; }
+  ~TrainingFlagGuard() { flag = saved; }
+};
+}  // namespace
+
 double Network::step_on(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B,
                         bool check_finite, int64_t epoch, int64_t batch, int64_t* correct) {
   forward_ops(x, B);
@@ -328,8 +356,7 @@ double Network::train_epoch(Optimizer& opt, LossKind loss, const void* X, const 
 
 void Network::predict(void* out, const void* X, int64_t n, int64_t batch_size) {
   std::lock_guard<std::mutex> lock(mutex_);
-  const bool was_training = training_;
-  training_ = false;
+  TrainingFlagGuard eval_mode(training_, false);
   const int64_t bs = std::max<int64_t>(1, std::min(batch_size, n));
   reserve(bs);
   const size_t es = dtype_size(dt_);
@@ -339,14 +366,12 @@ void Network::predict(void* out, const void* X, int64_t n, int64_t batch_size) {
     forward_ops(static_cast<const char*>(X) + size_t(start * in_features_) * es, rows);
     be_->copy(static_cast<char*>(out) + size_t(start * oc) * es, values_.back(), size_t(rows * oc) * es);
   }
-  training_ = was_training;
 }
 
 double Network::evaluate(LossKind loss, const void* X, const void* Y, int64_t n, int64_t batch_size,
                          int64_t* correct) {
   std::lock_guard<std::mutex> lock(mutex_);
-  const bool was_training = training_;
-  training_ = false;
+  TrainingFlagGuard eval_mode(training_, false);
   const int64_t bs = std::max<int64_t>(1, std::min(batch_size, n));
   reserve(bs);
   const size_t es = dtype_size(dt_);
@@ -366,7 +391,6 @@ double Network::evaluate(LossKind loss, const void* X, const void* Y, int64_t n,
     total += value * double(rows);
     if (labels) *correct += be_->count_correct(dt_, values_.back(), static_cast<const int32_t*>(yb), rows, oc);
   }
-  training_ = was_training;
   return total / double(n);
 }
 

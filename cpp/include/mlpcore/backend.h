@@ -59,7 +59,8 @@ class Backend {
   virtual void optim_step(DType dt, const OptimParams& p, void* param, const void* grad, void* state,
                           int64_t n) = 0;
 
-  // out[i, :] = src[idx[i], :] for i < rows (mini-batch gather). Labels too (dt ignored).
+  // out[i, :] = src[idx[i], :] for i < rows (mini-batch gather); gather_labels does the same for
+  // int32 labels.
   virtual void gather_rows(DType dt, void* out, const void* src, const int64_t* idx, int64_t rows,
                            int64_t cols) = 0;
   virtual void gather_labels(int32_t* out, const int32_t* src, const int64_t* idx, int64_t rows) = 0;

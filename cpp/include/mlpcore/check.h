@@ -1,6 +1,7 @@
 // mlpcore/check.h — dtypes, devices and the error macros (file:line) every other header uses.
 // Errors are C++ exceptions carrying file:line; the bindings translate them to Python
-// (mc::ValueError -> ValueError, mc::TypeError -> TypeError, anything else -> RuntimeError).
+// (mc::ValueError -> ValueError, mc::TypeError -> TypeError, std::runtime_error -> RuntimeError;
+// pybind11 maps the other standard exceptions, e.g. std::bad_alloc -> MemoryError).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -7,7 +7,7 @@
 // a workspace of activations and gradients sized for the largest batch it has seen; after that,
 // a step allocates nothing.
 //
-// Graph: values are numbered 0 (the input) .. ops.size() (the output); op i reads value in(i) and
+// Graph: values are numbered 0 (the input) .. ops.size() (the output); op i reads value i and
 // writes value i+1. A residual add also reads value `skip`. A linear followed by an activation
 // is fused into one op (bias + activation in one pass; activation backward + bias gradient in one
 // pass).
@@ -73,8 +73,11 @@ class Network {
   bool training() const { return training_; }
 
   // Forward of a batch x (B, in) in device memory; returns a view of the output (B, out) inside
-  // the workspace (valid until the next call).
+  // the workspace, valid until the next call from any thread (single-threaded C++ use).
   Tensor forward(const void* x, int64_t B);
+  // Forward of x (B, in) in device memory, output (B, out) copied to host memory under the
+  // network's lock: safe when several threads share the network.
+  void forward_to_host(void* host_out, const void* x, int64_t B);
   // Full step on one batch already in device memory: forward, loss, backward, optimizer step.
   // Returns the loss (downloaded to the host). `check_finite`: a non-finite loss throws
   // std::runtime_error before the backward pass, so the weights are left as they were.
