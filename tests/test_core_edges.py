@@ -64,3 +64,24 @@ def test_malformed_op_specs_are_refused():
         _core.Network(arena, [_spec(_core.OpKind.residual_add, skip=1), _spec(_core.OpKind.linear, **lin)], 4)
     with pytest.raises(ValueError, match="in_features"):
         _core.Network(arena, [_spec(_core.OpKind.linear, **lin)], 0)
+
+
+def test_private_module_kernels_check_the_arrays_they_trust():
+    f32 = np.float32
+    x = np.ones((3, 4), f32)
+    w = np.ones((5, 4), f32)
+    with pytest.raises(ValueError, match="weight"):
+        _core.linear_forward(x, w.astype(np.float64), None, False, f32)  # dtype differs from the model's
+    with pytest.raises(ValueError, match="bias"):
+        _core.linear_forward(x, w, np.ones(1, f32), False, f32)  # bias shorter than out_features
+    with pytest.raises(ValueError, match="x"):
+        _core.linear_backward(np.ones((3, 5), f32), np.ones((3, 7), f32), w, np.zeros((5, 4), f32), None, True,
+                              False, f32)
+    a = np.ones((3, 4), f32)
+    with pytest.raises(ValueError, match="x"):
+        _core.act_backward(_core.ActKind.gelu, 0.0, a, np.ones((2, 4), f32), a, f32)
+    with pytest.raises(ValueError, match="b"):
+        _core.mul(a, np.ones((3, 4), np.float64), f32)
+    _, idx = _core.maxout_forward(np.ones((2, 6), f32), 3, f32)
+    with pytest.raises(ValueError, match="idx"):
+        _core.maxout_backward(np.ones((2, 2), f32), idx + 7, 3, f32)  # winners outside their group

@@ -181,6 +181,27 @@ void* out_view(py::array a, const char* name, DType dt, int64_t numel) {
   return a.mutable_data();
 }
 
+// A float array the module-path kernels read as is (a parameter view, a saved input): it must
+// already be C-contiguous, of dtype `dt`, 2-D (rows, cols) or 1-D (cols,) when rows < 0; -1 in
+// cols accepts any width. Validated because the private kernels are still callable from Python.
+const void* in_view(const py::array& a, const char* name, DType dt, int64_t rows, int64_t cols) {
+  const bool shape_ok = rows < 0 ? (a.ndim() == 1 && (cols < 0 || a.shape(0) == cols))
+                                 : (a.ndim() == 2 && a.shape(0) == rows && (cols < 0 || a.shape(1) == cols));
+  if (!a.dtype().is(np_dtype(dt)) || !(a.flags() & py::array::c_style) || !shape_ok)
+    throw mc::ValueError(std::string(name) + ": expected a C-contiguous " + dtype_name(dt) + " array of shape (" +
+                         (rows < 0 ? "" : std::to_string(rows) + ", ") + (cols < 0 ? "any" : std::to_string(cols)) +
+                         "), got " + describe(a));
+  return a.data();
+}
+
+// A weight matrix: 2-D of dtype dt, C-contiguous; returns (out, in) as used by linear_*.
+std::pair<int64_t, int64_t> weight_dims(const py::array& w, DType dt, bool transposed) {
+  if (w.ndim() != 2) throw mc::ValueError("weight: expected a 2-D array, got " + describe(w));
+  in_view(w, "weight", dt, w.shape(0), w.shape(1));
+  return transposed ? std::make_pair(int64_t(w.shape(1)), int64_t(w.shape(0)))
+                    : std::make_pair(int64_t(w.shape(0)), int64_t(w.shape(1)));
+}
+
 Activation make_act(ActKind k, double param) { return Activation{k, param}; }
 
 struct PyOptimizer {
@@ -433,11 +454,11 @@ PYBIND11_MODULE(_core, m) {
   // ---- module-by-module kernels (numpy in, new numpy out) ----
   m.def("linear_forward", [](py::handle x_, py::array weight, py::object bias, bool transposed, py::handle dtype) {
     const DType dt = parse_dtype(dtype);
-    const int64_t out = transposed ? weight.shape(1) : weight.shape(0), in = transposed ? weight.shape(0) : weight.shape(1);
+    const auto [out, in] = weight_dims(weight, dt, transposed);
     py::array x = as_matrix(x_, "x", dt, in);
     const int64_t B = x.shape(0);
     py::array z = new_matrix(dt, B, out);
-    const void* b = bias.is_none() ? nullptr : py::cast<py::array>(bias).data();
+    const void* b = bias.is_none() ? nullptr : in_view(py::cast<py::array>(bias), "bias", dt, -1, out);
     {
       py::gil_scoped_release nogil;
       Backend& be = cpu_backend();
@@ -451,8 +472,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("linear_backward", [](py::handle dz_, py::array x, py::array weight, py::array dweight, py::object dbias,
                               bool need_dx, bool transposed, py::handle dtype) -> py::object {
     const DType dt = parse_dtype(dtype);
-    const int64_t out = transposed ? weight.shape(1) : weight.shape(0), in = transposed ? weight.shape(0) : weight.shape(1);
+    const auto [out, in] = weight_dims(weight, dt, transposed);
+    if (x.ndim() != 2) throw mc::ValueError("x: expected a 2-D array, got " + describe(x));
     const int64_t B = x.shape(0);
+    in_view(x, "x", dt, B, in);
     py::array dz = as_matrix(dz_, "grad_output", dt, out, B);
     void* dw = out_view(dweight, "weight.grad", dt, in * out);
     void* db = dbias.is_none() ? nullptr : out_view(py::cast<py::array>(dbias), "bias.grad", dt, out);
@@ -485,6 +508,9 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("act_backward", [](ActKind kind, double param, py::handle g_, py::array x, py::array a, py::handle dtype) {
     const DType dt = parse_dtype(dtype);
+    if (a.ndim() != 2) throw mc::ValueError("a: expected a 2-D array, got " + describe(a));
+    in_view(a, "a", dt, a.shape(0), a.shape(1));
+    in_view(x, "x", dt, a.shape(0), a.shape(1));
     py::array g = as_matrix(g_, "grad_output", dt, a.shape(1), a.shape(0));
     py::array dx = new_matrix(dt, a.shape(0), a.shape(1));
     {
@@ -525,6 +551,8 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("mul", [](py::handle a_, py::array b, py::handle dtype) {
     const DType dt = parse_dtype(dtype);
+    if (b.ndim() != 2) throw mc::ValueError("b: expected a 2-D array, got " + describe(b));
+    in_view(b, "b", dt, b.shape(0), b.shape(1));
     py::array a = as_matrix(a_, "grad_output", dt, b.shape(1), b.shape(0));
     py::array y = new_matrix(dt, b.shape(0), b.shape(1));
     cpu_backend().mul(dt, y.mutable_data(), a.data(), b.data(), b.size());
@@ -545,10 +573,14 @@ PYBIND11_MODULE(_core, m) {
     return py::make_tuple(y, idx);
   }, py::arg("x"), py::arg("pieces"), py::arg("dtype"));
 
-  m.def("maxout_backward", [](py::handle g_, py::array_t<int32_t> idx, int64_t pieces, py::handle dtype) {
+  m.def("maxout_backward", [](py::handle g_, py::array_t<int32_t, py::array::c_style | py::array::forcecast> idx,
+                              int64_t pieces, py::handle dtype) {
     const DType dt = parse_dtype(dtype);
-    py::array g = as_matrix(g_, "grad_output", dt, idx.shape(1), idx.shape(0));
+    if (idx.ndim() != 2 || pieces < 1) throw mc::ValueError("idx: expected the 2-D argmax array of maxout_forward");
     const int64_t B = idx.shape(0), C = idx.shape(1);
+    for (int64_t i = 0; i < B * C; ++i)  // the winners index into groups of `pieces`
+      if (idx.data()[i] < 0 || idx.data()[i] >= pieces) throw mc::ValueError("idx: winner index out of range");
+    py::array g = as_matrix(g_, "grad_output", dt, C, B);
     py::array dx = new_matrix(dt, B, C * pieces);
     {
       py::gil_scoped_release nogil;
