@@ -170,7 +170,6 @@ py::array as_loss_target(LossKind loss, py::handle obj, const char* name, DType 
 py::array new_matrix(DType dt, int64_t rows, int64_t cols) {
   return py::array(np_dtype(dt), std::vector<py::ssize_t>{rows, cols});
 }
-DType dtype_of(const py::array& a) { return a.dtype().itemsize() == 4 ? DType::f32 : DType::f64; }
 
 // A writable float array that C++ writes into in place (a parameter's .grad view): must already
 // be exactly right, since a silent copy would lose the write.

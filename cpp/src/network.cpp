@@ -165,8 +165,7 @@ void Network::forward_ops(const void* x, int64_t B) {
   }
 }
 
-void Network::backward_ops(const void* x, int64_t B) {
-  (void)x;
+void Network::backward_ops(int64_t B) {
   const size_t es = dtype_size(dt_);
   // Tied weights: the first use in the backward pass overwrites the gradient, later ones add.
   std::vector<int64_t>& seen = written_offsets_;
@@ -260,7 +259,7 @@ double Network::step_on(Optimizer& opt, LossKind loss, const void* x, const void
                              "; training stopped before this batch updated the weights (lower the learning "
                              "rate or check the data)");
   if (correct) *correct += be_->count_correct(dt_, values_.back(), static_cast<const int32_t*>(target), B, width_.back());
-  backward_ops(x, B);
+  backward_ops(B);
   opt.step();
   return value;
 }

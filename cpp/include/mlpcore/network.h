@@ -110,7 +110,7 @@ class Network {
  private:
   void reserve(int64_t B);
   void forward_ops(const void* x, int64_t B);
-  void backward_ops(const void* x, int64_t B);
+  void backward_ops(int64_t B);
   double step_on(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B, bool check_finite,
                  int64_t epoch, int64_t batch, int64_t* correct = nullptr);
   void check_optimizer(const Optimizer& opt) const;

@@ -18,10 +18,6 @@ struct Tensor {
   size_t nbytes() const { return size_t(numel()) * dtype_size(dtype); }
   template <class T>
   T* ptr() const { return static_cast<T*>(data); }
-  // Rows [r0, r0 + n) as a view.
-  Tensor row_slice(int64_t r0, int64_t n) const {
-    return Tensor{static_cast<char*>(data) + size_t(r0 * cols) * dtype_size(dtype), n, cols, dtype, device};
-  }
 };
 
 class Backend;
