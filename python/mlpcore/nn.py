@@ -616,12 +616,33 @@ class Maxout(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, pieces={self.pieces}"
 
 
+def _check_distinct_modules(owner: str, children: list) -> None:
+    """Refuse a module object that appears twice in the tree under ``children`` ((name, module)
+    pairs): a module keeps the inputs of its last forward for its backward, so a second use
+    overwrites what the first one's backward needs. Shared Parameters (TiedLinear) are fine."""
+    seen: dict = {}
+
+    def walk(path: str, m: Module) -> None:
+        if id(m) in seen:
+            raise ValueError(
+                f"{owner}: the same {type(m).__name__} object is at position {seen[id(m)]} and at position "
+                f"{path}; a module saves its inputs for backward, so each use needs its own object: create "
+                f"a new one (share weights with TiedLinear)")
+        seen[id(m)] = path
+        for name, c in m._named_children():
+            walk(f"{path}.{name}", c)
+
+    for name, m in children:
+        walk(name, m)
+
+
 class Residual(Module):
     """y = x + block(x). The add gate sends the gradient down both paths."""
 
     def __init__(self, block: Module):
         if not isinstance(block, Module):
             raise TypeError(f"block: expected a Module, got {type(block).__name__}")
+        _check_distinct_modules("Residual", [("block", block)])
         self.block = block
         fin, fout = block._in_features(), block._out_features(block._in_features())
         if fin is not None and fout is not None and fin != fout:
@@ -666,6 +687,7 @@ class Sequential(Module):
         for i, m in enumerate(modules):
             if not isinstance(m, Module):
                 raise TypeError(f"Sequential: item {i} is a {type(m).__name__}, not a mlpcore Module")
+        _check_distinct_modules("Sequential", [(str(i), m) for i, m in enumerate(modules)])
         self.layers = list(modules)
         width, source = None, None
         for i, m in enumerate(self.layers):
