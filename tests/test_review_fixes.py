@@ -198,3 +198,28 @@ def test_gradcheck_on_a_list_keeps_the_callers_optimizer_working():
     np.testing.assert_allclose(l2.bias.data, before - 0.1 * 5)
     with pytest.raises(ValueError, match="same Tanh object"):
         mc.gradcheck([l1, act, mc.Linear(2, 4, dtype=np.float64), act], x)
+
+
+# ----- 5. the sklearn adapter keeps its adapted learning rate through pickling -----
+
+@pytest.mark.parametrize("schedule", ["invscaling", "adaptive"])
+def test_sklearn_unpickle_keeps_the_adapted_learning_rate(schedule):
+    pytest.importorskip("sklearn")
+    import pickle
+    import warnings
+
+    from mlpcore.sklearn import MLPClassifier
+
+    X, y = _blobs(80, seed=1)
+    clf = MLPClassifier(hidden_layer_sizes=(6,), solver="sgd", learning_rate=schedule, learning_rate_init=0.1,
+                        tol=1e9, n_iter_no_change=1, max_iter=6, random_state=0, n_threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: max_iter is reached on purpose
+        clf.fit(X, y)
+    assert clf._learning_rate < 0.1  # adapted during fit
+    copy = pickle.loads(pickle.dumps(clf))
+    assert copy._learning_rate == clf._learning_rate
+    clf.partial_fit(X, y)
+    copy.partial_fit(X, y)  # the next epoch steps with the adapted rate on both
+    for a, b in zip(clf.coefs_, copy.coefs_):
+        np.testing.assert_array_equal(a, b)
