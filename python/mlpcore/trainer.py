@@ -474,6 +474,7 @@ class Trainer:
         prog = _make_progress(progress, epochs, num_batches)
         finished = False
         try:
+            self.model.train()  # once: it walks the module tree
             for cb in cbs:
                 cb.on_train_begin({})
             for epoch in range(self.initial_epoch, epochs):
@@ -485,9 +486,11 @@ class Trainer:
                 if prog is not None:
                     prog.epoch_begin(epoch)
                 t0 = time.perf_counter()
-                self.model.train()
+                if not self.model.training:  # a callback switched to eval mode: back to training
+                    self.model.train()
                 if net is not None:
-                    net.training = True
+                    if not net.training:
+                        net.training = True
                     loss_value, correct = self._epoch_compiled(net, X, y, bs, num_batches, shuffle, seed, epoch, check_finite,
                                                       cbs if per_batch else None, prog)
                 else:
