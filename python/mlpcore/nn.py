@@ -163,11 +163,6 @@ class Module:
     training: bool = True
 
     # ----- structure -----
-    def children(self) -> list["Module"]:
-        return [v for v in vars(self).values() if isinstance(v, Module)] + [
-            m for v in vars(self).values() if isinstance(v, (list, tuple)) for m in v if isinstance(m, Module)
-        ]
-
     def _own_parameters(self) -> list[tuple[str, Parameter]]:
         return [(k, v) for k, v in vars(self).items() if isinstance(v, Parameter)]
 
