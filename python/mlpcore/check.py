@@ -11,7 +11,35 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .nn import Module, Sequential
+from .nn import Module, _check_distinct_modules
+
+
+class _Chain(Module):
+    """Modules applied in order, for gradcheck on a list. Unlike Sequential it does not gather
+    the parameters into a new arena: they stay where the caller's model (and any optimizer built
+    over it) expects them."""
+
+    def __init__(self, modules: Sequence[Module]):
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"module: item {i} is a {type(m).__name__}, not a mlpcore Module")
+        if not modules:
+            raise ValueError("module: expected at least one Module, got an empty list")
+        _check_distinct_modules("gradcheck", [(str(i), m) for i, m in enumerate(modules)])
+        self.layers = list(modules)
+
+    def _named_children(self):
+        return [(str(i), m) for i, m in enumerate(self.layers)]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for m in self.layers:
+            x = m.forward(x)
+        return x
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        for m in reversed(self.layers):
+            grad_output = m.backward(grad_output)
+        return grad_output
 
 
 def gradcheck(module: Union[Module, Sequence[Module]], x: np.ndarray, loss=None, target=None,
@@ -21,7 +49,8 @@ def gradcheck(module: Union[Module, Sequence[Module]], x: np.ndarray, loss=None,
 
     The scalar checked is ``loss(module(x), target)`` when a loss is given, otherwise
     ``sum(module(x) * r)`` for a fixed random ``r`` (which exercises every output).
-    ``module`` may be a sequence of modules (wrapped in a Sequential).
+    ``module`` may be a sequence of modules, applied in order (their parameters stay in place:
+    an optimizer built over them keeps working).
 
     This is how to verify the backward of a custom Python Module (float64 throughout)::
 
@@ -35,7 +64,7 @@ def gradcheck(module: Union[Module, Sequence[Module]], x: np.ndarray, loss=None,
         if not isinstance(module, (list, tuple)):
             raise TypeError(
                 f"module: expected a mlpcore Module or a list of Modules, got {type(module).__name__}")
-        module = Sequential(*module)
+        module = _Chain(module)
     if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not (0.0 < eps < 1.0):
         raise ValueError(f"eps: expected a step in (0, 1), got {eps!r}")
     xa = np.asarray(x)

@@ -9,7 +9,8 @@ A checkpoint is one safetensors file:
   ``format_version``, ``mlpcore_version``, ``dtype``, ``architecture`` (JSON: module types and
   constructor arguments, recursively; ``null`` for a model with a custom Python module, whose
   weights still load with :func:`load_state_into`; ``architecture_note`` then says why), and optionally ``optimizer`` (JSON: type,
-  hyper-parameters, step), ``epoch`` and ``extra`` (JSON).
+  hyper-parameters, step), ``epoch`` and ``extra`` (JSON); ``dropout`` (JSON: module path ->
+  [seed, counter] as strings, for every Dropout, custom models included) when the model has one.
 
 Writes are atomic: the bytes go to a temporary file in the target's directory, which is flushed,
 fsync'ed and renamed over the target with ``os.replace``; then the directory is fsync'ed. A crash
@@ -77,6 +78,22 @@ def _module_names(model: Module) -> dict:
 
     walk(model, "")
     return names
+
+
+def _paths(model: Module) -> dict:
+    """dotted path ('' for the root, '0', '2.block.1', ...) -> module, every module object once."""
+    out, seen = {}, set()
+
+    def walk(m: Module, prefix: str) -> None:
+        if id(m) in seen:
+            return
+        seen.add(id(m))
+        out[prefix] = m
+        for name, c in m._named_children():
+            walk(c, f"{prefix}.{name}" if prefix else name)
+
+    walk(model, "")
+    return out
 
 
 def _describe(m: Module, names: dict, done: dict) -> dict:
@@ -193,6 +210,12 @@ def save_bytes(model: Module, optimizer=None, epoch: Optional[int] = None, extra
     }
     if why_not:
         meta["architecture_note"] = why_not
+    # every Dropout's RNG state by module path (also inside custom modules, which the
+    # architecture cannot describe): a resumed run draws the same masks as an uninterrupted one
+    drops = {path: [str(m._state.seed), str(m._state.counter)]
+             for path, m in _paths(model).items() if isinstance(m, nn.Dropout)}
+    if drops:
+        meta["dropout"] = json.dumps(drops)
     if optimizer is not None:
         from .optim import Optimizer
         if not isinstance(optimizer, Optimizer):
@@ -221,6 +244,26 @@ def _version() -> str:
 def _decode(data: bytes, source: str) -> tuple[dict, dict]:
     """(tensors, metadata) of checkpoint bytes, after checking that they are a whole, well-formed
     mlpcore safetensors file. ``source`` names the file in errors."""
+    meta = _decode_header(data, source)
+    try:
+        tensors = _safetensors_numpy().load(data)
+    except Exception as e:  # SafetensorError derives from Exception only
+        raise ValueError(f"{source}: corrupt or truncated tensor data ({e})") from None
+    return tensors, meta
+
+
+def _read_metadata(path: PathLike) -> dict:
+    """The checked metadata of the checkpoint at ``path``, reading only its header."""
+    source = os.fspath(path)
+    with open(source, "rb") as f:
+        head = f.read(8)
+        n = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+        return _decode_header(head + f.read(min(n, 1 << 30)), source)
+
+
+def _decode_header(data: bytes, source: str) -> dict:
+    """The metadata of checkpoint bytes (at least the length field and the JSON header), after
+    checking that they start a well-formed mlpcore safetensors file."""
     if len(data) < 8:
         raise ValueError(f"{source}: not a checkpoint: {len(data)} bytes is too short for a safetensors header "
                          "(truncated or empty file)")
@@ -242,11 +285,7 @@ def _decode(data: bytes, source: str) -> tuple[dict, dict]:
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{source}: checkpoint format version {meta.get('format_version')!r}; "
                          f"this mlpcore reads version {FORMAT_VERSION}")
-    try:
-        tensors = _safetensors_numpy().load(data)
-    except Exception as e:  # SafetensorError derives from Exception only
-        raise ValueError(f"{source}: corrupt or truncated tensor data ({e})") from None
-    return tensors, meta
+    return meta
 
 
 def _json_field(meta: dict, key: str, source: str):
@@ -310,6 +349,24 @@ def load_checkpoint_bytes(data: bytes, device: str = "cpu", model: Optional[Modu
     return _checkpoint(bytes(data), "checkpoint bytes", device, model)
 
 
+def _restore_dropout(model: Module, meta: dict, source: str) -> None:
+    """Set the RNG state (seed, counter) of each Dropout of ``model`` to the one saved at the same
+    module path, so training continues with the masks an uninterrupted run would draw."""
+    saved = _json_field(meta, "dropout", source)
+    if not isinstance(saved, dict):
+        return
+    for path, m in _paths(model).items():
+        st = saved.get(path)
+        if isinstance(m, nn.Dropout) and isinstance(st, list) and len(st) == 2:
+            try:
+                seed, counter = int(st[0]), int(st[1])
+            except (TypeError, ValueError):
+                seed = counter = -1
+            if not (0 <= seed < 2**64 and 0 <= counter < 2**64):
+                raise ValueError(f"{source}: corrupt 'dropout' metadata at {path!r}: {st!r}")
+            m._state.seed, m._state.counter = seed, counter
+
+
 def _checkpoint(data: bytes, source: str, device: str, model: Optional[Module] = None) -> dict:
     tensors, meta = _decode(data, source)
     opt = _json_field(meta, "optimizer", source)
@@ -321,6 +378,7 @@ def _checkpoint(data: bytes, source: str, device: str, model: Optional[Module] =
     if model is not None:
         _check_model(model)
         _copy_weights(model, tensors, source)
+        _restore_dropout(model, meta, source)
     return {
         "model": _model_from(tensors, meta, source, device) if model is None else model,
         "optimizer_state": opt,
@@ -406,7 +464,8 @@ def load_checkpoint(path: PathLike, device: str = "cpu", model: Optional[Module]
     """Everything saved at ``path``: ``{"model", "optimizer_state", "epoch", "extra"}``.
 
     model: when given, the weights are loaded into it (as :func:`load_state_into`; any model,
-    custom Python modules included) and it is returned as ``"model"``; otherwise a new model is
+    custom Python modules included), each of its Dropouts gets the RNG state saved for the
+    module at the same path, and it is returned as ``"model"``; otherwise a new model is
     rebuilt from the recorded architecture on ``device``.
 
     ``optimizer_state`` is ``None`` or ``{"type", "hyper", "step", "state"}`` for

@@ -126,8 +126,21 @@ class Parameter:
         return f"Parameter(shape={self.shape}, dtype={self.dtype}, device={self.device!r})"
 
 
+# Bumped whenever something a compiled Network bakes in may have changed anywhere: parameters
+# moved to a new arena (another Sequential over the same layers, .to(...)) or a lowered
+# hyper-parameter set (Dropout.p, LeakyReLU.negative_slope, ELU.alpha). Sequential.compiled()
+# compares it with the value it cached (one int compare) and only then re-checks its lowering.
+_generation = 0
+
+
+def _bump_generation() -> None:
+    global _generation
+    _generation += 1
+
+
 def _new_arena(params: list, device: str, dtype: np.dtype) -> None:
     """Move ``params`` (distinct Parameter objects) into one fresh arena, keeping their values."""
+    _bump_generation()
     offsets, total = [], 0
     for p in params:
         offsets.append(total)
@@ -150,11 +163,6 @@ class Module:
     training: bool = True
 
     # ----- structure -----
-    def children(self) -> list["Module"]:
-        return [v for v in vars(self).values() if isinstance(v, Module)] + [
-            m for v in vars(self).values() if isinstance(v, (list, tuple)) for m in v if isinstance(m, Module)
-        ]
-
     def _own_parameters(self) -> list[tuple[str, Parameter]]:
         return [(k, v) for k, v in vars(self).items() if isinstance(v, Parameter)]
 
@@ -231,6 +239,7 @@ class Module:
     def _invalidate(self) -> None:
         for m in self.modules():
             m.__dict__.pop("_network", None)
+            m.__dict__.pop("_compiled_key", None)
 
     def __setattr__(self, name: str, value) -> None:
         # Parameters are fixed at construction: they live in arenas that a Sequential, its
@@ -437,7 +446,17 @@ class LeakyReLU(_Activation):
     kind = _core.ActKind.leaky_relu
 
     def __init__(self, negative_slope: float = 0.01):
-        self.param = self.negative_slope = _check_float("negative_slope", negative_slope)
+        self.negative_slope = negative_slope
+
+    @property
+    def negative_slope(self) -> float:
+        return self.param
+
+    @negative_slope.setter
+    def negative_slope(self, v: float) -> None:
+        # `param` is what both paths read; a compiled network baked the old value in
+        self.param = _check_float("negative_slope", v)
+        _bump_generation()
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
@@ -455,7 +474,16 @@ class ELU(_Activation):
     kind = _core.ActKind.elu
 
     def __init__(self, alpha: float = 1.0):
-        self.param = self.alpha = _check_float("alpha", alpha)
+        self.alpha = alpha
+
+    @property
+    def alpha(self) -> float:
+        return self.param
+
+    @alpha.setter
+    def alpha(self, v: float) -> None:
+        self.param = _check_float("alpha", v)
+        _bump_generation()
 
     def extra_repr(self):
         return f"alpha={self.alpha}"
@@ -484,11 +512,21 @@ class Dropout(Module):
     ``seed``, shared by both execution paths."""
 
     def __init__(self, p: float = 0.5, seed: Optional[int] = None):
-        if not isinstance(p, (int, float, np.floating)) or not (0.0 <= float(p) < 1.0):
-            raise ValueError(f"p: expected a probability in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = p
         self._passthrough = True
         self._state = _core.DropoutState(_seed_or_random(seed))
+
+    @property
+    def p(self) -> float:
+        return self._p
+
+    @p.setter
+    def p(self, v: float) -> None:
+        # both paths read `_p`; a compiled network baked the old value in
+        if not isinstance(v, (int, float, np.floating)) or not (0.0 <= float(v) < 1.0):
+            raise ValueError(f"p: expected a probability in [0, 1), got {v!r}")
+        self._p = float(v)
+        _bump_generation()
 
     def forward(self, x):
         dt = _input_dtype(x)
@@ -573,12 +611,33 @@ class Maxout(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, pieces={self.pieces}"
 
 
+def _check_distinct_modules(owner: str, children: list) -> None:
+    """Refuse a module object that appears twice in the tree under ``children`` ((name, module)
+    pairs): a module keeps the inputs of its last forward for its backward, so a second use
+    overwrites what the first one's backward needs. Shared Parameters (TiedLinear) are fine."""
+    seen: dict = {}
+
+    def walk(path: str, m: Module) -> None:
+        if id(m) in seen:
+            raise ValueError(
+                f"{owner}: the same {type(m).__name__} object is at position {seen[id(m)]} and at position "
+                f"{path}; a module saves its inputs for backward, so each use needs its own object: create "
+                f"a new one (share weights with TiedLinear)")
+        seen[id(m)] = path
+        for name, c in m._named_children():
+            walk(f"{path}.{name}", c)
+
+    for name, m in children:
+        walk(name, m)
+
+
 class Residual(Module):
     """y = x + block(x). The add gate sends the gradient down both paths."""
 
     def __init__(self, block: Module):
         if not isinstance(block, Module):
             raise TypeError(f"block: expected a Module, got {type(block).__name__}")
+        _check_distinct_modules("Residual", [("block", block)])
         self.block = block
         fin, fout = block._in_features(), block._out_features(block._in_features())
         if fin is not None and fout is not None and fin != fout:
@@ -623,6 +682,7 @@ class Sequential(Module):
         for i, m in enumerate(modules):
             if not isinstance(m, Module):
                 raise TypeError(f"Sequential: item {i} is a {type(m).__name__}, not a mlpcore Module")
+        _check_distinct_modules("Sequential", [(str(i), m) for i, m in enumerate(modules)])
         self.layers = list(modules)
         width, source = None, None
         for i, m in enumerate(self.layers):
@@ -698,15 +758,26 @@ class Sequential(Module):
 
         Its train_step / train_epoch run zero_grad + forward + backward + optimizer step per batch:
         they overwrite the parameters' ``.grad`` (the module path's ``backward`` accumulates)."""
-        net = self.__dict__.get("_network")
-        if net is not None:
-            return net
+        key = self.__dict__.get("_compiled_key")
+        if key is not None and key[0] == _generation:  # the common case: nothing changed anywhere
+            return self.__dict__["_network"]
+        # Something moved or changed somewhere (maybe not in this model): redo the lowering and
+        # rebuild only if what the network baked in (arena, offsets, op list) differs.
         ops = self._lower(0)
         fin = self._in_features()
         params = self.parameters()
         if ops is None or fin is None or not params or len({id(p._arena) for p in params}) != 1:
+            self.__dict__.pop("_network", None)
+            self.__dict__.pop("_compiled_key", None)
             return None
-        net = _core.Network(params[0]._arena, ops, fin)
-        net.training = self.training
-        self.__dict__["_network"] = net
+        arena = params[0]._arena
+        offsets = tuple(p._offset for p in params)
+        sig = (fin,) + tuple((s.kind, s.in_features, s.out_features, s.has_bias, s.weight_off, s.bias_off,
+                              s.transposed, s.act_kind, s.act_param, s.p, s.pieces, s.skip) for s in ops)
+        net = self.__dict__.get("_network")
+        if net is None or key is None or key[1] is not arena or key[2] != offsets or key[3] != sig:
+            net = _core.Network(arena, ops, fin)
+            net.training = self.training
+            self.__dict__["_network"] = net
+        self.__dict__["_compiled_key"] = (_generation, arena, offsets, sig)
         return net

@@ -42,8 +42,6 @@ def _segments(params: list) -> list:
 
 
 class Optimizer:
-    kind = _core.OptimKind.sgd
-
     def __init__(self, params: Iterable[Parameter], p: "_core.OptimParams"):
         if hasattr(params, "parameters") and callable(params.parameters):
             raise TypeError("params: pass model.parameters(), not the model")

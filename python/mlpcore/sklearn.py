@@ -396,8 +396,11 @@ class _BaseMLP(BaseEstimator):
         for _ in range(self.max_iter):
             seed = int(rng.randint(2**31 - 1))  # a fresh shuffle per epoch, drawn from random_state
             try:
+                # validate=False: X and Y were checked once above (validate_data, label encoding);
+                # this skips the per-epoch O(n) NaN/Inf and label-range scans
                 value = net.train_epoch(
-                    opt_core, loss.kind, X, Y, batch_size, bool(self.shuffle), seed, self.n_iter_, True
+                    opt_core, loss.kind, X, Y, batch_size, bool(self.shuffle), seed, self.n_iter_, True,
+                    validate=False,
                 )
             except RuntimeError as e:
                 if "non-finite" not in str(e):
@@ -514,8 +517,11 @@ class _BaseMLP(BaseEstimator):
         if device != "cpu" and _core.cuda_available():
             self._model.to(device)
         if meta is not None:
+            lr = self.__dict__.get("_learning_rate")  # the adapted rate ('adaptive', 'invscaling')
             self._make_optimizer()
             self._optimizer.load_state_dict({**meta, "state": tensors["optimizer.state"]})
+            if lr is not None:
+                self._learning_rate = lr
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

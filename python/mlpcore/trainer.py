@@ -393,7 +393,8 @@ class Trainer:
         (e.g. by ModelCheckpoint): its weights and optimizer state are loaded and training
         continues at epoch k up to ``epochs`` (``epochs`` counts from the start, as Keras'
         initial_epoch); on the CPU the result is bit-identical to an uninterrupted run with the
-        same seed (models with Dropout excepted: its RNG counter is not checkpointed).
+        same seed (Dropout included: the checkpoint holds each Dropout's RNG state). Any model
+        whose parameter names match loads, custom Python modules included.
         check_finite: stop with RuntimeError naming epoch and batch at the first non-finite batch
         loss, before that batch updates the weights. (NaN/Inf inputs are refused at the edge
         regardless, unless ``mlpcore.set_check_finite(False)``; module by module, every module
@@ -473,6 +474,7 @@ class Trainer:
         prog = _make_progress(progress, epochs, num_batches)
         finished = False
         try:
+            self.model.train()  # once: it walks the module tree
             for cb in cbs:
                 cb.on_train_begin({})
             for epoch in range(self.initial_epoch, epochs):
@@ -484,9 +486,11 @@ class Trainer:
                 if prog is not None:
                     prog.epoch_begin(epoch)
                 t0 = time.perf_counter()
-                self.model.train()
+                if not self.model.training:  # a callback switched to eval mode: back to training
+                    self.model.train()
                 if net is not None:
-                    net.training = True
+                    if not net.training:
+                        net.training = True
                     loss_value, correct = self._epoch_compiled(net, X, y, bs, num_batches, shuffle, seed, epoch, check_finite,
                                                       cbs if per_batch else None, prog)
                 else:
@@ -584,23 +588,19 @@ class Trainer:
 
     def _resume(self, path) -> None:
         """Load weights, optimizer state and epoch count from the checkpoint at ``path``."""
-        ck = _package().load_checkpoint(path)
-        src = {name: p for name, p in ck["model"].named_parameters()}
-        dst = list(self.model.named_parameters())
-        missing = [k for k, _ in dst if k not in src]
-        unexpected = sorted(set(src) - {k for k, _ in dst})
-        if missing or unexpected:
-            raise ValueError(f"resume_from: checkpoint {path!r} does not match the model: missing {missing}, "
-                             f"unexpected {unexpected}")
-        for name, p in dst:
-            if tuple(src[name].shape) != tuple(p.shape):
-                raise ValueError(f"resume_from: {name} has shape {tuple(src[name].shape)} in {path!r}, "
-                                 f"the model has {tuple(p.shape)}")
-        if ck.get("optimizer_state") is None:
+        # Refuse a checkpoint without optimizer state before any weight is overwritten (reads the
+        # header only; load_checkpoint reads the file again below, once per run)
+        from . import io as _io
+        meta = _io._read_metadata(path)
+        if "optimizer" not in meta:
             raise ValueError(f"resume_from: checkpoint {path!r} has no optimizer state; save it with "
                              "mlpcore.save(model, path, optimizer=opt, epoch=...) (ModelCheckpoint does)")
-        for name, p in dst:
-            p.data = np.asarray(src[name].data)
+        # weights by name into the model as it is (custom Python modules included; a mismatch of
+        # names or shapes raises ValueError before anything is written) and each Dropout's RNG state
+        try:
+            ck = _package().load_checkpoint(path, model=self.model)
+        except ValueError as e:
+            raise ValueError(f"resume_from: {e}") from None
         self.optimizer.load_state_dict(ck["optimizer_state"])
         self.initial_epoch = int(ck.get("epoch") or 0)
         extra = ck.get("extra") or {}
