@@ -203,6 +203,10 @@ std::pair<int64_t, int64_t> weight_dims(const py::array& w, DType dt, bool trans
 
 Activation make_act(ActKind k, double param) { return Activation{k, param}; }
 
+void check_batch_size(int64_t batch_size) {
+  if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
+}
+
 struct PyOptimizer {
   std::vector<std::shared_ptr<ParamArena>> arenas;  // keeps the memory alive
   std::unique_ptr<Optimizer> opt;
@@ -689,8 +693,8 @@ PYBIND11_MODULE(_core, m) {
       .def("predict", [](PyNetwork& net, py::handle x_, int64_t batch_size) {
         const DType dt = net.arena()->dtype();
         if (on_cuda(net)) {
+          check_batch_size(batch_size);  // before the upload
           auto d = device_data(net, x_, py::none(), YKind::none);
-          if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
           py::array out = new_matrix(dt, d->n, net.out_features());
           {
             py::gil_scoped_release nogil;
@@ -702,7 +706,7 @@ PYBIND11_MODULE(_core, m) {
           return out;
         }
         py::array x = as_matrix(x_, "X", dt, net.in_features());
-        if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
+        check_batch_size(batch_size);
         py::array out = new_matrix(dt, x.shape(0), net.out_features());
         {
           py::gil_scoped_release nogil;
@@ -736,8 +740,8 @@ PYBIND11_MODULE(_core, m) {
                              int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch, bool check_finite,
                              int64_t batch_begin, int64_t batch_end, bool validate) {
         if (on_cuda(net)) {
+          check_batch_size(batch_size);  // before the upload
           auto d = device_data(net, X_, Y_, ykind_of(loss), validate);
-          if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
           py::gil_scoped_release nogil;
           return net.train_epoch(*opt.opt, loss, d->X.data(), d->Y.data(), d->n, batch_size, shuffle, seed, epoch,
                                  check_finite, batch_begin, batch_end);
@@ -746,7 +750,7 @@ PYBIND11_MODULE(_core, m) {
         py::array X = as_matrix(X_, "X", dt, net.in_features(), -1, false, validate);
         const int64_t n = X.shape(0);
         py::array Y = as_targets(net, Y_, ykind_of(loss), n, validate);
-        if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
+        check_batch_size(batch_size);
         py::gil_scoped_release nogil;
         return net.train_epoch(*opt.opt, loss, X.data(), Y.data(), n, batch_size, shuffle, seed, epoch, check_finite,
                                batch_begin, batch_end);
@@ -754,7 +758,7 @@ PYBIND11_MODULE(_core, m) {
          py::arg("seed"), py::arg("epoch") = 0, py::arg("check_finite") = true, py::arg("batch_begin") = 0,
          py::arg("batch_end") = -1, py::arg("validate") = true)
       .def("evaluate", [](PyNetwork& net, LossKind loss, py::handle X_, py::handle Y_, int64_t batch_size) {
-        if (batch_size < 1) throw mc::ValueError("batch_size: expected >= 1, got " + std::to_string(batch_size));
+        check_batch_size(batch_size);
         int64_t correct = 0;
         double value;
         if (on_cuda(net)) {

@@ -15,6 +15,16 @@ enum class DType : int { f32 = 0, f64 = 1 };
 enum class Device : int { cpu = 0, cuda = 1 };
 
 inline size_t dtype_size(DType dt) { return dt == DType::f32 ? 4 : 8; }
+
+// Calls f(float{}) or f(double{}) for the dtype: the backends' one way from a runtime dtype to a
+// template instantiation.
+template <class F>
+void dtype_dispatch(DType dt, F&& f) {
+  if (dt == DType::f32)
+    f(float{});
+  else
+    f(double{});
+}
 inline const char* dtype_name(DType dt) { return dt == DType::f32 ? "float32" : "float64"; }
 inline const char* device_name(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
 

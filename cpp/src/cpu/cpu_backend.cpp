@@ -18,13 +18,6 @@
 namespace mc {
 namespace {
 
-template <class F>
-void dispatch(DType dt, F&& f) {
-  if (dt == DType::f32)
-    f(float{});
-  else
-    f(double{});
-}
 
 // out[c] = f(in[c]) for c < n. The network runs some activations in place (out == in); with two
 // pointers that may alias, GCC versions the loop on an overlap check that fails for out == in
@@ -317,7 +310,7 @@ class CpuBackend final : public Backend {
   void upload(void* dst, const void* host, size_t n) override { copy(dst, host, n); }
   void download(void* host, const void* src, size_t n) override { copy(host, src, n); }
   void fill(DType dt, void* p, int64_t n, double value) override {
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       std::fill(static_cast<T*>(p), static_cast<T*>(p) + n, T(value));
     });
@@ -371,14 +364,14 @@ class CpuBackend final : public Backend {
 
   void bias_act_forward(DType dt, const Activation& act, void* z, void* a, const void* bias, int64_t rows,
                         int64_t cols) override {
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       bias_act_forward_cpu<T>(act, static_cast<T*>(z), static_cast<T*>(a), static_cast<const T*>(bias), rows, cols);
     });
   }
   void act_backward_bias_grad(DType dt, const Activation& act, void* dz, const void* da, const void* z,
                               const void* a, void* dbias, bool accumulate, int64_t rows, int64_t cols) override {
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       act_backward_bias_grad_cpu<T>(act, static_cast<T*>(dz), static_cast<const T*>(da), static_cast<const T*>(z),
                                     static_cast<const T*>(a), static_cast<T*>(dbias), accumulate, rows, cols);
@@ -386,7 +379,7 @@ class CpuBackend final : public Backend {
   }
   void loss_forward_backward(DType dt, LossKind kind, double* loss_out, void* grad, const void* pred,
                              const void* target, int64_t rows, int64_t cols, int64_t rows_total) override {
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       *loss_out = loss_cpu<T>(kind, static_cast<T*>(grad), static_cast<const T*>(pred), target, rows, cols, rows_total);
     });
@@ -394,7 +387,7 @@ class CpuBackend final : public Backend {
   int64_t count_correct(DType dt, const void* pred, const int32_t* labels, int64_t rows,
                         int64_t cols) override {
     int64_t k = 0;
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       const T* p = static_cast<const T*>(pred);
       for (int64_t r = 0; r < rows; ++r) {
@@ -405,7 +398,7 @@ class CpuBackend final : public Backend {
     return k;
   }
   void optim_step(DType dt, const OptimParams& p, void* param, const void* grad, void* state, int64_t n) override {
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       optim_step_cpu<T>(p, static_cast<T*>(param), static_cast<const T*>(grad), static_cast<T*>(state), n);
     });
@@ -421,7 +414,7 @@ class CpuBackend final : public Backend {
   }
   void dropout_forward(DType dt, void* y, void* mask, const void* x, int64_t n, double p, uint64_t seed,
                        uint64_t offset) override {
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       const T scale = p < 1.0 ? T(1.0 / (1.0 - p)) : T(0);
       T* m = static_cast<T*>(mask);
@@ -435,20 +428,20 @@ class CpuBackend final : public Backend {
     });
   }
   void mul(DType dt, void* y, const void* a, const void* b, int64_t n) override {
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       for (int64_t i = 0; i < n; ++i) static_cast<T*>(y)[i] = static_cast<const T*>(a)[i] * static_cast<const T*>(b)[i];
     });
   }
   void add_inplace(DType dt, void* y, const void* x, int64_t n) override {
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       for (int64_t i = 0; i < n; ++i) static_cast<T*>(y)[i] += static_cast<const T*>(x)[i];
     });
   }
   void maxout_forward(DType dt, void* y, int32_t* idx, const void* x, int64_t rows, int64_t cols,
                       int64_t pieces) override {
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       const T* xs = static_cast<const T*>(x);
       T* ys = static_cast<T*>(y);
@@ -464,7 +457,7 @@ class CpuBackend final : public Backend {
   }
   void maxout_backward(DType dt, void* dx, const void* dy, const int32_t* idx, int64_t rows, int64_t cols,
                        int64_t pieces) override {
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       T* dxs = static_cast<T*>(dx);
       const T* dys = static_cast<const T*>(dy);
@@ -474,7 +467,7 @@ class CpuBackend final : public Backend {
   }
   bool all_finite(DType dt, const void* x, int64_t n) override {
     bool ok = true;
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       const T* xs = static_cast<const T*>(x);
       // |x| <= max is false exactly for NaN and +-inf. An integer OR reduction vectorises; a

@@ -607,13 +607,6 @@ __global__ void nonfinite_kernel(int* flag, const T* x, int64_t n) {
 // The backend
 // ---------------------------------------------------------------------------------------------
 
-template <class F>
-void dispatch(DType dt, F&& f) {
-  if (dt == DType::f32)
-    f(float{});
-  else
-    f(double{});
-}
 
 class CudaBackend final : public Backend {
  public:
@@ -659,7 +652,7 @@ class CudaBackend final : public Backend {
       MC_CUDA_CHECK(cudaMemsetAsync(p, 0, size_t(n) * dtype_size(dt), s_));
       return;
     }
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       fill_kernel<T><<<blocks_for(n), kThreads, 0, s_>>>(static_cast<T*>(p), n, T(value));
     });
@@ -671,7 +664,7 @@ class CudaBackend final : public Backend {
             const void* B, int64_t ldb, double beta, void* C, int64_t ldc) override {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {  // C = beta * C (BLAS semantics); cuBLAS would refuse lda = 0
-      dispatch(dt, [&](auto t) {
+      dtype_dispatch(dt, [&](auto t) {
         using T = decltype(t);
         scale_matrix_kernel<T><<<blocks_for(M * N), kThreads, 0, s_>>>(static_cast<T*>(C), M, N, ldc, T(beta));
       });
@@ -697,7 +690,7 @@ class CudaBackend final : public Backend {
   void bias_act_forward(DType dt, const Activation& act, void* z, void* a, const void* bias, int64_t rows,
                         int64_t cols) override {
     if (rows <= 0 || cols <= 0) return;
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       T* zp = static_cast<T*>(z);
       T* ap = static_cast<T*>(a);
@@ -718,7 +711,7 @@ class CudaBackend final : public Backend {
       if (dbias && !accumulate) fill(dt, dbias, cols, 0.0);
       return;
     }
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       T* dzp = static_cast<T*>(dz);
       const T* dap = static_cast<const T*>(da);
@@ -765,7 +758,7 @@ class CudaBackend final : public Backend {
   void loss_forward_backward(DType dt, LossKind kind, double* loss_out, void* grad, const void* pred,
                              const void* target, int64_t rows, int64_t cols, int64_t rows_total) override {
     std::lock_guard<std::mutex> lock(scratch_mutex_);
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       T* g = static_cast<T*>(grad);
       const T* p = static_cast<const T*>(pred);
@@ -797,7 +790,7 @@ class CudaBackend final : public Backend {
     std::lock_guard<std::mutex> lock(scratch_mutex_);
     auto* count = static_cast<unsigned long long*>(small_);
     MC_CUDA_CHECK(cudaMemsetAsync(count, 0, sizeof(*count), s_));
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       count_correct_kernel<T><<<blocks_for(rows, kWarps), kThreads, 0, s_>>>(count, static_cast<const T*>(pred), labels,
                                                                              rows, cols);
@@ -810,7 +803,7 @@ class CudaBackend final : public Backend {
 
   void optim_step(DType dt, const OptimParams& p, void* param, const void* grad, void* state, int64_t n) override {
     if (n <= 0) return;
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       T* w = static_cast<T*>(param);
       const T* g = static_cast<const T*>(grad);
@@ -842,7 +835,7 @@ class CudaBackend final : public Backend {
 
   void gather_rows(DType dt, void* out, const void* src, const int64_t* idx, int64_t rows, int64_t cols) override {
     if (rows <= 0 || cols <= 0) return;
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       gather_rows_kernel<T><<<blocks_for(rows * cols), kThreads, 0, s_>>>(static_cast<T*>(out),
                                                                          static_cast<const T*>(src), idx, rows, cols);
@@ -858,7 +851,7 @@ class CudaBackend final : public Backend {
   void dropout_forward(DType dt, void* y, void* mask, const void* x, int64_t n, double p, uint64_t seed,
                        uint64_t offset) override {
     if (n <= 0) return;
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       const T scale = p < 1.0 ? T(1.0 / (1.0 - p)) : T(0);
       dropout_kernel<T><<<blocks_for(n), kThreads, 0, s_>>>(static_cast<T*>(y), static_cast<T*>(mask),
@@ -869,7 +862,7 @@ class CudaBackend final : public Backend {
   }
   void mul(DType dt, void* y, const void* a, const void* b, int64_t n) override {
     if (n <= 0) return;
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       mul_kernel<T><<<blocks_for(n), kThreads, 0, s_>>>(static_cast<T*>(y), static_cast<const T*>(a),
                                                          static_cast<const T*>(b), n);
@@ -878,7 +871,7 @@ class CudaBackend final : public Backend {
   }
   void add_inplace(DType dt, void* y, const void* x, int64_t n) override {
     if (n <= 0) return;
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       add_inplace_kernel<T><<<blocks_for(n), kThreads, 0, s_>>>(static_cast<T*>(y), static_cast<const T*>(x), n);
     });
@@ -887,7 +880,7 @@ class CudaBackend final : public Backend {
   void maxout_forward(DType dt, void* y, int32_t* idx, const void* x, int64_t rows, int64_t cols,
                       int64_t pieces) override {
     if (rows * cols <= 0) return;
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       maxout_forward_kernel<T><<<blocks_for(rows * cols), kThreads, 0, s_>>>(static_cast<T*>(y), idx,
                                                                              static_cast<const T*>(x), rows * cols, pieces);
@@ -897,7 +890,7 @@ class CudaBackend final : public Backend {
   void maxout_backward(DType dt, void* dx, const void* dy, const int32_t* idx, int64_t rows, int64_t cols,
                        int64_t pieces) override {
     if (rows * cols <= 0) return;
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       maxout_backward_kernel<T><<<blocks_for(rows * cols), kThreads, 0, s_>>>(
           static_cast<T*>(dx), static_cast<const T*>(dy), idx, rows * cols, pieces);
@@ -909,7 +902,7 @@ class CudaBackend final : public Backend {
     std::lock_guard<std::mutex> lock(scratch_mutex_);
     int* flag = static_cast<int*>(small_);
     MC_CUDA_CHECK(cudaMemsetAsync(flag, 0, sizeof(int), s_));
-    dispatch(dt, [&](auto t) {
+    dtype_dispatch(dt, [&](auto t) {
       using T = decltype(t);
       nonfinite_kernel<T><<<blocks_for(n), kThreads, 0, s_>>>(flag, static_cast<const T*>(x), n);
     });
