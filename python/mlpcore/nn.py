@@ -25,12 +25,12 @@ TypeError. ``backward`` before ``forward`` raises RuntimeError.
 
 from __future__ import annotations
 
-import os
 from typing import Iterator, Optional
 
 import numpy as np
 
 from . import _core
+from ._validate import finite_float, pos_int, seed_or_random
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Offsets in an arena are rounded up to 16 elements (64 bytes in float32): aligned rows for the
@@ -62,13 +62,6 @@ def _check_device(device: str) -> str:
     if not isinstance(device, str) or not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
         raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
     return "cuda" if device.startswith("cuda") else "cpu"
-
-
-def _check_float(name: str, v) -> float:
-    """A finite real number (a Python or numpy scalar; not a bool)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
-        raise ValueError(f"{name}: expected a finite float, got {v!r}")
-    return float(v)
 
 
 def _align(n: int) -> int:
@@ -318,20 +311,6 @@ _INITS = {
 }
 
 
-def _seed_or_random(seed: Optional[int]) -> int:
-    if seed is None:
-        return int.from_bytes(os.urandom(8), "little")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative int or None, got {seed!r}")
-    return int(seed) & 0xFFFFFFFFFFFFFFFF
-
-
-def _check_features(name: str, v) -> int:
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-        raise ValueError(f"{name}: expected a positive int, got {v!r}")
-    return int(v)
-
-
 class Linear(Module):
     """``y = x @ weight.T + bias``; weight (out_features, in_features), bias (out_features,).
 
@@ -341,8 +320,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str = "he_uniform",
                  dtype=np.float32, seed: Optional[int] = None):
-        self.in_features = _check_features("in_features", in_features)
-        self.out_features = _check_features("out_features", out_features)
+        self.in_features = pos_int("in_features", in_features)
+        self.out_features = pos_int("out_features", out_features)
         if init not in _INITS:
             raise ValueError(f"init: expected one of {sorted(_INITS)}, got {init!r}")
         dt = _check_dtype(dtype)
@@ -350,7 +329,7 @@ class Linear(Module):
         self.transposed = False
         nw = self.out_features * self.in_features
         arena = _core.ParamArena("cpu", dt, _align(nw) + (self.out_features if bias else 0))
-        arena.init(0, nw, _INITS[init], self.in_features, self.out_features, _seed_or_random(seed))
+        arena.init(0, nw, _INITS[init], self.in_features, self.out_features, seed_or_random(seed))
         self.weight = Parameter(arena, 0, (self.out_features, self.in_features))
         self.bias = Parameter(arena, _align(nw), (self.out_features,)) if bias else None
 
@@ -455,7 +434,7 @@ class LeakyReLU(_Activation):
     @negative_slope.setter
     def negative_slope(self, v: float) -> None:
         # `param` is what both paths read; a compiled network baked the old value in
-        self.param = _check_float("negative_slope", v)
+        self.param = finite_float("negative_slope", v)
         _bump_generation()
 
     def extra_repr(self):
@@ -482,7 +461,7 @@ class ELU(_Activation):
 
     @alpha.setter
     def alpha(self, v: float) -> None:
-        self.param = _check_float("alpha", v)
+        self.param = finite_float("alpha", v)
         _bump_generation()
 
     def extra_repr(self):
@@ -514,7 +493,7 @@ class Dropout(Module):
     def __init__(self, p: float = 0.5, seed: Optional[int] = None):
         self.p = p
         self._passthrough = True
-        self._state = _core.DropoutState(_seed_or_random(seed))
+        self._state = _core.DropoutState(seed_or_random(seed))
 
     @property
     def p(self) -> float:
@@ -568,8 +547,8 @@ class Maxout(Module):
 
     def __init__(self, in_features: int, out_features: int, pieces: int = 2, bias: bool = True,
                  init: str = "xavier_uniform", dtype=np.float32, seed: Optional[int] = None):
-        self.pieces = _check_features("pieces", pieces)
-        self.linear = Linear(in_features, _check_features("out_features", out_features) * self.pieces,
+        self.pieces = pos_int("pieces", pieces)
+        self.linear = Linear(in_features, pos_int("out_features", out_features) * self.pieces,
                              bias=bias, init=init, dtype=dtype, seed=seed)
         self.in_features, self.out_features = self.linear.in_features, int(out_features)
 

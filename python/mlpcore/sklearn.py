@@ -56,7 +56,6 @@ blob, tensor names as ``model.named_parameters()``), never the C++ objects. A mo
 from __future__ import annotations
 
 import contextlib
-import numbers
 import warnings
 
 import numpy as np
@@ -75,6 +74,7 @@ from . import _core
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .nn import Linear, ReLU, Sequential, Sigmoid, Tanh
 from .optim import SGD, Adam
+from ._validate import is_finite, is_int
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -109,14 +109,6 @@ def _num_threads(n: int | None):
         yield
     finally:
         _core.set_num_threads(old)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _is_real(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
 
 
 class _BaseMLP(BaseEstimator):
@@ -181,7 +173,7 @@ class _BaseMLP(BaseEstimator):
         h = self.hidden_layer_sizes
         sizes = list(h) if hasattr(h, "__iter__") and not isinstance(h, str) else [h]
         for s in sizes:
-            if not _is_int(s) or s < 1:
+            if not is_int(s) or s < 1:
                 raise ValueError(
                     f"hidden_layer_sizes: expected positive ints, got {self.hidden_layer_sizes!r}"
                 )
@@ -197,9 +189,9 @@ class _BaseMLP(BaseEstimator):
         if self.solver == "lbfgs":
             raise ValueError("solver: 'lbfgs' is not supported by mlpcore; use 'sgd' or 'adam'")
         need(self.solver in ("sgd", "adam"), "solver", "'sgd' or 'adam'")
-        need(_is_real(self.alpha) and self.alpha >= 0, "alpha", "a real number >= 0")
+        need(is_finite(self.alpha) and self.alpha >= 0, "alpha", "a real number >= 0")
         need(
-            self.batch_size == "auto" or (_is_int(self.batch_size) and self.batch_size >= 1),
+            self.batch_size == "auto" or (is_int(self.batch_size) and self.batch_size >= 1),
             "batch_size",
             "'auto' or an int >= 1",
         )
@@ -209,28 +201,28 @@ class _BaseMLP(BaseEstimator):
             "'constant', 'invscaling' or 'adaptive'",
         )
         need(
-            _is_real(self.learning_rate_init) and self.learning_rate_init > 0,
+            is_finite(self.learning_rate_init) and self.learning_rate_init > 0,
             "learning_rate_init",
             "a number > 0",
         )
-        need(_is_real(self.power_t) and self.power_t >= 0, "power_t", "a number >= 0")
-        need(_is_int(self.max_iter) and self.max_iter >= 1, "max_iter", "an int >= 1")
+        need(is_finite(self.power_t) and self.power_t >= 0, "power_t", "a number >= 0")
+        need(is_int(self.max_iter) and self.max_iter >= 1, "max_iter", "an int >= 1")
         need(isinstance(self.shuffle, (bool, np.bool_)), "shuffle", "a bool")
-        need(_is_real(self.tol) and self.tol >= 0, "tol", "a number >= 0")
+        need(is_finite(self.tol) and self.tol >= 0, "tol", "a number >= 0")
         need(isinstance(self.warm_start, (bool, np.bool_)), "warm_start", "a bool")
-        need(_is_real(self.momentum) and 0 <= self.momentum <= 1, "momentum", "a number in [0, 1]")
+        need(is_finite(self.momentum) and 0 <= self.momentum <= 1, "momentum", "a number in [0, 1]")
         need(isinstance(self.nesterovs_momentum, (bool, np.bool_)), "nesterovs_momentum", "a bool")
         need(isinstance(self.early_stopping, (bool, np.bool_)), "early_stopping", "a bool")
         need(
-            _is_real(self.validation_fraction) and 0 <= self.validation_fraction < 1,
+            is_finite(self.validation_fraction) and 0 <= self.validation_fraction < 1,
             "validation_fraction",
             "a number in [0, 1)",
         )
-        need(_is_real(self.beta_1) and 0 <= self.beta_1 < 1, "beta_1", "a number in [0, 1)")
-        need(_is_real(self.beta_2) and 0 <= self.beta_2 < 1, "beta_2", "a number in [0, 1)")
-        need(_is_real(self.epsilon) and self.epsilon > 0, "epsilon", "a number > 0")
+        need(is_finite(self.beta_1) and 0 <= self.beta_1 < 1, "beta_1", "a number in [0, 1)")
+        need(is_finite(self.beta_2) and 0 <= self.beta_2 < 1, "beta_2", "a number in [0, 1)")
+        need(is_finite(self.epsilon) and self.epsilon > 0, "epsilon", "a number > 0")
         need(
-            (_is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1)
+            (is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1)
             or self.n_iter_no_change == np.inf,
             "n_iter_no_change",
             "an int >= 1 or np.inf",
@@ -241,7 +233,7 @@ class _BaseMLP(BaseEstimator):
             "'cpu' or 'cuda'",
         )
         need(
-            self.n_threads is None or (_is_int(self.n_threads) and self.n_threads >= 1),
+            self.n_threads is None or (is_int(self.n_threads) and self.n_threads >= 1),
             "n_threads",
             "None or an int >= 1",
         )
