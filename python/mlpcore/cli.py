@@ -23,6 +23,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .io import _version
+from .trainer import _stdout_is_tty
+
 DEFAULT_OUT = "mlpcore-model.safetensors"
 BUILTIN_DATA = ("digits", "moons", "circles", "spirals")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "elu", "gelu", "silu")
@@ -182,13 +185,6 @@ def _log_callback(epochs: int):
                 print(f"epoch {epoch + 1:4d}/{epochs}  {text}", file=sys.stderr, flush=True)
 
     return _EpochLog()
-
-
-def _stdout_is_tty() -> bool:
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -432,14 +428,6 @@ def build_parser() -> argparse.ArgumentParser:
                    description="Print the version, the BLAS library and its core, the thread count and whether "
                                "CUDA is available (and why not).")
     return p
-
-
-def _version() -> str:
-    try:
-        from . import __version__
-        return __version__
-    except ImportError:
-        return "unknown"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

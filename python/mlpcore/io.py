@@ -237,8 +237,12 @@ def save_bytes(model: Module, optimizer=None, epoch: Optional[int] = None, extra
 
 
 def _version() -> str:
-    from . import __version__
-    return __version__
+    """The package version ("unknown" while the package is only half imported)."""
+    try:
+        from . import __version__
+        return __version__
+    except ImportError:
+        return "unknown"
 
 
 def _decode(data: bytes, source: str) -> tuple[dict, dict]:
