@@ -24,6 +24,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .io import _version
+from .nn import _mlp
 from .trainer import _stdout_is_tty
 
 DEFAULT_OUT = "mlpcore-model.safetensors"
@@ -148,12 +149,7 @@ def _build_model(n_in: int, hidden: list, n_out: int, activation: str, seed: int
     act = {"relu": mc.ReLU, "leaky_relu": mc.LeakyReLU, "tanh": mc.Tanh, "sigmoid": mc.Sigmoid, "elu": mc.ELU,
            "gelu": mc.GELU, "silu": mc.SiLU}[activation]
     init = "he_uniform" if activation in ("relu", "leaky_relu", "elu", "gelu", "silu") else "xavier_uniform"
-    layers, width = [], n_in
-    for i, h in enumerate(hidden):
-        layers += [mc.Linear(width, h, init=init, seed=seed + i), act()]
-        width = h
-    layers.append(mc.Linear(width, n_out, init="xavier_uniform", seed=seed + len(hidden)))
-    return mc.Sequential(*layers)
+    return _mlp([n_in, *hidden, n_out], act, seed=seed, init=init, last_init="xavier_uniform")
 
 
 def _build_optimizer(name: str, params, lr: Optional[float]):

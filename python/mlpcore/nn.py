@@ -760,3 +760,19 @@ class Sequential(Module):
             self.__dict__["_network"] = net
         self.__dict__["_compiled_key"] = (_generation, arena, offsets, sig)
         return net
+
+
+def _mlp(sizes, activation, seed: int = 0, init: str = "he_uniform",
+         last_init: Optional[str] = None) -> Sequential:
+    """Linear(sizes[0], sizes[1]), activation(), ..., Linear(sizes[-2], sizes[-1]): no activation
+    after the last layer (logits or a regression output). Layer i is seeded ``seed + i``; the
+    hidden layers use ``init``, the last one ``last_init`` (default: ``init`` too). Shared by the
+    command line and the examples."""
+    mods: list = []
+    n = len(sizes) - 1  # number of Linear layers
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = i == n - 1
+        mods.append(Linear(a, b, init=(last_init or init) if last else init, seed=seed + i))
+        if not last:
+            mods.append(activation())
+    return Sequential(*mods)
