@@ -48,8 +48,9 @@ Extra parameters: ``device`` ('cpu' or 'cuda') and ``n_threads`` (None keeps the
 count; an int sets it with ``mlpcore.set_num_threads`` for the duration of each call and
 restores the previous count afterwards).
 
-Pickling stores the network's parameters and the optimizer state as safetensors bytes (one
-blob, tensor names as ``model.named_parameters()``), never the C++ objects. A model pickled with
+Pickling stores the network's parameters and the optimizer state as one mlpcore checkpoint
+(``mlpcore.io.save_bytes``: safetensors bytes, tensor names as ``model.named_parameters()``),
+never the C++ objects. A model pickled with
 ``device='cuda'`` unpickles on the GPU when one is present and on the CPU otherwise.
 """
 
@@ -71,6 +72,7 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import _core
+from .io import load_checkpoint_bytes, save_bytes
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .nn import Linear, ReLU, Sequential, Sigmoid, Tanh
 from .optim import SGD, Adam
@@ -80,21 +82,6 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 
 _HIDDEN_ACTIVATIONS = {"identity": None, "logistic": Sigmoid, "tanh": Tanh, "relu": ReLU}
 _PREDICT_BATCH = 4096  # rows per forward in predict: bounds the workspace, big enough for GEMM speed
-
-
-# ----------------------------------------------------------------------------------------------
-# safetensors bytes (the same layout as mlpcore.io: one tensor per named parameter)
-# ----------------------------------------------------------------------------------------------
-def _arrays_to_bytes(arrays: dict) -> bytes:
-    from safetensors.numpy import save
-
-    return save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
-
-
-def _bytes_to_arrays(blob: bytes) -> dict:
-    from safetensors.numpy import load
-
-    return load(blob)
 
 
 @contextlib.contextmanager
@@ -477,41 +464,34 @@ class _BaseMLP(BaseEstimator):
             raise AttributeError("intercepts_: the estimator is not fitted")
         return [lin.bias.data.copy() for lin in self._model.layers if isinstance(lin, Linear)]
 
-    # ---- pickling: parameters and optimizer state travel as safetensors bytes ----
+    # ---- pickling: parameters and optimizer state travel as mlpcore checkpoint bytes ----
     def __getstate__(self):
         state = super().__getstate__()
         state = dict(state)
         model = state.pop("_model", None)
         opt = state.pop("_optimizer", None)
         if model is not None:
-            tensors = {name: p.data for name, p in model.named_parameters()}
-            if opt is not None:
-                sd = opt.state_dict()
-                tensors["optimizer.state"] = np.asarray(sd["state"])
-                state["_optimizer_meta"] = {"type": sd["type"], "hyper": sd["hyper"], "step": sd["step"]}
-            state["_weights_safetensors"] = _arrays_to_bytes(tensors)
+            # any fitted state pickles, as scikit-learn's own estimators do: non-finite weights too
+            state["_weights_safetensors"] = save_bytes(model, opt, allow_nonfinite=True)
         return state
 
     def __setstate__(self, state):
         state = dict(state)
         blob = state.pop("_weights_safetensors", None)
-        meta = state.pop("_optimizer_meta", None)
         super().__setstate__(state)
         if blob is None:
             return
-        tensors = _bytes_to_arrays(blob)
         device = self.device
         self.device = "cpu"
         self._build_model(self._layer_units, np.random.RandomState(0))
         self.device = device
-        for name, p in self._model.named_parameters():
-            p.data = tensors[name]
+        ckpt = load_checkpoint_bytes(blob, model=self._model)  # weights copied into self._model
         if device != "cpu" and _core.cuda_available():
             self._model.to(device)
-        if meta is not None:
+        if ckpt["optimizer_state"] is not None:
             lr = self.__dict__.get("_learning_rate")  # the adapted rate ('adaptive', 'invscaling')
             self._make_optimizer()
-            self._optimizer.load_state_dict({**meta, "state": tensors["optimizer.state"]})
+            self._optimizer.load_state_dict(ckpt["optimizer_state"])
             if lr is not None:
                 self._learning_rate = lr
 
