@@ -64,6 +64,14 @@ def _check_device(device: str) -> str:
     return "cuda" if device.startswith("cuda") else "cpu"
 
 
+def _zero_grads(params) -> None:
+    """Zero the gradients of ``params``: one fill of each distinct arena they live in (the whole
+    arena, so parameters sharing an arena with these are zeroed too, as with Module.zero_grad)."""
+    arenas = {id(p._arena): p._arena for p in params}
+    for a in arenas.values():
+        a.zero_grad()
+
+
 def _align(n: int) -> int:
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
 
@@ -187,9 +195,7 @@ class Module:
 
     def zero_grad(self) -> None:
         """Set every parameter gradient to zero: one fill per arena."""
-        arenas = {id(p._arena): p._arena for p in self.parameters()}
-        for a in arenas.values():
-            a.zero_grad()
+        _zero_grads(self.parameters())
 
     def train(self, mode: bool = True) -> "Module":
         for m in self.modules():

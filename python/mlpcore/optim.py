@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _core
 from ._validate import positive
-from .nn import _ALIGN, Parameter
+from .nn import _ALIGN, Parameter, _zero_grads
 
 
 def _segments(params: list) -> list:
@@ -63,9 +63,8 @@ class Optimizer:
         self._core.step()
 
     def zero_grad(self) -> None:
-        arenas = {id(q._arena): q._arena for q in self.params}
-        for a in arenas.values():
-            a.zero_grad()
+        """Set the gradients to zero: one fill per arena holding these parameters."""
+        _zero_grads(self.params)
 
     @property
     def lr(self) -> float:
