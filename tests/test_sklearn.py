@@ -281,6 +281,31 @@ def test_pickle_round_trip(cls):
     assert pickle.loads(pickle.dumps(cls(alpha=0.5))).alpha == 0.5
 
 
+
+@pytest.mark.parametrize("solver,learning_rate", [("sgd", "adaptive"), ("sgd", "invscaling"), ("adam", "constant")])
+def test_pickle_carries_optimizer_state_exactly(solver, learning_rate):
+    """The pickled blob is an mlpcore checkpoint (mlpcore.io.save_bytes); after unpickling the
+    optimizer's state_dict (type, hyper-parameters, step, moment buffers) and the adapted
+    learning rate are bit-identical to the original's."""
+    from mlpcore.io import load_checkpoint_bytes
+
+    y = TARGETS["multiclass"][2]
+    m = MLPClassifier(hidden_layer_sizes=(8,), solver=solver, learning_rate=learning_rate, momentum=0.9,
+                      max_iter=4, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m.fit(_X, y)
+    m2 = pickle.loads(pickle.dumps(m))
+    a, b = m._optimizer.state_dict(), m2._optimizer.state_dict()
+    assert a["type"] == b["type"] and a["hyper"] == b["hyper"] and a["step"] == b["step"] > 0
+    np.testing.assert_array_equal(a["state"], b["state"])
+    assert m2._learning_rate == m._learning_rate
+    ckpt = load_checkpoint_bytes(m.__getstate__()["_weights_safetensors"])
+    assert ckpt["optimizer_state"]["type"] == a["type"]
+    for p, q in zip(ckpt["model"].parameters(), m._model.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+
+
 def test_partial_fit():
     y = TARGETS["multiclass"][2]
     m = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, random_state=0)

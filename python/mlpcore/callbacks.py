@@ -32,7 +32,8 @@ import os
 import sys
 from typing import Optional
 
-import numpy as np
+
+from ._validate import nonneg, pos_int
 
 __all__ = [
     "CSVLogger", "Callback", "CosineAnnealingLR", "EarlyStopping", "ExponentialLR", "History", "LRScheduler",
@@ -118,13 +119,6 @@ def _better(mode: str, current: float, best: float, min_delta: float) -> bool:
     return current < best - min_delta if mode == "min" else current > best + min_delta
 
 
-def _check_nonneg(name: str, v, integer: bool = False):
-    ok = isinstance(v, (int, np.integer)) if integer else isinstance(v, (int, float, np.integer, np.floating))
-    if isinstance(v, bool) or not ok or not math.isfinite(v) or v < 0:
-        raise ValueError(f"{name}: expected a non-negative {'int' if integer else 'number'}, got {v!r}")
-    return int(v) if integer else float(v)
-
-
 # ------------------------------------------------------------------------------------------------
 # stopping and checkpoints
 # ------------------------------------------------------------------------------------------------
@@ -140,8 +134,8 @@ class EarlyStopping(Callback):
     def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0, mode: str = "auto",
                  restore_best_weights: bool = False):
         self.monitor = str(monitor)
-        self.min_delta = abs(_check_nonneg("min_delta", min_delta))
-        self.patience = _check_nonneg("patience", patience, integer=True)
+        self.min_delta = abs(nonneg("min_delta", min_delta))
+        self.patience = nonneg("patience", patience, integer=True)
         self.mode = _mode(self.monitor, mode)
         self.restore_best_weights = bool(restore_best_weights)
 
@@ -258,11 +252,10 @@ class StepLR(LRScheduler):
 
     def __init__(self, step_size: int, gamma: float = 0.1, base_lr: Optional[float] = None):
         super().__init__(base_lr)
-        if isinstance(step_size, bool) or not isinstance(step_size, (int, np.integer)) or step_size < 1:
-            raise ValueError(f"step_size: expected a positive int, got {step_size!r}")
+        self.step_size = pos_int("step_size", step_size)
         if not (isinstance(gamma, (int, float)) and 0 < gamma and math.isfinite(gamma)):
             raise ValueError(f"gamma: expected a positive number, got {gamma!r}")
-        self.step_size, self.gamma = int(step_size), float(gamma)
+        self.gamma = float(gamma)
 
     def lr_at(self, epoch, base_lr):
         return base_lr * self.gamma ** (epoch // self.step_size)
@@ -288,9 +281,7 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, T_max: int, eta_min: float = 0.0, base_lr: Optional[float] = None):
         super().__init__(base_lr)
-        if isinstance(T_max, bool) or not isinstance(T_max, (int, np.integer)) or T_max < 1:
-            raise ValueError(f"T_max: expected a positive int, got {T_max!r}")
-        self.T_max, self.eta_min = int(T_max), _check_nonneg("eta_min", eta_min)
+        self.T_max, self.eta_min = pos_int("T_max", T_max), nonneg("eta_min", eta_min)
 
     def lr_at(self, epoch, base_lr):
         lr = self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
@@ -309,11 +300,11 @@ class ReduceLROnPlateau(Callback):
         if not (isinstance(factor, (int, float)) and 0 < factor < 1):
             raise ValueError(f"factor: expected a value in (0, 1), got {factor!r}")
         self.monitor, self.factor = str(monitor), float(factor)
-        self.patience = _check_nonneg("patience", patience, integer=True)
+        self.patience = nonneg("patience", patience, integer=True)
         self.mode = _mode(self.monitor, mode)
-        self.min_delta = _check_nonneg("min_delta", min_delta)
-        self.cooldown = _check_nonneg("cooldown", cooldown, integer=True)
-        self.min_lr = _check_nonneg("min_lr", min_lr)
+        self.min_delta = nonneg("min_delta", min_delta)
+        self.cooldown = nonneg("cooldown", cooldown, integer=True)
+        self.min_lr = nonneg("min_lr", min_lr)
 
     def on_train_begin(self, logs=None):
         self.best = math.inf if self.mode == "min" else -math.inf

@@ -23,6 +23,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .io import _version
+from .nn import _mlp
+from .trainer import _stdout_is_tty
+
 DEFAULT_OUT = "mlpcore-model.safetensors"
 BUILTIN_DATA = ("digits", "moons", "circles", "spirals")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "elu", "gelu", "silu")
@@ -145,12 +149,7 @@ def _build_model(n_in: int, hidden: list, n_out: int, activation: str, seed: int
     act = {"relu": mc.ReLU, "leaky_relu": mc.LeakyReLU, "tanh": mc.Tanh, "sigmoid": mc.Sigmoid, "elu": mc.ELU,
            "gelu": mc.GELU, "silu": mc.SiLU}[activation]
     init = "he_uniform" if activation in ("relu", "leaky_relu", "elu", "gelu", "silu") else "xavier_uniform"
-    layers, width = [], n_in
-    for i, h in enumerate(hidden):
-        layers += [mc.Linear(width, h, init=init, seed=seed + i), act()]
-        width = h
-    layers.append(mc.Linear(width, n_out, init="xavier_uniform", seed=seed + len(hidden)))
-    return mc.Sequential(*layers)
+    return _mlp([n_in, *hidden, n_out], act, seed=seed, init=init, last_init="xavier_uniform")
 
 
 def _build_optimizer(name: str, params, lr: Optional[float]):
@@ -182,13 +181,6 @@ def _log_callback(epochs: int):
                 print(f"epoch {epoch + 1:4d}/{epochs}  {text}", file=sys.stderr, flush=True)
 
     return _EpochLog()
-
-
-def _stdout_is_tty() -> bool:
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -432,14 +424,6 @@ def build_parser() -> argparse.ArgumentParser:
                    description="Print the version, the BLAS library and its core, the thread count and whether "
                                "CUDA is available (and why not).")
     return p
-
-
-def _version() -> str:
-    try:
-        from . import __version__
-        return __version__
-    except ImportError:
-        return "unknown"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

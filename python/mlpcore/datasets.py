@@ -24,6 +24,8 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from ._validate import is_int
+
 __all__ = [
     "StandardScaler", "load_csv", "load_digits", "load_npz", "make_circles", "make_function", "make_linear_regression",
     "make_logistic", "make_moons", "make_spirals", "make_triangle", "standardize", "train_test_split",
@@ -31,7 +33,7 @@ __all__ = [
 
 
 def _check_n(n_samples, minimum: int = 1) -> int:
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < minimum:
+    if not is_int(n_samples) or n_samples < minimum:
         raise ValueError(f"n_samples: expected an int >= {minimum}, got {n_samples!r}")
     return int(n_samples)
 
@@ -93,7 +95,7 @@ def make_spirals(n_samples: int = 600, n_arms: int = 3, noise: float = 0.2, turn
     Gaussian angle noise of std ``noise`` * r (the CS231n picture)."""
     n = _check_n(n_samples, 2)
     noise = _check_noise(noise)
-    if isinstance(n_arms, bool) or not isinstance(n_arms, (int, np.integer)) or n_arms < 2:
+    if not is_int(n_arms) or n_arms < 2:
         raise ValueError(f"n_arms: expected an int >= 2, got {n_arms!r}")
     rng = np.random.default_rng(seed)
     sizes = _split_sizes(n, int(n_arms))

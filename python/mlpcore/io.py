@@ -36,6 +36,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import nn
+from ._validate import is_int
 from .nn import Module
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -225,7 +226,7 @@ def save_bytes(model: Module, optimizer=None, epoch: Optional[int] = None, extra
         meta["optimizer"] = json.dumps({"type": sd["type"], "hyper": hyper, "step": int(sd["step"])})
         tensors[_OPT_STATE] = np.ascontiguousarray(sd["state"])
     if epoch is not None:
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+        if not is_int(epoch) or epoch < 0:
             raise ValueError(f"epoch: expected a non-negative int or None, got {epoch!r}")
         meta["epoch"] = str(int(epoch))
     if extra is not None:
@@ -237,8 +238,12 @@ def save_bytes(model: Module, optimizer=None, epoch: Optional[int] = None, extra
 
 
 def _version() -> str:
-    from . import __version__
-    return __version__
+    """The package version ("unknown" while the package is only half imported)."""
+    try:
+        from . import __version__
+        return __version__
+    except ImportError:
+        return "unknown"
 
 
 def _decode(data: bytes, source: str) -> tuple[dict, dict]:

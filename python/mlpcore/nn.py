@@ -25,12 +25,12 @@ TypeError. ``backward`` before ``forward`` raises RuntimeError.
 
 from __future__ import annotations
 
-import os
 from typing import Iterator, Optional
 
 import numpy as np
 
 from . import _core
+from ._validate import finite_float, pos_int, seed_or_random
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Offsets in an arena are rounded up to 16 elements (64 bytes in float32): aligned rows for the
@@ -64,11 +64,12 @@ def _check_device(device: str) -> str:
     return "cuda" if device.startswith("cuda") else "cpu"
 
 
-def _check_float(name: str, v) -> float:
-    """A finite real number (a Python or numpy scalar; not a bool)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
-        raise ValueError(f"{name}: expected a finite float, got {v!r}")
-    return float(v)
+def _zero_grads(params) -> None:
+    """Zero the gradients of ``params``: one fill of each distinct arena they live in (the whole
+    arena, so parameters sharing an arena with these are zeroed too, as with Module.zero_grad)."""
+    arenas = {id(p._arena): p._arena for p in params}
+    for a in arenas.values():
+        a.zero_grad()
 
 
 def _align(n: int) -> int:
@@ -194,9 +195,7 @@ class Module:
 
     def zero_grad(self) -> None:
         """Set every parameter gradient to zero: one fill per arena."""
-        arenas = {id(p._arena): p._arena for p in self.parameters()}
-        for a in arenas.values():
-            a.zero_grad()
+        _zero_grads(self.parameters())
 
     def train(self, mode: bool = True) -> "Module":
         for m in self.modules():
@@ -318,20 +317,6 @@ _INITS = {
 }
 
 
-def _seed_or_random(seed: Optional[int]) -> int:
-    if seed is None:
-        return int.from_bytes(os.urandom(8), "little")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative int or None, got {seed!r}")
-    return int(seed) & 0xFFFFFFFFFFFFFFFF
-
-
-def _check_features(name: str, v) -> int:
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-        raise ValueError(f"{name}: expected a positive int, got {v!r}")
-    return int(v)
-
-
 class Linear(Module):
     """``y = x @ weight.T + bias``; weight (out_features, in_features), bias (out_features,).
 
@@ -341,8 +326,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str = "he_uniform",
                  dtype=np.float32, seed: Optional[int] = None):
-        self.in_features = _check_features("in_features", in_features)
-        self.out_features = _check_features("out_features", out_features)
+        self.in_features = pos_int("in_features", in_features)
+        self.out_features = pos_int("out_features", out_features)
         if init not in _INITS:
             raise ValueError(f"init: expected one of {sorted(_INITS)}, got {init!r}")
         dt = _check_dtype(dtype)
@@ -350,7 +335,7 @@ class Linear(Module):
         self.transposed = False
         nw = self.out_features * self.in_features
         arena = _core.ParamArena("cpu", dt, _align(nw) + (self.out_features if bias else 0))
-        arena.init(0, nw, _INITS[init], self.in_features, self.out_features, _seed_or_random(seed))
+        arena.init(0, nw, _INITS[init], self.in_features, self.out_features, seed_or_random(seed))
         self.weight = Parameter(arena, 0, (self.out_features, self.in_features))
         self.bias = Parameter(arena, _align(nw), (self.out_features,)) if bias else None
 
@@ -455,7 +440,7 @@ class LeakyReLU(_Activation):
     @negative_slope.setter
     def negative_slope(self, v: float) -> None:
         # `param` is what both paths read; a compiled network baked the old value in
-        self.param = _check_float("negative_slope", v)
+        self.param = finite_float("negative_slope", v)
         _bump_generation()
 
     def extra_repr(self):
@@ -482,7 +467,7 @@ class ELU(_Activation):
 
     @alpha.setter
     def alpha(self, v: float) -> None:
-        self.param = _check_float("alpha", v)
+        self.param = finite_float("alpha", v)
         _bump_generation()
 
     def extra_repr(self):
@@ -514,7 +499,7 @@ class Dropout(Module):
     def __init__(self, p: float = 0.5, seed: Optional[int] = None):
         self.p = p
         self._passthrough = True
-        self._state = _core.DropoutState(_seed_or_random(seed))
+        self._state = _core.DropoutState(seed_or_random(seed))
 
     @property
     def p(self) -> float:
@@ -568,8 +553,8 @@ class Maxout(Module):
 
     def __init__(self, in_features: int, out_features: int, pieces: int = 2, bias: bool = True,
                  init: str = "xavier_uniform", dtype=np.float32, seed: Optional[int] = None):
-        self.pieces = _check_features("pieces", pieces)
-        self.linear = Linear(in_features, _check_features("out_features", out_features) * self.pieces,
+        self.pieces = pos_int("pieces", pieces)
+        self.linear = Linear(in_features, pos_int("out_features", out_features) * self.pieces,
                              bias=bias, init=init, dtype=dtype, seed=seed)
         self.in_features, self.out_features = self.linear.in_features, int(out_features)
 
@@ -781,3 +766,19 @@ class Sequential(Module):
             self.__dict__["_network"] = net
         self.__dict__["_compiled_key"] = (_generation, arena, offsets, sig)
         return net
+
+
+def _mlp(sizes, activation, seed: int = 0, init: str = "he_uniform",
+         last_init: Optional[str] = None) -> Sequential:
+    """Linear(sizes[0], sizes[1]), activation(), ..., Linear(sizes[-2], sizes[-1]): no activation
+    after the last layer (logits or a regression output). Layer i is seeded ``seed + i``; the
+    hidden layers use ``init``, the last one ``last_init`` (default: ``init`` too). Shared by the
+    command line and the examples."""
+    mods: list = []
+    n = len(sizes) - 1  # number of Linear layers
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = i == n - 1
+        mods.append(Linear(a, b, init=(last_init or init) if last else init, seed=seed + i))
+        if not last:
+            mods.append(activation())
+    return Sequential(*mods)

@@ -10,21 +10,13 @@ existing optimizer refuse to step (RuntimeError) instead of silently updating st
 
 from __future__ import annotations
 
-import math
 from typing import Iterable
 
 import numpy as np
 
 from . import _core
-from .nn import _ALIGN, Parameter
-
-
-def _check_positive(name: str, v, allow_zero: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
-        raise ValueError(f"{name}: expected a finite number, got {v!r}")
-    if v < 0 or (v == 0 and not allow_zero):
-        raise ValueError(f"{name}: expected {'>= 0' if allow_zero else '> 0'}, got {v!r}")
-    return float(v)
+from ._validate import positive
+from .nn import _ALIGN, Parameter, _zero_grads
 
 
 def _segments(params: list) -> list:
@@ -71,9 +63,8 @@ class Optimizer:
         self._core.step()
 
     def zero_grad(self) -> None:
-        arenas = {id(q._arena): q._arena for q in self.params}
-        for a in arenas.values():
-            a.zero_grad()
+        """Set the gradients to zero: one fill per arena holding these parameters."""
+        _zero_grads(self.params)
 
     @property
     def lr(self) -> float:
@@ -81,7 +72,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._core.set_lr(_check_positive("lr", value))
+        self._core.set_lr(positive("lr", value))
 
     @property
     def step_count(self) -> int:
@@ -105,9 +96,9 @@ class Optimizer:
             if not hasattr(p, k) or k in ("kind", "step"):
                 raise ValueError(f"state_dict['hyper']: unknown hyper-parameter {k!r}")
             if k in ("lr", "eps"):
-                v = _check_positive(f"state_dict['hyper'][{k!r}]", v)
+                v = positive(f"state_dict['hyper'][{k!r}]", v)
             elif k in ("momentum", "weight_decay", "beta1", "beta2", "alpha"):
-                v = _check_positive(f"state_dict['hyper'][{k!r}]", v, allow_zero=True)
+                v = positive(f"state_dict['hyper'][{k!r}]", v, allow_zero=True)
             setattr(p, k, type(getattr(p, k))(v))
         self._core.params = p
         self._core.write_state(np.asarray(sd["state"]), int(sd["step"]))
@@ -125,9 +116,9 @@ class SGD(Optimizer):
                  weight_decay: float = 0.0):
         p = _core.OptimParams()
         p.kind = _core.OptimKind.sgd
-        p.lr = _check_positive("lr", lr)
-        p.momentum = _check_positive("momentum", momentum, allow_zero=True)
-        p.weight_decay = _check_positive("weight_decay", weight_decay, allow_zero=True)
+        p.lr = positive("lr", lr)
+        p.momentum = positive("momentum", momentum, allow_zero=True)
+        p.weight_decay = positive("weight_decay", weight_decay, allow_zero=True)
         if nesterov and p.momentum == 0:
             raise ValueError("nesterov: Nesterov momentum requires momentum > 0")
         p.nesterov = bool(nesterov)
@@ -153,10 +144,10 @@ class Adam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
         p = _core.OptimParams()
         p.kind = self._kind
-        p.lr = _check_positive("lr", lr)
+        p.lr = positive("lr", lr)
         p.beta1, p.beta2 = _betas(betas)
-        p.eps = _check_positive("eps", eps)
-        p.weight_decay = _check_positive("weight_decay", weight_decay, allow_zero=True)
+        p.eps = positive("eps", eps)
+        p.weight_decay = positive("weight_decay", weight_decay, allow_zero=True)
         super().__init__(params, p)
 
 
@@ -177,12 +168,12 @@ class RMSprop(Optimizer):
                  momentum: float = 0.0, centered: bool = False):
         p = _core.OptimParams()
         p.kind = _core.OptimKind.rmsprop
-        p.lr = _check_positive("lr", lr)
+        p.lr = positive("lr", lr)
         if not (isinstance(alpha, (int, float, np.floating)) and 0.0 <= alpha < 1.0):
             raise ValueError(f"alpha: expected a value in [0, 1), got {alpha!r}")
         p.alpha = float(alpha)
-        p.eps = _check_positive("eps", eps)
-        p.weight_decay = _check_positive("weight_decay", weight_decay, allow_zero=True)
-        p.momentum = _check_positive("momentum", momentum, allow_zero=True)
+        p.eps = positive("eps", eps)
+        p.weight_decay = positive("weight_decay", weight_decay, allow_zero=True)
+        p.momentum = positive("momentum", momentum, allow_zero=True)
         p.centered = bool(centered)
         super().__init__(params, p)

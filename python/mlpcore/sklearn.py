@@ -48,15 +48,15 @@ Extra parameters: ``device`` ('cpu' or 'cuda') and ``n_threads`` (None keeps the
 count; an int sets it with ``mlpcore.set_num_threads`` for the duration of each call and
 restores the previous count afterwards).
 
-Pickling stores the network's parameters and the optimizer state as safetensors bytes (one
-blob, tensor names as ``model.named_parameters()``), never the C++ objects. A model pickled with
+Pickling stores the network's parameters and the optimizer state as one mlpcore checkpoint
+(``mlpcore.io.save_bytes``: safetensors bytes, tensor names as ``model.named_parameters()``),
+never the C++ objects. A model pickled with
 ``device='cuda'`` unpickles on the GPU when one is present and on the CPU otherwise.
 """
 
 from __future__ import annotations
 
 import contextlib
-import numbers
 import warnings
 
 import numpy as np
@@ -72,29 +72,16 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import _core
+from .io import load_checkpoint_bytes, save_bytes
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .nn import Linear, ReLU, Sequential, Sigmoid, Tanh
 from .optim import SGD, Adam
+from ._validate import is_finite, is_int
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 _HIDDEN_ACTIVATIONS = {"identity": None, "logistic": Sigmoid, "tanh": Tanh, "relu": ReLU}
 _PREDICT_BATCH = 4096  # rows per forward in predict: bounds the workspace, big enough for GEMM speed
-
-
-# ----------------------------------------------------------------------------------------------
-# safetensors bytes (the same layout as mlpcore.io: one tensor per named parameter)
-# ----------------------------------------------------------------------------------------------
-def _arrays_to_bytes(arrays: dict) -> bytes:
-    from safetensors.numpy import save
-
-    return save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
-
-
-def _bytes_to_arrays(blob: bytes) -> dict:
-    from safetensors.numpy import load
-
-    return load(blob)
 
 
 @contextlib.contextmanager
@@ -109,14 +96,6 @@ def _num_threads(n: int | None):
         yield
     finally:
         _core.set_num_threads(old)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _is_real(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
 
 
 class _BaseMLP(BaseEstimator):
@@ -181,7 +160,7 @@ class _BaseMLP(BaseEstimator):
         h = self.hidden_layer_sizes
         sizes = list(h) if hasattr(h, "__iter__") and not isinstance(h, str) else [h]
         for s in sizes:
-            if not _is_int(s) or s < 1:
+            if not is_int(s) or s < 1:
                 raise ValueError(
                     f"hidden_layer_sizes: expected positive ints, got {self.hidden_layer_sizes!r}"
                 )
@@ -197,9 +176,9 @@ class _BaseMLP(BaseEstimator):
         if self.solver == "lbfgs":
             raise ValueError("solver: 'lbfgs' is not supported by mlpcore; use 'sgd' or 'adam'")
         need(self.solver in ("sgd", "adam"), "solver", "'sgd' or 'adam'")
-        need(_is_real(self.alpha) and self.alpha >= 0, "alpha", "a real number >= 0")
+        need(is_finite(self.alpha) and self.alpha >= 0, "alpha", "a real number >= 0")
         need(
-            self.batch_size == "auto" or (_is_int(self.batch_size) and self.batch_size >= 1),
+            self.batch_size == "auto" or (is_int(self.batch_size) and self.batch_size >= 1),
             "batch_size",
             "'auto' or an int >= 1",
         )
@@ -209,28 +188,28 @@ class _BaseMLP(BaseEstimator):
             "'constant', 'invscaling' or 'adaptive'",
         )
         need(
-            _is_real(self.learning_rate_init) and self.learning_rate_init > 0,
+            is_finite(self.learning_rate_init) and self.learning_rate_init > 0,
             "learning_rate_init",
             "a number > 0",
         )
-        need(_is_real(self.power_t) and self.power_t >= 0, "power_t", "a number >= 0")
-        need(_is_int(self.max_iter) and self.max_iter >= 1, "max_iter", "an int >= 1")
+        need(is_finite(self.power_t) and self.power_t >= 0, "power_t", "a number >= 0")
+        need(is_int(self.max_iter) and self.max_iter >= 1, "max_iter", "an int >= 1")
         need(isinstance(self.shuffle, (bool, np.bool_)), "shuffle", "a bool")
-        need(_is_real(self.tol) and self.tol >= 0, "tol", "a number >= 0")
+        need(is_finite(self.tol) and self.tol >= 0, "tol", "a number >= 0")
         need(isinstance(self.warm_start, (bool, np.bool_)), "warm_start", "a bool")
-        need(_is_real(self.momentum) and 0 <= self.momentum <= 1, "momentum", "a number in [0, 1]")
+        need(is_finite(self.momentum) and 0 <= self.momentum <= 1, "momentum", "a number in [0, 1]")
         need(isinstance(self.nesterovs_momentum, (bool, np.bool_)), "nesterovs_momentum", "a bool")
         need(isinstance(self.early_stopping, (bool, np.bool_)), "early_stopping", "a bool")
         need(
-            _is_real(self.validation_fraction) and 0 <= self.validation_fraction < 1,
+            is_finite(self.validation_fraction) and 0 <= self.validation_fraction < 1,
             "validation_fraction",
             "a number in [0, 1)",
         )
-        need(_is_real(self.beta_1) and 0 <= self.beta_1 < 1, "beta_1", "a number in [0, 1)")
-        need(_is_real(self.beta_2) and 0 <= self.beta_2 < 1, "beta_2", "a number in [0, 1)")
-        need(_is_real(self.epsilon) and self.epsilon > 0, "epsilon", "a number > 0")
+        need(is_finite(self.beta_1) and 0 <= self.beta_1 < 1, "beta_1", "a number in [0, 1)")
+        need(is_finite(self.beta_2) and 0 <= self.beta_2 < 1, "beta_2", "a number in [0, 1)")
+        need(is_finite(self.epsilon) and self.epsilon > 0, "epsilon", "a number > 0")
         need(
-            (_is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1)
+            (is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1)
             or self.n_iter_no_change == np.inf,
             "n_iter_no_change",
             "an int >= 1 or np.inf",
@@ -241,7 +220,7 @@ class _BaseMLP(BaseEstimator):
             "'cpu' or 'cuda'",
         )
         need(
-            self.n_threads is None or (_is_int(self.n_threads) and self.n_threads >= 1),
+            self.n_threads is None or (is_int(self.n_threads) and self.n_threads >= 1),
             "n_threads",
             "None or an int >= 1",
         )
@@ -485,41 +464,34 @@ class _BaseMLP(BaseEstimator):
             raise AttributeError("intercepts_: the estimator is not fitted")
         return [lin.bias.data.copy() for lin in self._model.layers if isinstance(lin, Linear)]
 
-    # ---- pickling: parameters and optimizer state travel as safetensors bytes ----
+    # ---- pickling: parameters and optimizer state travel as mlpcore checkpoint bytes ----
     def __getstate__(self):
         state = super().__getstate__()
         state = dict(state)
         model = state.pop("_model", None)
         opt = state.pop("_optimizer", None)
         if model is not None:
-            tensors = {name: p.data for name, p in model.named_parameters()}
-            if opt is not None:
-                sd = opt.state_dict()
-                tensors["optimizer.state"] = np.asarray(sd["state"])
-                state["_optimizer_meta"] = {"type": sd["type"], "hyper": sd["hyper"], "step": sd["step"]}
-            state["_weights_safetensors"] = _arrays_to_bytes(tensors)
+            # any fitted state pickles, as scikit-learn's own estimators do: non-finite weights too
+            state["_weights_safetensors"] = save_bytes(model, opt, allow_nonfinite=True)
         return state
 
     def __setstate__(self, state):
         state = dict(state)
         blob = state.pop("_weights_safetensors", None)
-        meta = state.pop("_optimizer_meta", None)
         super().__setstate__(state)
         if blob is None:
             return
-        tensors = _bytes_to_arrays(blob)
         device = self.device
         self.device = "cpu"
         self._build_model(self._layer_units, np.random.RandomState(0))
         self.device = device
-        for name, p in self._model.named_parameters():
-            p.data = tensors[name]
+        ckpt = load_checkpoint_bytes(blob, model=self._model)  # weights copied into self._model
         if device != "cpu" and _core.cuda_available():
             self._model.to(device)
-        if meta is not None:
+        if ckpt["optimizer_state"] is not None:
             lr = self.__dict__.get("_learning_rate")  # the adapted rate ('adaptive', 'invscaling')
             self._make_optimizer()
-            self._optimizer.load_state_dict({**meta, "state": tensors["optimizer.state"]})
+            self._optimizer.load_state_dict(ckpt["optimizer_state"])
             if lr is not None:
                 self._learning_rate = lr
 

@@ -24,7 +24,6 @@ What this file is not: checkpoint I/O (``mlpcore.io``), callbacks (``mlpcore.cal
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ from .callbacks import Callback, History
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, _Loss
 from .nn import Module
 from .optim import Adam, Optimizer
+from ._validate import pos_int, seed_or_random
 
 __all__ = ["History", "Trainer", "epoch_seed"]
 
@@ -68,12 +68,6 @@ def _stdout_is_tty() -> bool:
         return sys.stdout.isatty()
     except (AttributeError, ValueError):  # replaced or closed stdout
         return False
-
-
-def _check_pos_int(name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name}: expected a positive int, got {v!r}")
-    return int(v)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -231,7 +225,7 @@ class Trainer:
             raise TypeError(f"optimizer: expected a mlpcore Optimizer, got {type(optimizer).__name__}")
         optimizer._check_layout()  # RuntimeError if the model moved after the optimizer was made
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        self.batch_size = _check_pos_int("batch_size", batch_size)
+        self.batch_size = pos_int("batch_size", batch_size)
         self.compiled = compiled
         self.stop_training = False
         self.base_lr = optimizer.lr
@@ -325,7 +319,7 @@ class Trainer:
     def predict(self, X, batch_size: Optional[int] = None) -> np.ndarray:
         """Raw outputs (n, out) in eval mode (logits for CE/BCE). Batched (default 1024 rows)."""
         net = self._net()
-        bs = _check_pos_int("batch_size", batch_size) if batch_size is not None else _EVAL_BATCH
+        bs = pos_int("batch_size", batch_size) if batch_size is not None else _EVAL_BATCH
         X = np.asarray(X) if not isinstance(X, np.ndarray) else X
         if net is not None:
             return net.predict(X, bs)
@@ -363,7 +357,7 @@ class Trainer:
         return self._evaluate_prepared(X, y, net, batch_size)
 
     def _evaluate_prepared(self, X, y, net, batch_size=None) -> dict:
-        bs = _check_pos_int("batch_size", batch_size) if batch_size is not None else _EVAL_BATCH
+        bs = pos_int("batch_size", batch_size) if batch_size is not None else _EVAL_BATCH
         if net is not None and isinstance(self.loss, CrossEntropyLoss):
             value, correct = net.evaluate(self.loss.kind, X, y, bs)
             return {"loss": float(value), "accuracy": correct / X.shape[0]}
@@ -416,12 +410,9 @@ class Trainer:
         epoch's batch losses (each taken before its update, weighted by batch rows; as Keras).
         Callbacks may add more keys (LR schedules add "lr").
         """
-        epochs = _check_pos_int("epochs", epochs)
-        bs = _check_pos_int("batch_size", batch_size if batch_size is not None else self.batch_size)
-        if seed is None:
-            seed = int.from_bytes(os.urandom(8), "little")
-        elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed: expected a non-negative int or None, got {seed!r}")
+        epochs = pos_int("epochs", epochs)
+        bs = pos_int("batch_size", batch_size if batch_size is not None else self.batch_size)
+        seed = seed_or_random(seed)
         callbacks = list(callbacks) if callbacks is not None else []
         for i, cb in enumerate(callbacks):
             if not isinstance(cb, Callback):

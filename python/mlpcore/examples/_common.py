@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 import mlpcore as mc
+from mlpcore.nn import _mlp
 
 
 def parse_args(description: str, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -65,12 +66,7 @@ def mlp(widths: Sequence[int], activation: Callable[[], mc.Module] = mc.ReLU, se
         init: str = "he_uniform") -> mc.Sequential:
     """Linear(widths[0], widths[1]), activation, ..., Linear(widths[-2], widths[-1]): no activation
     after the last layer (logits or a regression output). Layer i is seeded ``seed + i``."""
-    mods: list = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        mods.append(mc.Linear(a, b, init=init, seed=seed + i))
-        if i < len(widths) - 2:
-            mods.append(activation())
-    return mc.Sequential(*mods)
+    return _mlp(widths, activation, seed=seed, init=init)
 
 
 def describe(widths: Sequence[int]) -> str:
