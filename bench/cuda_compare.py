@@ -17,7 +17,7 @@ loss, backward, SGD update, fp32 (TF32 off on both sides).
   one step (forward, weight gradient, input gradient of every layer, timed through torch.mm on
   the same shapes) divided by mlpcore's step time. 1.0 would be a step made of nothing but GEMM.
 
-Budgets (issue 5): >= 5x PyTorch eager's steps/s on small MLPs; >= 85% of cuBLAS SGEMM throughput
+Budgets: >= 5x PyTorch eager's steps/s on small MLPs; >= 85% of cuBLAS SGEMM throughput
 on GEMM-bound configurations. Exits with a message (status 0) where there is no GPU.
 """
 

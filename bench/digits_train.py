@@ -1,4 +1,4 @@
-"""Time-to-accuracy on scikit-learn's digits (issue 4, point 8): `mlpcore train`'s default
+"""Time-to-accuracy on scikit-learn's digits: `mlpcore train`'s default
 against scikit-learn's MLPClassifier(256, 256) and a PyTorch 64-256-256-10, on the same 80/20
 split (seed 0, stratified), at the same thread count.
 

@@ -18,7 +18,7 @@ import numpy as np
 
 import mlpcore as mc
 
-# Tolerances against PyTorch autograd, same dtype on both sides (issue 2).
+# Tolerances against PyTorch autograd, same dtype on both sides.
 TOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
 # Tolerance against float64 central differences (eps = 1e-6: truncation ~1e-12, rounding ~1e-10).
 FD_TOL = 1e-6

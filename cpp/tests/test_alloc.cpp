@@ -1,5 +1,5 @@
 // test_alloc.cpp — proves that a steady-state training step makes zero heap allocations
-// (issue 3, point 1). Its own executable, because it replaces the allocator for the whole
+// in one process. Its own executable, because it replaces the allocator for the whole
 // process: malloc, calloc, realloc, free, posix_memalign, aligned_alloc, memalign and every
 // operator new / delete are defined here, count their calls while counting is on, and forward
 // to glibc's __libc_* entry points. Definitions in the executable interpose on the shared

@@ -22,7 +22,7 @@
 // cudart is linked statically; with no driver, cudaGetDeviceCount fails and the backend reports
 // itself unavailable. MLPCORE_CUDA_TF32=1 (read once, at first use) lets cuBLAS use TF32.
 //
-// Not done yet (issue 5):
+// Not done yet:
 //  - CUDA graphs of the steady-state step. Network::step_on downloads the loss between the loss
 //    and the backward pass (a synchronising copy, not capturable), and several kernel arguments
 //    change every step: the gather's `perm + start` (or, without shuffle, the batch pointer that

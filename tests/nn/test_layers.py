@@ -1,4 +1,4 @@
-"""Issue 8 layers in both execution paths: Dropout, Maxout, Residual and TiedLinear.
+"""The structural layers in both execution paths: Dropout, Maxout, Residual and TiedLinear.
 
 Each layer is checked against a PyTorch twin written with plain tensor ops (forward, loss,
 every parameter gradient and d loss / d x), through the module path *and* through the

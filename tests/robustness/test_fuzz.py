@@ -1,4 +1,4 @@
-"""Runs the Hypothesis fuzz cases (tests/fuzz_cases.py) in a subprocess (issue 6, point 2).
+"""Runs the Hypothesis fuzz cases (fuzz_cases.py beside it) in a subprocess.
 
 A crash of the core (segfault, abort: a negative return code) or any failing case fails this
 test with the tail of the child's output. The child writes how many cases each fuzz test ran;

@@ -1,4 +1,4 @@
-"""Numerical stability at extreme inputs (issue 6, point 4), against PyTorch.
+"""Numerical stability at extreme inputs, against PyTorch.
 
 softmax, log-softmax (inside cross-entropy), cross-entropy, sigmoid, BCE with logits, ELU, SiLU,
 GELU (and tanh / leaky ReLU) must stay finite and agree with PyTorch, values and gradients, for

@@ -211,7 +211,7 @@ def test_digits_bench_script_runs():
     """bench/digits_train.py (the comparison in the report), mlpcore only, 2 epochs; a subprocess
     because it sets thread counts process-wide."""
     pytest.importorskip("sklearn")
-    path = Path(__file__).resolve().parents[1] / "bench" / "digits_train.py"
+    path = Path(__file__).resolve().parents[2] / "bench" / "digits_train.py"
     r = run(code=f"import runpy, sys; sys.argv = ['x', '--epochs', '2', '--repeats', '1', '--libraries', 'mlpcore']; "
                  f"runpy.run_path({str(path)!r}, run_name='__main__')")
     assert r.returncode == 0, r.stderr

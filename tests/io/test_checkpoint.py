@@ -338,7 +338,7 @@ def test_saved_file_has_ordinary_permissions(tmp_path):
 
 def test_shared_module_is_refused_at_construction():
     """A module object used twice cannot be built any more (its saved inputs would be
-    overwritten; see test_review_fixes.py), so the former "shared module saves weights only" case
+    overwritten; see nn/test_module_reuse.py), so the former "shared module saves weights only" case
     is now a construction error; tied weights go through TiedLinear."""
     shared = mc.Linear(4, 4, seed=0)
     with pytest.raises(ValueError, match="same Linear object"):

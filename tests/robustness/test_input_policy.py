@@ -1,4 +1,4 @@
-"""Input validation beyond tests/test_errors.py (issue 6, point 1): the compiled network's entry
+"""Input validation beyond test_errors.py: the compiled network's entry
 points (train_step / train_epoch / evaluate / predict / forward), the documented policies
 (float64 -> float32 conversion, 1-D regression targets, batch_size > n, zero columns), state
 errors, and arguments of gradcheck / optimizers / modules. Every error is ValueError or

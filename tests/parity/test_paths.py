@@ -1,4 +1,4 @@
-"""The two execution paths agree (issue 3, point 6).
+"""The two execution paths agree.
 
 Module by module:  model.zero_grad(); out = model(x); l = loss(out, y);
                    model.backward(loss.backward()); opt.step()

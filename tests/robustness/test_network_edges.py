@@ -1,4 +1,4 @@
-"""Edges of the private compiled-network bindings that must not crash or race (found in review):
+"""Edges of the private compiled-network bindings that must not crash or race:
 concurrent forward calls, trusted (validate=False) labels out of range, malformed op specs."""
 
 import threading

@@ -1,4 +1,4 @@
-"""Determinism of CPU training (issue 6, point 6).
+"""Determinism of CPU training.
 
 The same seeds and the same thread count give bitwise-identical weights after training, on both
 execution paths (compiled and module by module) and through the Trainer, dropout included. What

@@ -1,4 +1,4 @@
-"""The NaN/Inf guard of the compiled path (issue 6, point 5), and what happens to NaN weights.
+"""The NaN/Inf guard of the compiled path, and what happens to NaN weights.
 
 Policy (network.h, trainer.py): ``Network.train_epoch(..., check_finite=True)`` (the default) and
 ``Network.train_step(..., check_finite=True)`` raise RuntimeError at the first non-finite batch

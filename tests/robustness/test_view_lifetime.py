@@ -1,4 +1,4 @@
-"""Memory safety of parameter views (issue 6, point 7).
+"""Memory safety of parameter views.
 
 ``param.data`` / ``param.grad`` are zero-copy numpy views of the C++ arena; the view's ``base``
 holds the arena (a shared_ptr), so the memory lives as long as any view does. Deleting the model,

@@ -7,7 +7,7 @@ import numpy as np
 
 import mlpcore as mc
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_readme_example_runs(tmp_path, monkeypatch):

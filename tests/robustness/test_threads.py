@@ -1,4 +1,4 @@
-"""Calling one model from several Python threads (issue 6, point 8).
+"""Calling one model from several Python threads.
 
 The C++ calls release the GIL; a compiled Network serialises its calls with a mutex (they share
 one workspace), so concurrent ``predict`` / ``evaluate`` / ``train_epoch`` on one network are

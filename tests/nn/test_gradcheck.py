@@ -125,3 +125,24 @@ def test_documented_as_the_check_for_custom_modules():
     assert "custom" in mc.gradcheck.__doc__
     assert "max|analytic - numeric| / max|numeric|" in mc.gradcheck.__doc__
     assert "gradcheck" in mc.Module.__doc__
+
+
+# ----- gradcheck on a list of modules leaves their parameters where they are -----
+
+def test_gradcheck_on_a_list_keeps_the_callers_optimizer_working():
+    l1, act, l2 = mc.Linear(3, 4, dtype=np.float64, seed=1), mc.Tanh(), mc.Linear(4, 2, dtype=np.float64, seed=2)
+    model = mc.Sequential(l1, act, l2)
+    opt = mc.SGD(model.parameters(), lr=0.1)
+    arena = l1.weight._arena
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    report = mc.gradcheck([l1, act, l2], x)
+    assert set(report) == {"input", "0.weight", "0.bias", "2.weight", "2.bias"}
+    assert max(report.values()) < 1e-6
+    assert l1.weight._arena is arena and l2.weight._arena is arena
+    model.zero_grad()
+    model.backward(np.ones_like(model.forward(x)))
+    before = l2.bias.data.copy()
+    opt.step()  # refused before the fix: the parameters had moved into gradcheck's Sequential
+    np.testing.assert_allclose(l2.bias.data, before - 0.1 * 5)
+    with pytest.raises(ValueError, match="same Tanh object"):
+        mc.gradcheck([l1, act, mc.Linear(2, 4, dtype=np.float64), act], x)

@@ -1,10 +1,10 @@
-"""Hypothesis fuzz cases for the public API (issue 6, point 2).
+"""Hypothesis fuzz cases for the public API.
 
 Not collected by the normal test run (the file name does not start with ``test_``):
-``tests/test_fuzz.py`` runs it in a subprocess, so that a crash (segfault, abort) fails a test
+``tests/robustness/test_fuzz.py`` runs it in a subprocess, so that a crash (segfault, abort) fails a test
 instead of killing the test run, and counts the cases. To run it directly:
 
-    MLPCORE_FUZZ_EXAMPLES=300 python -m pytest tests/fuzz_cases.py -q
+    MLPCORE_FUZZ_EXAMPLES=300 python -m pytest tests/robustness/fuzz_cases.py -q
 
 Hypothesis draws the structure of each case (shapes including 0 and 1-D / 3-D, dtypes including
 int / float16 / bool / complex / object / str, NaN / Inf, memory layouts, value scales from 1e-42
