@@ -33,7 +33,8 @@ def test_runs_the_installed_package():
     r = python_m("info")
     assert r.returncode == 0, r.stderr
     assert f"mlpcore   {mlpcore.__version__}" in r.stdout
-    r = run([sys.executable, "-c", "import mlpcore.__main__ as m, mlpcore.cli as c; print(m.main is c.main, m.__file__)"])
+    code = "import mlpcore.__main__ as m, mlpcore.cli as c; print(m.main is c.main, m.__file__)"
+    r = run([sys.executable, "-c", code])
     assert r.returncode == 0, r.stderr
     same, path = r.stdout.split()
     assert same == "True" and Path(path).parent == Path(mlpcore.__file__).parent
@@ -84,7 +85,7 @@ def test_trains_and_saves(tmp_path):
 def test_console_script_matches():
     script = Path(sys.executable).parent / "mlpcore"
     if not script.is_file():
-        pytest.skip(f"no console script next to {sys.executable} (mlpcore not pip-installed in this environment)")
+        pytest.skip(f"no console script next to {sys.executable} (mlpcore is not pip-installed here)")
     for args in (["--help"], ["train", "--epochs", "0"]):
         a, b = python_m(*args), run([str(script), *args])
         assert (a.returncode, a.stdout, a.stderr) == (b.returncode, b.stdout, b.stderr)
