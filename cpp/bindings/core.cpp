@@ -339,6 +339,8 @@ std::shared_ptr<DeviceData> device_data(PyNetwork& net, py::handle X_, py::handl
 
 }  // namespace
 
+void bind_comm(py::module_& m);  // bindings/comm.cpp
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "mlpcore C++ core (private: use the mlpcore package)";
   py::register_exception_translator([](std::exception_ptr p) {
@@ -367,6 +369,8 @@ PYBIND11_MODULE(_core, m) {
   py::enum_<OpKind>(m, "OpKind")
       .value("linear", OpKind::linear).value("activation", OpKind::activation).value("dropout", OpKind::dropout)
       .value("maxout", OpKind::maxout).value("residual_add", OpKind::residual_add);
+
+  bind_comm(m);
 
   // ---- runtime configuration ----
   m.def("set_num_threads", [](int n) {

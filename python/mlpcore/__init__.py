@@ -73,6 +73,7 @@ from . import callbacks
 from .callbacks import History
 from .trainer import Trainer
 from . import datasets
+from . import distributed
 from .io import from_torch, load, load_bytes, load_checkpoint, load_state_into, save, save_bytes, to_torch
 
 __version__ = "0.1.0"
@@ -83,6 +84,6 @@ __all__ = [
     "Sequential", "Sigmoid", "SiLU", "Softmax", "Tanh", "TiedLinear", "blas_info", "cuda_available",
     "get_check_finite", "get_num_threads", "gradcheck", "set_check_finite", "set_num_threads", "__version__",
     "Trainer", "History", "callbacks",
-    "datasets", "from_torch", "load", "load_bytes", "load_checkpoint", "load_state_into", "save", "save_bytes",
+    "datasets", "distributed", "from_torch", "load", "load_bytes", "load_checkpoint", "load_state_into", "save", "save_bytes",
     "to_torch",
 ]
