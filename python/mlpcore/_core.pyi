@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ActKind', 'DropoutState', 'InitKind', 'LossKind', 'Network', 'OpKind', 'OpSpec', 'OptimKind', 'OptimParams', 'Optimizer', 'ParamArena', 'act_backward', 'act_forward', 'blas_info', 'cuda_available', 'cuda_unavailable_reason', 'dropout_forward', 'get_check_finite', 'get_num_threads', 'linear_backward', 'linear_forward', 'loss_forward_backward', 'maxout_backward', 'maxout_forward', 'mul', 'permutation', 'set_check_finite', 'set_num_threads']
+__all__: list[str] = ['ActKind', 'Communicator', 'DropoutState', 'InitKind', 'LossKind', 'Network', 'OpKind', 'OpSpec', 'OptimKind', 'OptimParams', 'Optimizer', 'ParamArena', 'act_backward', 'act_forward', 'blas_info', 'cuda_available', 'cuda_unavailable_reason', 'dropout_forward', 'get_check_finite', 'get_num_threads', 'linear_backward', 'linear_forward', 'local_communicator', 'loss_forward_backward', 'maxout_backward', 'maxout_forward', 'mpi_communicator', 'mul', 'permutation', 'set_check_finite', 'set_num_threads']
 class ActKind:
     """
     Members:
@@ -280,6 +280,28 @@ class OpKind:
     @property
     def value(self) -> int:
         ...
+class Communicator:
+    """
+    The processes of a data-parallel job (mlpcore/comm.h). Build with local_communicator() or, under mpiexec, through mlpcore.distributed.init().
+    """
+    def __repr__(self) -> str:
+        ...
+    def allreduce_sum(self, buf: typing.Any) -> None:
+        """
+        buf (any shape, float32/float64, C-contiguous): in place, the sum over ranks.
+        """
+    def barrier(self) -> None:
+        ...
+    def broadcast(self, buf: typing.Any, root: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+        """
+        buf (float32/float64, C-contiguous): in place, root's values.
+        """
+    @property
+    def rank(self) -> int:
+        ...
+    @property
+    def size(self) -> int:
+        ...
 class DropoutState:
     def __init__(self, seed: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
@@ -513,12 +535,20 @@ def linear_backward(grad_output: typing.Any, x: numpy.ndarray, weight: numpy.nda
     ...
 def linear_forward(x: typing.Any, weight: numpy.ndarray, bias: typing.Any, transposed: bool, dtype: typing.Any) -> tuple[numpy.ndarray, numpy.ndarray]:
     ...
+def local_communicator() -> Communicator:
+    """
+    The communicator of a one-process job (rank 0 of 1).
+    """
 def loss_forward_backward(kind: LossKind, pred: typing.Any, target: typing.Any, dtype: typing.Any) -> tuple[float, numpy.ndarray]:
     ...
 def maxout_backward(grad_output: typing.Any, idx: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], pieces: typing.SupportsInt | typing.SupportsIndex, dtype: typing.Any) -> numpy.ndarray:
     ...
 def maxout_forward(x: typing.Any, pieces: typing.SupportsInt | typing.SupportsIndex, dtype: typing.Any) -> tuple[numpy.ndarray, numpy.typing.NDArray[numpy.int32]]:
     ...
+def mpi_communicator(library: str, handle_bytes: typing.SupportsInt | typing.SupportsIndex, comm: typing.SupportsInt, float32: typing.SupportsInt, float64: typing.SupportsInt, op_sum: typing.SupportsInt, in_place: typing.SupportsInt) -> Communicator:
+    """
+    An MPI communicator over a library already loaded and initialised (mlpcore.distributed.init() builds it from mpi4py): library = that library or a module linked to it; the rest are handles of its ABI.
+    """
 def mul(a: typing.Any, b: numpy.ndarray, dtype: typing.Any) -> numpy.ndarray:
     ...
 def permutation(n: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:

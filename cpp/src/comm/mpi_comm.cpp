@@ -22,7 +22,11 @@
 // handle_bytes = sizeof(MPI_Comm) (4: int handles, 8: pointer handles); any other size is refused.
 // Constants (MPI_FLOAT, MPI_SUM, MPI_IN_PLACE) differ between ABIs: they come from mpi4py (or,
 // for a library used without mpi4py, from that library's own header), never from a table here.
+#if defined(_WIN32)
+#define MLPCORE_NO_DLOPEN 1  // no dlopen/dlsym: the MPI communicator is refused at run time
+#else
 #include <dlfcn.h>
+#endif
 
 #include <algorithm>
 #include <climits>
@@ -33,6 +37,12 @@
 
 namespace mc {
 
+#if defined(MLPCORE_NO_DLOPEN)
+std::shared_ptr<Communicator> communicator_mpi(const MpiHandles&) {
+  MC_CHECK(false, "communicator: MPI is not supported on this platform (no dlopen)");
+  return nullptr;
+}
+#else
 namespace {
 
 // Counts are C ints in MPI's classic interface: larger buffers go in pieces of this many elements.
@@ -174,5 +184,7 @@ std::shared_ptr<Communicator> communicator_mpi(const MpiHandles& h) {
   if (h.handle_bytes == 4) return std::make_shared<MpiCommunicator<int32_t>>(h);
   return std::make_shared<MpiCommunicator<void*>>(h);
 }
+
+#endif  // MLPCORE_NO_DLOPEN
 
 }  // namespace mc
