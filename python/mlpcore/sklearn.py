@@ -355,7 +355,7 @@ class _BaseMLP(BaseEstimator):
             self.validation_scores_ = self.validation_scores_ if self.validation_scores_ is not None else []
             if self.best_validation_score_ is None:
                 self.best_validation_score_ = -np.inf
-            arena = self._model.parameters()[0]._arena
+            arena = self._model.parameters()[0]._arena.core
             best_params = arena.read(False, 0, arena.numel)
         n = X.shape[0]
         if self.batch_size == "auto":
