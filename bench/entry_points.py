@@ -96,8 +96,8 @@ def loop_contenders(with_torch: bool) -> dict:
         import torch
 
         torch.set_num_threads(1)
-        tm = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(),
-                                 torch.nn.Linear(16, 2))
+        tnn = torch.nn
+        tm = tnn.Sequential(tnn.Linear(2, 16), tnn.ReLU(), tnn.Linear(16, 16), tnn.ReLU(), tnn.Linear(16, 2))
         topt = torch.optim.SGD(tm.parameters(), lr=0.01, momentum=0.9)
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
         tloss = torch.nn.CrossEntropyLoss()
@@ -139,8 +139,9 @@ def main() -> None:
     print("eval-mode inference, batch 1, [784, 256, 256, 10] float32")
     for k, v in t.items():
         print(f"  {k:<20} {v * 1e6:8.2f} us")
-    print(f"  model(x) / compiled predict  = {t['model(x) eval'] / t['compiled predict']:.2f}  (budget <= 1.2)")
-    print(f"  model(x) / numpy             = {t['model(x) eval'] / t['numpy 3 matmuls']:.2f}  (budget <= 0.6)")
+    call = t["model(x) eval"]
+    print(f"  model(x) / compiled predict  = {call / t['compiled predict']:.2f}  (budget <= 1.2)")
+    print(f"  model(x) / numpy             = {call / t['numpy 3 matmuls']:.2f}  (budget <= 0.6)")
     print(f"  no_grad model(x) / predict   = {t['model(x) no_grad'] / t['compiled predict']:.2f}\n")
 
     with_torch = not args.no_torch
@@ -155,7 +156,8 @@ def main() -> None:
     for k, v in t.items():
         print(f"  {k:<20} {v * 1e6:8.2f} us/step")
     if "torch eager loop" in t:
-        print(f"  torch eager / mlpcore        = {t['torch eager loop'] / t['mlpcore loop']:.1f}x  (budget >= 10)")
+        speedup = t["torch eager loop"] / t["mlpcore loop"]
+        print(f"  torch eager / mlpcore        = {speedup:.1f}x  (budget >= 10)")
     print(f"  Python -> C++ crossings per step: {count_crossings(step)}  (budget <= 15)")
 
 

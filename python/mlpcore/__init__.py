@@ -12,8 +12,8 @@ then NaN/Inf propagate (parameters never take NaN/Inf through ``param.data = a``
 1-D integers in [0, classes) (a one-hot matrix is refused with a hint); MSE/BCE targets are shaped
 like the output, or (n,) for one output. A batch_size larger than the data is one batch of all
 rows. Bad values and shapes raise ValueError, bad types TypeError, both naming the argument, what
-was expected and what was given; state errors (backward before forward, a stale optimizer,
-CUDA where there is none) raise RuntimeError. No input from Python may crash the process.
+was expected and what was given; state errors (backward before forward, backward after a
+forward under ``mc.no_grad()``, CUDA where there is none) raise RuntimeError. No input from Python may crash the process.
 
 Training guard. A non-finite loss stops training (``Network.train_epoch`` / ``train_step``
 with ``check_finite=True``, the default, and ``Trainer.fit``) with RuntimeError naming the epoch

@@ -162,7 +162,8 @@ class Optimizer:
 
     # The C++ optimizer is rebuilt over the unpickled parameters, with its hyper-parameters and state.
     def __getstate__(self) -> dict:
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_impl", "_segs", "_places", "_arenas", "_moved")}
+        derived = ("_impl", "_segs", "_places", "_arenas", "_moved")
+        state = {k: v for k, v in self.__dict__.items() if k not in derived}
         impl = self._core
         p = impl.params
         state["_cpp"] = (int(p.kind), {k: getattr(p, k) for k in _HYPER}, int(p.step), impl.read_state())

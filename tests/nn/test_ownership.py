@@ -31,7 +31,8 @@ def _lin(a, b, seed):
 
 
 def test_a_fresh_sequential_is_one_flat_arena():
-    model = mc.Sequential(_lin(4, 6, 0), mc.ReLU(), _lin(6, 3, 1), mc.TiedLinear(_lin(3, 6, 2), transpose=False))
+    tied = mc.TiedLinear(_lin(3, 6, 2), transpose=False)  # its source is gone: only the tie is left
+    model = mc.Sequential(_lin(4, 6, 0), mc.ReLU(), _lin(6, 3, 1), tied)
     assert len(_arenas(model)) == 1
     offsets = [p._offset for p in model.parameters()]
     assert offsets == sorted(offsets)  # model order
@@ -197,3 +198,15 @@ def test_train_reaches_every_module_once_then_is_free():
     assert not model[0][1].training
     model.train()
     assert all(m.training for m in model.modules()) and model[0]._uniform_mode() is True
+
+
+def test_tied_layer_over_a_pinned_source_runs_module_by_module():
+    """One compiled op reads one arena: a TiedLinear whose source stayed in its own (pinned) arena
+    while its bias was gathered elsewhere cannot be lowered; the model still runs, module by module."""
+    enc = _lin(4, 3, 0)
+    w = enc.weight.data  # pins the source
+    model = mc.Sequential(enc, mc.Tanh(), mc.TiedLinear(enc, transpose=True))
+    assert model.compiled() is None
+    x = _x()
+    want = np.tanh(x @ w.T + enc.bias.data) @ w + model[2].bias.data
+    np.testing.assert_allclose(model(x), want, rtol=1e-13)

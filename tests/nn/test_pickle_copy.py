@@ -17,9 +17,11 @@ def _every_module_model():
     enc = mc.Linear(6, 4, dtype=F64, seed=3)
     return mc.Sequential(
         mc.Linear(5, 6, dtype=F64, seed=1), mc.LeakyReLU(0.2),
-        mc.Residual(mc.Sequential(mc.Linear(6, 6, dtype=F64, seed=2), mc.ELU(0.7), mc.Dropout(0.25, seed=11))),
+        mc.Residual(mc.Sequential(mc.Linear(6, 6, dtype=F64, seed=2), mc.ELU(0.7),
+                                  mc.Dropout(0.25, seed=11))),
         enc, mc.GELU(), mc.TiedLinear(enc, transpose=True), mc.SiLU(),
-        mc.Maxout(6, 4, pieces=3, dtype=F64, seed=4), mc.Tanh(), mc.Linear(4, 4, bias=False, dtype=F64, seed=5),
+        mc.Maxout(6, 4, pieces=3, dtype=F64, seed=4), mc.Tanh(),
+        mc.Linear(4, 4, bias=False, dtype=F64, seed=5),
         mc.Sigmoid(), mc.Identity(), mc.Linear(4, 3, dtype=F64, seed=6), mc.Softmax(),
     )
 
@@ -120,7 +122,8 @@ def test_deep_copy_trains_without_touching_the_original():
 
 
 def test_a_trainer_holding_them_pickles():
-    model = mc.Sequential(mc.Linear(4, 6, seed=0), mc.ReLU(), mc.Dropout(0.1, seed=0), mc.Linear(6, 3, seed=1))
+    model = mc.Sequential(mc.Linear(4, 6, seed=0), mc.ReLU(), mc.Dropout(0.1, seed=0),
+                          mc.Linear(6, 3, seed=1))
     tr = mc.Trainer(model, optimizer=mc.Adam(model.parameters(), lr=0.01), batch_size=8)
     tr2 = pickle.loads(pickle.dumps(tr))
     assert tr2.optimizer.params[0] is tr2.model.parameters()[0]

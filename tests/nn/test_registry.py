@@ -31,7 +31,8 @@ def hardtanh():
         build=lambda d, ctx, path: Hardtanh(d["min_val"], d["max_val"]),
         features=registry.passthrough,
         repr=lambda m: f"min_val={m.min_val}, max_val={m.max_val}",
-        torch=registry.TorchTwin(("Hardtanh",), lambda m, torch, convert: torch.nn.Hardtanh(m.min_val, m.max_val),
+        torch=registry.TorchTwin(("Hardtanh",),
+                                 lambda m, torch, convert: torch.nn.Hardtanh(m.min_val, m.max_val),
                                  lambda t, torch, convert: Hardtanh(t.min_val, t.max_val)),
     ))
     yield entry
@@ -102,8 +103,15 @@ def test_subclasses_keep_the_entry_only_when_they_compute_alike():
 
 def test_every_built_in_layer_is_registered_once():
     names = registry.names()
-    for cls in (mc.Linear, mc.TiedLinear, mc.ReLU, mc.LeakyReLU, mc.Sigmoid, mc.Tanh, mc.ELU, mc.GELU, mc.SiLU,
-                mc.Softmax, mc.Identity, mc.Dropout, mc.Maxout, mc.Residual, mc.Sequential):
+    for cls in (mc.Linear, mc.TiedLinear, mc.ReLU, mc.LeakyReLU, mc.Sigmoid, mc.Tanh, mc.ELU, mc.GELU,
+                mc.SiLU, mc.Softmax, mc.Identity, mc.Dropout, mc.Maxout, mc.Residual, mc.Sequential):
         e = registry.exact(cls)
         assert e is not None and e.name == cls.__name__ and e.name in names
         assert e.onnx is None  # the ONNX export slot, to be filled
+
+
+def test_lookup_by_a_loose_name():
+    assert registry.lookup("leaky_relu").cls is mc.LeakyReLU and registry.lookup("SiLU").cls is mc.SiLU
+    assert registry.lookup("relu").cls is mc.ReLU
+    with pytest.raises(KeyError, match="unknown layer 'swish'"):
+        registry.lookup("swish")

@@ -276,6 +276,28 @@ def test_optimizer_follows_moved_parameters_with_its_state(name):
     assert opt.step_count == ref_opt.step_count == 12
 
 
+@pytest.mark.skipif(not mc.cuda_available(), reason="needs a CUDA device")
+def test_optimizer_follows_the_model_to_cuda():
+    """model.to("cuda") after the optimizer was made: the optimizer's state moves with the
+    parameters and its next steps run on the device (as a CPU twin, to float32 rounding)."""
+    cls, _, kw = CONFIGS["adam"]
+    ref, ref_opt = _reference(cls, kw, np.float32)
+    model, opt = _reference(cls, kw, np.float32)
+    loss = mc.CrossEntropyLoss()
+    data = batches(np.float32, n=6)
+    for x, y in data[:3]:
+        mc_step(ref, loss, ref_opt, x, y)
+        mc_step(model, loss, opt, x, y)
+    model.to("cuda")
+    net, ref_net = model.compiled(), ref.compiled()
+    for x, y in data[3:]:
+        ref_net.train_step(ref_opt._core, loss.kind, x, y)
+        net.train_step(opt._core, loss.kind, x, y)
+    assert opt.step_count == 6
+    for p, q in zip(ref.parameters(), model.parameters()):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-4, atol=1e-5)
+
+
 def test_compiled_step_refuses_optimizer_of_other_parameters():
     """The compiled path drives opt._core directly: an optimizer whose parameters are not in the
     network's arenas (another model's) must be refused, not silently step other memory."""

@@ -7,8 +7,8 @@ from .atomic import atomic_write
 from .checkpoint import (
     FORMAT,
     FORMAT_VERSION,
-    _read_metadata,
-    _version,
+    _read_metadata,  # noqa: F401 (the Trainer's resume reads the header first)
+    _version,  # noqa: F401 (the command line's --version)
     load,
     load_bytes,
     load_checkpoint,

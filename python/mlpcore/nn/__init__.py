@@ -25,12 +25,13 @@ from .grad_mode import is_grad_enabled, no_grad
 from .linear import Linear, TiedLinear
 from .maxout import Maxout
 from .module import Module
-from .parameter import Parameter, input_dtype as _input_dtype
+from .parameter import Parameter
+from .parameter import input_dtype as _input_dtype  # noqa: F401 (losses and tests use it)
 from .residual import Residual
-from .sequential import Sequential, _mlp
+from .sequential import Sequential, _mlp  # noqa: F401 (_mlp: the MLP builder of cli and examples)
 
 __all__ = [
     "ELU", "GELU", "Dropout", "Identity", "LeakyReLU", "Linear", "Maxout", "Module", "Parameter", "ReLU",
-    "Residual", "Sequential", "Sigmoid", "SiLU", "Softmax", "Tanh", "TiedLinear", "inference", "is_grad_enabled",
-    "no_grad", "registry",
+    "Residual", "Sequential", "Sigmoid", "SiLU", "Softmax", "Tanh", "TiedLinear", "inference",
+    "is_grad_enabled", "no_grad", "registry",
 ]

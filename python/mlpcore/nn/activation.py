@@ -137,7 +137,8 @@ def _register(cls, describe=None, build=None, repr=None, to_torch=None, from_tor
 for _cls in (Identity, ReLU, Sigmoid, Tanh, SiLU):
     _register(_cls)
 _register(GELU, from_torch=_gelu_from_torch)
-_register(Softmax, to_torch=lambda m, torch, convert: torch.nn.Softmax(dim=-1), from_torch=_softmax_from_torch)
+_register(Softmax, to_torch=lambda m, torch, convert: torch.nn.Softmax(dim=-1),
+          from_torch=_softmax_from_torch)
 _register(LeakyReLU, describe=lambda m, ctx: {"negative_slope": m.negative_slope},
           build=lambda d, ctx, path: LeakyReLU(d["negative_slope"]),
           repr=lambda m: f"negative_slope={m.negative_slope}",

@@ -56,8 +56,8 @@ class Linear(Module):
         if not w._arena.is_cpu:
             self._require_cpu()
         # returns the validated (converted) input too: backward needs it
-        z, xs = _core.linear_forward(x, w._view(False), None if b is None else b._view(False), self.transposed,
-                                     w._arena.dtype)
+        z, xs = _core.linear_forward(x, w._view(False), None if b is None else b._view(False),
+                                     self.transposed, w._arena.dtype)
         self.__dict__["_x"] = xs if grad_state.enabled else SKIPPED
         return z
 
@@ -65,7 +65,8 @@ class Linear(Module):
         x = self._saved("_x")
         w, b = self.weight, self.bias
         return _core.linear_backward(grad_output, x, w._view(False), w._view(True),
-                                     None if b is None else b._view(True), True, self.transposed, w._arena.dtype)
+                                     None if b is None else b._view(True), True, self.transposed,
+                                     w._arena.dtype)
 
 
 class TiedLinear(Linear):
@@ -82,7 +83,8 @@ class TiedLinear(Linear):
         self.out_features = source.in_features if transpose else source.out_features
         self.init = source.init
         self.weight = source.weight  # the same Parameter object: shared storage and gradient
-        self.bias = new_parameters([(self.out_features,)], source.dtype, source.weight.device)[0] if bias else None
+        self.bias = (new_parameters([(self.out_features,)], source.dtype, source.weight.device)[0]
+                     if bias else None)
 
 
 def _lower(m: Linear, ctx: registry.LowerContext, base: int) -> Optional[list]:
@@ -93,8 +95,8 @@ def _lower(m: Linear, ctx: registry.LowerContext, base: int) -> Optional[list]:
         if b_arena != arena:  # one op indexes one arena: a TiedLinear whose source stayed in its own
             return None
     return [registry.op(_core.OpKind.linear, in_features=m.in_features, out_features=m.out_features,
-                        has_bias=m.bias is not None, transposed=m.transposed, weight_off=w_off, bias_off=b_off,
-                        arena=arena)]
+                        has_bias=m.bias is not None, transposed=m.transposed, weight_off=w_off,
+                        bias_off=b_off, arena=arena)]
 
 
 def _features(m: Linear, width: Optional[int]) -> tuple:
@@ -118,8 +120,8 @@ def _to_torch(m: Linear, torch, convert):
 
 def _from_torch(t, torch, convert) -> Linear:
     w = t.weight.detach()
-    m = Linear(t.in_features, t.out_features, bias=t.bias is not None, dtype=registry.numpy_dtype(torch, w, "Linear"),
-               seed=0)
+    m = Linear(t.in_features, t.out_features, bias=t.bias is not None,
+               dtype=registry.numpy_dtype(torch, w, "Linear"), seed=0)
     m.weight.data = w.cpu().numpy()
     if t.bias is not None:
         m.bias.data = t.bias.detach().cpu().numpy()

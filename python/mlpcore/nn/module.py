@@ -304,7 +304,8 @@ class Module:
             kids = m._named_children()
             own = sum(p.numel for _, p in m._own_parameters())
             label = "  " * depth + type(m).__name__ + ("" if kids else f"({m.extra_repr()})")
-            rows.append((path or "-", label, "?" if out is None else f"(B, {out})", f"{own:,}" if own or not kids else ""))
+            rows.append((path or "-", label, "?" if out is None else f"(B, {out})",
+                         f"{own:,}" if own or not kids else ""))
             w = (fin if fin is not None else width) if registry.entry(type(m)) is not None else None
             for name, c in kids:
                 sub = walk(c, f"{path}.{name}" if path else name, w, depth + 1)
@@ -315,7 +316,7 @@ class Module:
         walk(self, "", None, 0)
         params = self.parameters()
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = ["  ".join(c.rjust(widths[i]) if i == 3 else c.ljust(widths[i]) for i, c in enumerate(r)).rstrip()
+        lines = ["  ".join(c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
                  for r in rows]
         rule = "-" * max(len(line) for line in lines)
         lines[1:1] = [rule]
@@ -338,32 +339,30 @@ class Module:
         mis-shaped entries (``strict=False`` ignores missing and unexpected ones); nothing is
         written unless everything checks. Returns (missing_keys, unexpected_keys)."""
         if not hasattr(state_dict, "items"):
-            raise TypeError(f"state_dict: expected a mapping of names to arrays, got {type(state_dict).__name__}")
+            raise TypeError("state_dict: expected a mapping of names to arrays, got "
+                            f"{type(state_dict).__name__}")
         targets = dict(self.named_parameters())
         buffers = dict(self.named_buffers())
         missing = [k for k in list(targets) + list(buffers) if k not in state_dict]
         unexpected = [k for k in state_dict if k not in targets and k not in buffers]
         problems, arrays = [], {}
         for k, v in state_dict.items():
-            want = targets[k].shape if k in targets else np.shape(buffers[k]) if k in buffers else None
-            if want is None:
-                continue
-            a = np.asarray(v)
-            if a.dtype.kind not in "fiu":
-                problems.append(f"{k!r} has dtype {a.dtype}, expected a real numeric array")
-            elif a.shape != tuple(want):
-                problems.append(f"{k!r} has shape {a.shape}, the model's is {tuple(want)}")
-            elif not np.all(np.isfinite(a)):
-                problems.append(f"{k!r} contains NaN or Inf")
-            else:
-                arrays[k] = a
+            try:
+                if k in targets:
+                    arrays[k] = targets[k]._checked(v, repr(k))
+                elif k in buffers:
+                    arrays[k] = np.asarray(v)
+                    if arrays[k].shape != np.shape(buffers[k]):
+                        raise ValueError(f"{k!r}: expected shape {np.shape(buffers[k])}, got {arrays[k].shape}")
+            except (TypeError, ValueError) as e:
+                problems.append(str(e))
         if strict and (missing or unexpected):
             problems.insert(0, f"missing {missing or 'none'}, unexpected {unexpected or 'none'}")
         if problems:
             raise ValueError(f"{type(self).__name__}.load_state_dict: " + "; ".join(problems))
         for k, a in arrays.items():
             if k in targets:
-                targets[k].data = a
+                targets[k]._write(False, a)
             else:
                 buffers[k][...] = a
         return IncompatibleKeys(missing, unexpected)

@@ -86,8 +86,8 @@ class Arena:
     def __reduce__(self):
         # Values and gradients by copy; a copy has no outside pointers into it, so it is not pinned
         # (an optimizer unpickled with it pins it again).
-        return (_rebuild_arena, (self.device, self.dtype.str, self.numel, self.core.read(False, 0, self.numel),
-                                 self.core.read(True, 0, self.numel)))
+        values, grads = self.core.read(False, 0, self.numel), self.core.read(True, 0, self.numel)
+        return (_rebuild_arena, (self.device, self.dtype.str, self.numel, values, grads))
 
     def __repr__(self) -> str:
         return f"Arena(device={self.device!r}, dtype={self.dtype}, numel={self.numel}, pinned={self.pinned})"
@@ -158,19 +158,24 @@ class Parameter:
             return self._view(grad).view()  # a new array object over the same memory
         return arena.core.read(grad, self._offset, self.numel).reshape(self.shape)
 
-    def _set(self, grad: bool, value) -> None:
-        what = "grad" if grad else "data"
+    def _checked(self, value, what: str) -> np.ndarray:
+        """``value`` as a C-contiguous array of this parameter's shape and dtype, or the error:
+        TypeError for a non-numeric array, ValueError for another shape or NaN / Inf. The rule for
+        every write of new values (``p.data = a``, ``load_state_dict``)."""
         a = np.asarray(value)
         if a.dtype.kind not in "fiu":
-            raise TypeError(f"Parameter.{what}: expected a real numeric array, got dtype {a.dtype}")
+            raise TypeError(f"{what}: expected a real numeric array, got dtype {a.dtype}")
         if a.shape != self.shape:
-            raise ValueError(f"Parameter.{what}: expected shape {self.shape}, got {a.shape}")
+            raise ValueError(f"{what}: expected shape {self.shape}, got {a.shape}")
         with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf: refused below
             b = np.ascontiguousarray(a, dtype=self.dtype)
         if not np.all(np.isfinite(b)):
-            raise ValueError(f"Parameter.{what}: contains NaN or Inf" + (f" after conversion to {self.dtype}"
-                                                                          if np.all(np.isfinite(a)) else ""))
-        self._write(grad, b)
+            raise ValueError(f"{what}: contains NaN or Inf" + (f" after conversion to {self.dtype}"
+                                                               if np.all(np.isfinite(a)) else ""))
+        return b
+
+    def _set(self, grad: bool, value) -> None:
+        self._write(grad, self._checked(value, "Parameter.grad" if grad else "Parameter.data"))
 
     data = property(lambda self: self._get(False), lambda self, v: self._set(False, v))
     grad = property(lambda self: self._get(True), lambda self, v: self._set(True, v))

@@ -113,6 +113,16 @@ def names() -> list:
     return sorted(_BY_NAME)
 
 
+def lookup(name: str) -> Layer:
+    """The entry named ``name``, ignoring case and underscores ("leaky_relu" is LeakyReLU): how a
+    command line or a config file names a layer. KeyError naming the choices otherwise."""
+    key = str(name).replace("_", "").lower()
+    for n, e in _BY_NAME.items():
+        if n.lower() == key:
+            return e
+    raise KeyError(f"unknown layer {name!r}; expected one of {', '.join(names())}")
+
+
 def passthrough(m, width: Optional[int]) -> tuple:
     """``features`` of a layer that keeps the width (activations, dropout)."""
     return None, width
@@ -251,7 +261,8 @@ def to_torch(model):
     def convert(m):
         e = exact(type(m))
         if e is None or e.torch is None:
-            raise TypeError(f"to_torch: {type(m).__name__} has no torch.nn equivalent; supported: {_twin_names()}")
+            raise TypeError(f"to_torch: {type(m).__name__} has no torch.nn equivalent; "
+                            f"supported: {_twin_names()}")
         return e.torch.to_torch(m, torch, convert).train(m.training)
 
     return convert(model)

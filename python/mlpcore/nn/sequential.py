@@ -211,14 +211,16 @@ def _from_torch(t, torch, convert) -> Sequential:
 registry.register(registry.Layer(
     Sequential,
     describe=lambda m, ctx: {"layers": [ctx.describe(c) for c in m.layers]},
-    build=lambda d, ctx, path: Sequential(*[ctx.build(c, ctx.child(path, str(i))) for i, c in enumerate(d["layers"])]),
+    build=lambda d, ctx, path: Sequential(*[ctx.build(c, ctx.child(path, str(i)))
+                                            for i, c in enumerate(d["layers"])]),
     lower=_lower, features=_features,
     torch=registry.TorchTwin(("Sequential",), lambda m, torch, convert: torch.nn.Sequential(
         *[convert(c) for c in m.layers]), _from_torch),
 ))
 
 
-def _mlp(sizes, activation, seed: int = 0, init: str = "he_uniform", last_init: Optional[str] = None) -> Sequential:
+def _mlp(sizes, activation, seed: int = 0, init: str = "he_uniform",
+         last_init: Optional[str] = None) -> Sequential:
     """Linear(sizes[0], sizes[1]), activation(), ..., Linear(sizes[-2], sizes[-1]): no activation
     after the last layer (logits or a regression output). Layer i is seeded ``seed + i``; the
     hidden layers use ``init``, the last one ``last_init`` (default: ``init`` too). Shared by the
