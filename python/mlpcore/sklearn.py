@@ -380,7 +380,7 @@ class _BaseMLP(BaseEstimator):
                 value = net.train_epoch(
                     opt_core, loss.kind, X, Y, batch_size, bool(self.shuffle), seed, self.n_iter_, True,
                     validate=False,
-                )
+                ).loss
             except RuntimeError as e:
                 if "non-finite" not in str(e):
                     raise
