@@ -162,3 +162,26 @@ def test_eval_call_on_cuda_runs_the_network():
     np.testing.assert_allclose(predict(dev, x), cpu(x), rtol=1e-5, atol=1e-6)
     with pytest.raises(RuntimeError, match="CPU"):
         dev._forward_modules(x)  # the module path is CPU only
+
+
+@pytest.fixture
+def batch_invariant():
+    before = mc.get_batch_invariant()
+    mc.set_batch_invariant(True)
+    yield
+    mc.set_batch_invariant(before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_invariant_eval_calls_and_predict(batch_invariant, dtype):
+    """mc.set_batch_invariant(True) (re-exported from the core): every row of eval-mode model(x),
+    of the no_grad predict and of inference.predict is bitwise the row computed alone."""
+    model = mc.Sequential(mc.Linear(4, 32, dtype=dtype, seed=0), mc.ReLU(),
+                          mc.Linear(32, 3, dtype=dtype, seed=1))
+    model.eval()
+    x = _x(9).astype(dtype)
+    alone = np.vstack([model(x[i:i + 1]) for i in range(9)])
+    np.testing.assert_array_equal(model(x), alone)
+    with mc.no_grad():
+        np.testing.assert_array_equal(model(x), alone)
+    np.testing.assert_array_equal(predict(model, x, batch_size=4), alone)
