@@ -273,9 +273,10 @@ def from_torch(module):
     torch = _torch()
     table = {}
     for e in _EXACT.values():
-        if e.torch is not None:
-            for n in e.torch.names:
-                table[getattr(torch.nn, n)] = e
+        for n in e.torch.names if e.torch is not None else ():
+            cls = getattr(torch.nn, n, None)  # None: a class this torch version does not have
+            if cls is not None:
+                table[cls] = e
 
     def convert(t):
         e = table.get(type(t))

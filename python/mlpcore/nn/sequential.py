@@ -55,15 +55,16 @@ class Sequential(Module):
                 source = (i, m)
             width = out
         self.layers = tuple(modules)  # fixed: a compiled network and the version depend on the list
-        for m in modules:
-            adopt(self, m)
         _, params, arenas, device, dtype = self._layout_info()
         dtypes = {a.dtype for a in arenas}
         if len(dtypes) > 1:
-            raise TypeError(f"Sequential: layers mix dtypes {sorted(str(d) for d in dtypes)}; build them with one dtype")
+            raise TypeError(f"Sequential: layers mix dtypes {sorted(str(d) for d in dtypes)}; "
+                            "build them with one dtype")
         devices = {a.device for a in arenas}
         if len(devices) > 1:
             raise ValueError(f"Sequential: layers live on different devices {sorted(devices)}")
+        for m in modules:
+            adopt(self, m)
         # Gather the arenas that are free to move: not pinned, and holding only this model's parameters.
         ours = {id(p) for p in params}
         free = [a for a in arenas if not a.pinned and all(id(q) in ours for q in a.params)]
@@ -111,7 +112,9 @@ class Sequential(Module):
         Its train_step / train_epoch run zero_grad + forward + backward + optimizer step per batch:
         they overwrite the parameters' ``.grad`` (the module path's ``backward`` accumulates).
         The network holds pointers into the parameters' arenas: they are pinned from now on (never
-        gathered into another Sequential). Switch its mode through ``model.train()`` / ``eval()``."""
+        gathered into another Sequential). After ``model.to(device)`` it is, like a ``.data`` view,
+        one of the old device: call ``compiled()`` again. Switch its mode through ``model.train()`` /
+        ``eval()``, not by setting ``net.training``."""
         net = self._network()
         if net is not None:
             for a in self.__dict__["_net"][3]:
