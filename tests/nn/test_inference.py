@@ -185,3 +185,13 @@ def test_batch_invariant_eval_calls_and_predict(batch_invariant, dtype):
     with mc.no_grad():
         np.testing.assert_array_equal(model(x), alone)
     np.testing.assert_array_equal(predict(model, x, batch_size=4), alone)
+
+
+def test_predict_can_switch_batch_invariance_for_one_call():
+    model = mc.Sequential(mc.Linear(4, 32, seed=0), mc.ReLU(), mc.Linear(32, 3, seed=1))
+    x = _x(9).astype(np.float32)
+    before = mc.get_batch_invariant()
+    out = predict(model, x, batch_size=4, batch_invariant=True)
+    assert mc.get_batch_invariant() == before  # restored
+    np.testing.assert_array_equal(out, np.vstack([predict(model, x[i:i + 1], batch_invariant=True)
+                                                  for i in range(9)]))
