@@ -12,8 +12,12 @@ void cpu_set_num_threads(int n);
 int cpu_get_num_threads();
 std::string cpu_blas_info();
 
-// C[M,N] = A[M,K] · op(B) with a summation order fixed by K alone (cpu/gemm_fixed.cpp).
+// C[M,N] = A[M,K] · op(B) with a summation order fixed by K alone (cpu/gemm_fixed.cpp), on the
+// widest vector unit the CPU has; _baseline forces the x86-64 baseline (SSE2) code, so that tests
+// can check both give the same bits.
 void gemm_fixed_order_cpu(DType dt, bool trans_b, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda,
                           const void* B, int64_t ldb, void* C, int64_t ldc);
+void gemm_fixed_order_cpu_baseline(DType dt, bool trans_b, int64_t M, int64_t N, int64_t K, const void* A,
+                                   int64_t lda, const void* B, int64_t ldb, void* C, int64_t ldc);
 
 }  // namespace mc
