@@ -9,9 +9,9 @@
    cross-entropy, SGD with momentum, against the same loop in PyTorch eager.
 3. Python -> C++ crossings per step of that loop (tests/nn/test_crossings.py asserts them).
 
-Peers run interleaved in one process (this machine's cores are shared and noisy): each repeat
-times every contender once, and the table reports the median per call and the ratios the
-design budgets name (DESIGN.md: eval-mode model(x) <= 1.2x compiled predict and <= 0.6x NumPy;
+Peers run interleaved in one process (this machine's cores are shared and noisy): each round
+times every contender for a few milliseconds, and the table reports the median per call and the
+ratios the design budgets name (DESIGN.md: eval-mode model(x) <= 1.2x compiled predict and <= 0.6x NumPy;
 the manual loop >= 10x faster than PyTorch eager).
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 import mlpcore as mc
 
 
-def per_call(fn, min_time: float = 0.05) -> float:
+def per_call(fn, min_time: float = 0.005) -> float:
     """Seconds per call of ``fn``, timing enough calls to fill ``min_time``."""
     n = 1
     while True:
@@ -40,11 +40,13 @@ def per_call(fn, min_time: float = 0.05) -> float:
 
 
 def side_by_side(contenders: dict, repeats: int) -> dict:
+    """Median seconds per call of each contender over ``repeats`` x 10 short interleaved rounds
+    (short rounds, so that load from elsewhere hits every contender alike)."""
     times = {k: [] for k in contenders}
     for fn in contenders.values():  # warm up (network workspaces, torch's first-call costs)
         for _ in range(50):
             fn()
-    for _ in range(repeats):
+    for _ in range(repeats * 10):
         for k, fn in contenders.items():
             times[k].append(per_call(fn))
     return {k: statistics.median(v) for k, v in times.items()}
@@ -133,7 +135,7 @@ def main() -> None:
     ap.add_argument("--no-torch", action="store_true")
     args = ap.parse_args()
     mc.set_num_threads(1)
-    print(f"mlpcore {mc.__version__}, {mc.blas_info()}, 1 thread, median of {args.repeats} repeats\n")
+    print(f"mlpcore {mc.__version__}, {mc.blas_info()}, 1 thread, median of {args.repeats * 10} rounds\n")
 
     t = side_by_side(eval_contenders(), args.repeats)
     print("eval-mode inference, batch 1, [784, 256, 256, 10] float32")
