@@ -11,8 +11,8 @@
 
 Peers run interleaved in one process (this machine's cores are shared and noisy): each round
 times every contender for a few milliseconds, and the table reports the median per call and the
-ratios the design budgets name (DESIGN.md: eval-mode model(x) <= 1.2x compiled predict and <= 0.6x NumPy;
-the manual loop >= 10x faster than PyTorch eager).
+ratios the design budgets name (DESIGN.md: eval-mode model(x) <= 1.2x compiled predict and
+<= 0.6x NumPy; the manual loop >= 10x faster than PyTorch eager).
 """
 
 from __future__ import annotations
