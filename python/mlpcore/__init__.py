@@ -12,8 +12,8 @@ then NaN/Inf propagate (parameters never take NaN/Inf through ``param.data = a``
 1-D integers in [0, classes) (a one-hot matrix is refused with a hint); MSE/BCE targets are shaped
 like the output, or (n,) for one output. A batch_size larger than the data is one batch of all
 rows. Bad values and shapes raise ValueError, bad types TypeError, both naming the argument, what
-was expected and what was given; state errors (backward before forward, a stale optimizer,
-CUDA where there is none) raise RuntimeError. No input from Python may crash the process.
+was expected and what was given; state errors (backward before forward, backward after a
+forward under ``mc.no_grad()``, CUDA where there is none) raise RuntimeError. No input from Python may crash the process.
 
 Training guard. A non-finite loss stops training (``Network.train_epoch`` / ``train_step``
 with ``check_finite=True``, the default, and ``Trainer.fit``) with RuntimeError naming the epoch
@@ -46,7 +46,18 @@ import scipy_openblas32 as _scipy_openblas32
 _ctypes.CDLL(_os.path.join(_scipy_openblas32.get_lib_dir(), _scipy_openblas32.get_library(True)), _ctypes.RTLD_GLOBAL)
 
 from . import _core  # noqa: E402
-from ._core import blas_info, cuda_available, get_check_finite, get_num_threads, set_check_finite, set_num_threads
+from ._core import (
+    blas_info,
+    cuda_available,
+    get_batch_invariant,
+    get_check_finite,
+    get_num_threads,
+    set_batch_invariant,
+    set_check_finite,
+    set_num_threads,
+)
+from ._validate import manual_seed
+from ._version import __version__
 from .check import gradcheck
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .nn import (
@@ -67,6 +78,7 @@ from .nn import (
     Softmax,
     Tanh,
     TiedLinear,
+    no_grad,
 )
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
 from . import callbacks
@@ -75,13 +87,12 @@ from .trainer import Trainer
 from . import datasets
 from .io import from_torch, load, load_bytes, load_checkpoint, load_state_into, save, save_bytes, to_torch
 
-__version__ = "0.1.0"
-
 __all__ = [
     "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "GELU", "Identity", "LeakyReLU", "Linear", "Maxout",
     "MSELoss", "Module", "Optimizer", "Parameter", "ReLU", "Residual", "RMSprop", "SGD", "Adam", "AdamW",
     "Sequential", "Sigmoid", "SiLU", "Softmax", "Tanh", "TiedLinear", "blas_info", "cuda_available",
-    "get_check_finite", "get_num_threads", "gradcheck", "set_check_finite", "set_num_threads", "__version__",
+    "get_batch_invariant", "get_check_finite", "get_num_threads", "gradcheck", "manual_seed", "no_grad",
+    "set_batch_invariant", "set_check_finite", "set_num_threads", "__version__",
     "Trainer", "History", "callbacks",
     "datasets", "from_torch", "load", "load_bytes", "load_checkpoint", "load_state_into", "save", "save_bytes",
     "to_torch",

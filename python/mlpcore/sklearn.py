@@ -355,7 +355,7 @@ class _BaseMLP(BaseEstimator):
             self.validation_scores_ = self.validation_scores_ if self.validation_scores_ is not None else []
             if self.best_validation_score_ is None:
                 self.best_validation_score_ = -np.inf
-            arena = self._model.parameters()[0]._arena
+            arena = self._model.parameters()[0]._arena.core
             best_params = arena.read(False, 0, arena.numel)
         n = X.shape[0]
         if self.batch_size == "auto":
@@ -380,7 +380,7 @@ class _BaseMLP(BaseEstimator):
                 value = net.train_epoch(
                     opt_core, loss.kind, X, Y, batch_size, bool(self.shuffle), seed, self.n_iter_, True,
                     validate=False,
-                )
+                ).loss
             except RuntimeError as e:
                 if "non-finite" not in str(e):
                     raise

@@ -40,22 +40,14 @@ from ._validate import pos_int, seed_or_random
 
 __all__ = ["History", "Trainer", "epoch_seed"]
 
-_MASK64 = (1 << 64) - 1
 # Batched inference (evaluate / predict) rows per C++ call: bounds the activation workspace.
 _EVAL_BATCH = 1024
-
-
-def _splitmix64(x: int) -> int:
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """The shuffle seed of epoch ``epoch`` (0-based) of a fit with ``seed``: a 64-bit hash of
     (seed, epoch) only, so a resumed run draws the same orders as an uninterrupted one."""
-    return _splitmix64(_splitmix64(int(seed) & _MASK64) ^ int(epoch))
+    return _core.epoch_seed(seed, epoch)
 
 
 def _package():
@@ -312,8 +304,8 @@ class Trainer:
         self.model.train()
         if net is not None:
             net.training = True
-            return float(net.train_epoch(self.optimizer._core, self.loss.kind, X, y, X.shape[0], False, 0, 0,
-                                         check_finite, validate=False))
+            return net.train_epoch(self.optimizer._core, self.loss.kind, X, y, X.shape[0], False, 0, 0,
+                                   check_finite, validate=False).loss
         return self._python_step(X, y, check_finite, 0, 0)[0]
 
     def predict(self, X, batch_size: Optional[int] = None) -> np.ndarray:
@@ -525,8 +517,8 @@ class Trainer:
         opt, kind, s = self.optimizer._core, self.loss.kind, epoch_seed(seed, epoch)
         n = X.shape[0]
         if cbs is None and (prog is None or not prog.per_epoch):
-            value = float(net.train_epoch(opt, kind, X, y, bs, shuffle, s, epoch, check_finite, validate=False))
-            return value, net.last_correct
+            r = net.train_epoch(opt, kind, X, y, bs, shuffle, s, epoch, check_finite, validate=False)
+            return r.loss, r.correct
         total, b, correct = 0.0, 0, 0
         while b < num_batches:
             if cbs is not None:
@@ -537,11 +529,12 @@ class Trainer:
             else:
                 e = min(num_batches, b + prog.chunk)
             t0 = time.perf_counter()
-            value = float(net.train_epoch(opt, kind, X, y, bs, shuffle, s, epoch, check_finite, batch_begin=b,
-                                          batch_end=e, validate=False))
+            r = net.train_epoch(opt, kind, X, y, bs, shuffle, s, epoch, check_finite, batch_begin=b, batch_end=e,
+                                validate=False)
+            value = r.loss
             rows = min(e * bs, n) - b * bs
             total += value * rows
-            correct += net.last_correct
+            correct += r.correct
             if cbs is not None:
                 blogs = {"batch": b, "size": rows, "loss": value}
                 for cb in cbs:
