@@ -25,7 +25,7 @@ import numpy as np
 
 from .io import _version
 from .nn import _mlp
-from .trainer import _stdout_is_tty
+from .training.progress import stdout_is_tty
 
 DEFAULT_OUT = "mlpcore-model.safetensors"
 BUILTIN_DATA = ("digits", "moons", "circles", "spirals")
@@ -233,7 +233,7 @@ def cmd_train(args) -> int:
           f"batch {args.batch_size}, {args.device}, {mc.get_num_threads()} thread(s)", file=out, flush=True)
 
     trainer = mc.Trainer(model, loss=loss, optimizer=opt, batch_size=args.batch_size)
-    callbacks = [_log_callback(args.epochs)] if args.progress and not _stdout_is_tty() else []
+    callbacks = [_log_callback(args.epochs)] if args.progress and not stdout_is_tty() else []
     t0 = time.perf_counter()
     history = trainer.fit(X_tr, y_tr, epochs=args.epochs, seed=args.seed, progress=args.progress,
                           callbacks=callbacks)
