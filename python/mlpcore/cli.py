@@ -144,6 +144,8 @@ def _load_data(data: str, target, seed: int) -> tuple:
 
 
 def _build_model(n_in: int, hidden: list, n_out: int, activation: str, seed: int):
+    # TODO(merge): name -> activation class through the layer registry (mlpcore.nn.registry) once
+    # the model side provides it, instead of this table.
     import mlpcore as mc
 
     act = {"relu": mc.ReLU, "leaky_relu": mc.LeakyReLU, "tanh": mc.Tanh, "sigmoid": mc.Sigmoid, "elu": mc.ELU,
@@ -291,6 +293,8 @@ def _read_features(path: str, target, n_in: int) -> tuple:
 def cmd_predict(args) -> int:
     import mlpcore as mc
     from .datasets import StandardScaler
+    from .training import data, metrics
+    from .training._predict_shim import predict
 
     ckpt = mc.load_checkpoint(args.model)
     model, extra = ckpt["model"], ckpt["extra"] or {}
@@ -298,17 +302,19 @@ def cmd_predict(args) -> int:
     X, y, y_names = _read_features(args.data, args.target, n_in)
     if "scaler" in extra:
         X = StandardScaler.from_state_dict(extra["scaler"]).transform(X)
-    out = np.asarray(mc.Trainer(model).predict(X))
+    out = predict(model, data.as_features(X, args.data, model.dtype, n_in))
     classify = extra.get("task", "classification" if out.shape[1] > 1 else "regression") == "classification"
     classes = extra.get("classes")
     if classify:
-        ids = out.argmax(axis=1)
-        lines = [classes[i] if classes else str(i) for i in ids]
+        names = classes if classes else [str(i) for i in range(out.shape[1])]
+        lines = [names[i] for i in out.argmax(axis=1)]
         if y is not None and y.dtype.kind in "iu":
             # compare names when the labels are strings (the file's own sorted ids may differ)
+            index = {name: i for i, name in enumerate(names)}
             truth = [y_names[i] for i in y] if y_names else [str(i) for i in y]
-            print(f"accuracy {float(np.mean(np.array(lines) == np.array(truth))):.4f} on {len(y)} rows",
-                  file=sys.stderr)
+            ids = np.array([index.get(t, -1) for t in truth])  # a label the model does not know: a miss
+            accuracy = metrics.accuracy(mc.CrossEntropyLoss.kind, out, ids)
+            print(f"accuracy {accuracy:.4f} on {len(y)} rows", file=sys.stderr)
     else:
         if extra.get("target_scaler"):
             out = StandardScaler.from_state_dict(extra["target_scaler"]).inverse_transform(out)
