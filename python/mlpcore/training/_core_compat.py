@@ -31,8 +31,11 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def train_epoch(net, opt, kind, X, y, bs, shuffle, seed, epoch, check_finite, batch_begin=0, batch_end=-1):
-    r = net.train_epoch(opt, kind, X, y, bs, shuffle, seed, epoch, check_finite, batch_begin=batch_begin,
-                        batch_end=batch_end, validate=False)
+    if batch_end < 0:
+        r = net.train_epoch(opt, kind, X, y, bs, shuffle, seed, epoch, check_finite, validate=False)
+    else:
+        r = net.train_epoch(opt, kind, X, y, bs, shuffle, seed, epoch, check_finite, batch_begin=batch_begin,
+                            batch_end=batch_end, validate=False)
     if not isinstance(r, float):
         return r
     n = X.shape[0]
