@@ -1,8 +1,9 @@
 """scikit-learn estimators on the mlpcore core: :class:`MLPClassifier` and :class:`MLPRegressor`.
 
 Drop-in replacements for ``sklearn.neural_network.MLPClassifier`` / ``MLPRegressor`` (same
-parameter names and meanings, same fitted attributes, same defaults), trained by the compiled
-C++ network: one C++ call per epoch of shuffled mini-batches, the GIL released.
+parameter names and meanings, same fitted attributes, same defaults), trained by the Trainer's epoch runner (``mlpcore.training``): one C++ call per
+epoch of shuffled mini-batches, the GIL released. Predictions run in the core's batch-invariant
+mode: a row's prediction does not depend on the rows predicted with it, nor on the thread count.
 
     from mlpcore.sklearn import MLPClassifier
     clf = MLPClassifier(hidden_layer_sizes=(100,), max_iter=50, random_state=0).fit(X, y)
@@ -47,6 +48,9 @@ Known, documented differences (all small):
 Extra parameters: ``device`` ('cpu' or 'cuda') and ``n_threads`` (None keeps the current thread
 count; an int sets it with ``mlpcore.set_num_threads`` for the duration of each call and
 restores the previous count afterwards).
+
+Files: ``base`` (parameters, the network and optimizer in scikit-learn's terms, the fit loop,
+pickling), ``classifier``, ``regressor``.
 
 Pickling stores the network's parameters and the optimizer state as one mlpcore checkpoint
 (``mlpcore.io.save_bytes``: safetensors bytes, tensor names as ``model.named_parameters()``),
