@@ -234,8 +234,10 @@ class Trainer:
     # ----- public API -----
     def train_on_batch(self, X, y, check_finite: bool = True) -> float:
         """One training step on the whole of (X, y) (one batch); returns its loss (before the
-        update). Compiled path when available. A non-finite loss raises RuntimeError before the
-        weights change (unless check_finite=False)."""
+        update). Compiled path when available; a model in eval mode is switched to train mode.
+        A non-finite loss raises RuntimeError before the weights change (unless
+        check_finite=False). Float arrays go to the core as they are and are checked there once;
+        anything else (ints, DataFrames, ...) goes through ``training.data`` first."""
         net = self._net()
         if not self.model.training:
             self.model.train()
