@@ -235,3 +235,17 @@ def test_prepare_returns_the_core_layout():
     assert Xp.dtype == np.float64 and yp.dtype == np.float64 and yp.shape == (10, 1)
     with pytest.raises(ValueError, match="X, y: both are required"):
         data.prepare(X, None, mc.MSELoss.kind, np.float32)
+
+
+def test_train_on_batch_hands_float_arrays_to_the_core_unprepared(monkeypatch):
+    """Float batches are checked once, by the binding; only other inputs take the Python path."""
+    X, y = int_data(64)
+    tr = mc.Trainer(mlp([3, 4, 3]))
+    calls = []
+    real = data.prepare
+    monkeypatch.setattr(data, "prepare", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    for Xb in (X.astype(np.float32), X.astype(np.float64), np.asfortranarray(X.astype(np.float32))):
+        tr.train_on_batch(Xb, y)
+    assert calls == []
+    tr.train_on_batch(X, y)  # int features: converted in Python
+    assert calls == [1]
