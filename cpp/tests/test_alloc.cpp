@@ -325,7 +325,7 @@ TEST_P(ZeroAlloc, SteadyStateTrainingMakesNoHeapAllocation) {
   for (int i = 0; i < 20; ++i) acc += m.net->train_step(opt, c.loss, d.X.data(), d.Y.data(), B);
   const Counts steps = counting_stop();
   counting_start();
-  acc += m.net->train_epoch(opt, c.loss, d.X.data(), d.Y.data(), n, B, true, 2, 1, true);
+  acc += m.net->train_epoch(opt, c.loss, d.X.data(), d.Y.data(), n, B, true, 2, 1, true).loss;
   const Counts epoch = counting_stop();
   counting_start();
   acc += m.net->evaluate(c.loss, d.X.data(), d.Y.data(), n, B, &correct);

@@ -148,7 +148,7 @@ TEST(Network, TrainStepMatchesNaiveBackpropFloat64) {
       const std::vector<int32_t> y = labels(B, 3, 3);
       Mlp m = make_mlp(DType::f64, sizes, act, 10);
       Network net(m.arena, m.ops, sizes[0]);
-      EXPECT_EQ(net.ops().size(), 3u) << "each linear + activation is fused into one op";
+      EXPECT_EQ(net.num_ops(), 3) << "each linear + activation is fused into one op";
       Optimizer opt = make_optimizer(m, sgd(0.1));
       const void* target = loss == LossKind::cross_entropy ? static_cast<const void*>(y.data()) : t.data();
       // Two steps: the second starts from updated weights and stale gradients in the arena, so
@@ -187,8 +187,8 @@ TYPED_TEST(NetworkTyped, FusionGivesBitIdenticalResults) {
     SCOPED_TRACE(act_name(k));
     Mlp fused = make_mlp(dt, sizes, act, 20), plain = make_mlp(dt, sizes, act, 20, /*unfused=*/true);
     Network nf(fused.arena, fused.ops, sizes[0]), np(plain.arena, plain.ops, sizes[0]);
-    ASSERT_EQ(nf.ops().size(), 3u);
-    ASSERT_EQ(np.ops().size(), 7u);
+    ASSERT_EQ(nf.num_ops(), 3);
+    ASSERT_EQ(np.num_ops(), 7);
     Optimizer of = make_optimizer(fused, sgd(0.05, 0.9)), op = make_optimizer(plain, sgd(0.05, 0.9));
     for (int s = 0; s < 5; ++s) {
       const double lf = nf.train_step(of, LossKind::cross_entropy, x.data(), y.data(), B);
@@ -234,7 +234,7 @@ std::pair<double, std::vector<T>> one_epoch(LossKind loss, const std::vector<T>&
   Mlp m = make_mlp(dtype_of<T>(), {3, 8, 2}, Activation{ActKind::tanh, 0}, 40);
   Network net(m.arena, m.ops, 3);
   Optimizer opt = make_optimizer(m, sgd(0.1, 0.9));
-  const double v = net.train_epoch(opt, loss, X.data(), Y, n, bs, shuffle, seed, 0, true);
+  const double v = net.train_epoch(opt, loss, X.data(), Y, n, bs, shuffle, seed, 0, true).loss;
   return {v, arena_params<T>(*m.arena)};
 }
 }  // namespace

@@ -148,7 +148,7 @@ def test_train_epoch_without_shuffle_matches_consecutive_module_steps(loss_name,
         sizes = [len(X[s:s + bs]) for s in range(0, n, bs)]
         assert sizes == [16, 16, 16, 2]
         mean = sum(v * k for v, k in zip(values, sizes)) / n
-        got = net.train_epoch(ob._core, loss.kind, X, Y, bs, False, 123, epoch)
+        got = net.train_epoch(ob._core, loss.kind, X, Y, bs, False, 123, epoch).loss
         assert got == pytest.approx(mean, rel=1e-12 if dtype == np.float64 else 1e-6)
     assert oa.step_count == ob.step_count == 12
     assert_same_weights(a, b, dtype)

@@ -150,12 +150,12 @@ def test_train_epoch_batch_ranges_reproduce_one_call():
     opts = [mc.Adam(m.parameters(), lr=0.01) for m in ms]
     kind = mc.CrossEntropyLoss.kind
     y32 = y.astype(np.int32)
-    full = ms[0].compiled().train_epoch(opts[0]._core, kind, X, y32, 8, True, 77, 0, True)
+    full = ms[0].compiled().train_epoch(opts[0]._core, kind, X, y32, 8, True, 77, 0, True).loss
     net, total = ms[1].compiled(), 0.0
     for b, e in [(0, 1), (1, 4), (4, 7)]:  # 50 rows / 8 = 7 batches, the last of 2 rows
         rows = min(e * 8, 50) - b * 8
         total += net.train_epoch(opts[1]._core, kind, X, y32, 8, True, 77, 0, True, batch_begin=b, batch_end=e,
-                                 validate=False) * rows
+                                 validate=False).loss * rows
     assert_same_weights(weights(ms[0]), weights(ms[1]))
     assert total / 50 == pytest.approx(full, rel=1e-12)
     with pytest.raises(ValueError, match="batch range"):

@@ -40,7 +40,7 @@ from .._validate import pos_int, seed_or_random
 from ..losses import CrossEntropyLoss, _Loss
 from ..nn import Module
 from ..optim import Adam, Optimizer
-from . import _core_compat, data, metrics
+from . import data, metrics
 from . import progress as _progress
 from ._predict_shim import EVAL_BATCH
 from ._predict_shim import predict as _predict
@@ -54,7 +54,7 @@ _CE = _core.LossKind.cross_entropy
 def epoch_seed(seed: int, epoch: int) -> int:
     """The shuffle seed of epoch ``epoch`` (0-based) of a fit with ``seed``: a 64-bit hash of
     (seed, epoch) only (the core's), so a resumed run draws the same orders as an uninterrupted one."""
-    return _core_compat.epoch_seed(seed, epoch)
+    return _core.epoch_seed(seed, epoch)
 
 
 class EpochResult(NamedTuple):
@@ -178,7 +178,7 @@ class Trainer:
         same batches in the same order, so the numbers are identical."""
         opt, kind = self.optimizer._core, self.loss.kind
         if cbs is None and (prog is None or not prog.per_epoch):
-            return _core_compat.train_epoch(net, opt, kind, X, y, bs, shuffle, seed, epoch, check_finite)
+            return net.train_epoch(opt, kind, X, y, bs, shuffle, seed, epoch, check_finite, validate=False)
         n = X.shape[0]
         num_batches = -(-n // bs)
         total, correct, b = 0.0, 0, 0
@@ -191,8 +191,8 @@ class Trainer:
             else:
                 e = min(num_batches, b + prog.chunk)
             t0 = time.perf_counter()
-            r = _core_compat.train_epoch(net, opt, kind, X, y, bs, shuffle, seed, epoch, check_finite,
-                                         batch_begin=b, batch_end=e)
+            r = net.train_epoch(opt, kind, X, y, bs, shuffle, seed, epoch, check_finite, batch_begin=b,
+                                batch_end=e, validate=False)
             total += r.loss * r.rows
             correct += r.correct
             if cbs is not None:
@@ -251,11 +251,11 @@ class Trainer:
             # float arrays: the binding checks them once (dtype, shape, NaN/Inf, label range) and
             # converts float32 <-> float64 itself; it raises before touching the weights
             try:
-                return float(_core_compat.train_step(net, opt, kind, X, y, check_finite, True))
+                return net.train_step(opt, kind, X, y, check_finite)
             except (TypeError, ValueError):
                 pass  # the path below converts what the binding refuses, or explains why
         X, y = self._prepare(X, y, net)
-        return float(_core_compat.train_step(net, opt, kind, X, y, check_finite, False))
+        return net.train_step(opt, kind, X, y, check_finite, validate=False)
 
     def predict(self, X, batch_size: Optional[int] = None) -> np.ndarray:
         """Raw outputs (n, out) in eval mode (logits for CE/BCE), batched (default
@@ -278,7 +278,7 @@ class Trainer:
         bs = pos_int("batch_size", batch_size) if batch_size is not None else EVAL_BATCH
         kind, net = self.loss.kind, self._net()
         if net is not None and kind == _CE:  # loss and arg-max hits in one C++ pass, no outputs kept
-            value, correct = _core_compat.evaluate(net, kind, X, y, bs)
+            value, correct = net.evaluate(kind, X, y, bs, validate=False)
             return metrics.running_logs(kind, float(value), correct, X.shape[0])
         out = _predict(self.model, X, bs)
         value, _ = _core.loss_forward_backward(kind, out, y, out.dtype)
