@@ -1,9 +1,10 @@
 """scikit-learn estimators on the mlpcore core: :class:`MLPClassifier` and :class:`MLPRegressor`.
 
 Drop-in replacements for ``sklearn.neural_network.MLPClassifier`` / ``MLPRegressor`` (same
-parameter names and meanings, same fitted attributes, same defaults), trained by the Trainer's epoch runner (``mlpcore.training``): one C++ call per
-epoch of shuffled mini-batches, the GIL released. Predictions run in the core's batch-invariant
-mode: a row's prediction does not depend on the rows predicted with it, nor on the thread count.
+parameter names and meanings, same fitted attributes, same defaults), trained by the Trainer's
+epoch runner (``mlpcore.training``): one C++ call per epoch of shuffled mini-batches, the GIL
+released. Predictions run in the core's batch-invariant mode: a row's prediction does not depend
+on the rows predicted with it, nor on the thread count.
 
     from mlpcore.sklearn import MLPClassifier
     clf = MLPClassifier(hidden_layer_sizes=(100,), max_iter=50, random_state=0).fit(X, y)
