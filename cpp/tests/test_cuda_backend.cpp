@@ -10,6 +10,9 @@
 #include <vector>
 
 #include "mlpcore/backend.h"
+#include "mlpcore/loss.h"
+#include "mlpcore/ops.h"
+#include "mlpcore/optim.h"
 #include "mlpcore/rng.h"
 
 using namespace mc;
@@ -64,6 +67,22 @@ double tol() {
 template <class T>
 DType dtype() {
   return sizeof(T) == 4 ? DType::f32 : DType::f64;
+}
+
+// The op calls with explicit arguments (the CPU reference and the GPU take the same ones).
+void dropout_at(Backend& be, DType dt, void* y, void* mask, const void* x, int64_t n, double p, uint64_t seed,
+                uint64_t offset) {
+  DropoutState st{seed, offset};
+  dropout_forward(be, dt, y, mask, x, n, p, st);
+}
+void optim_step(Backend& be, DType dt, const OptimParams& p, void* param, const void* grad, void* state, int64_t n) {
+  kernels_of<OptimKernels>(be).step(dt, p, param, grad, state, n);
+}
+// The mean loss over rows_total rows; `sum` is a double in be's memory.
+void loss_sum(Backend& be, DType dt, LossKind kind, double* sum, void* grad, const void* pred, const void* target,
+              int64_t rows, int64_t cols, int64_t rows_total) {
+  be.fill(DType::f64, sum, 1, 0.0);
+  loss_forward_backward(be, dt, kind, sum, grad, pred, target, nullptr, rows, cols, rows_total);
 }
 
 template <class T>
@@ -162,8 +181,9 @@ TYPED_TEST(CudaVsCpu, LossValueAndGradient) {
       Dev<double> dloss(1);
       std::vector<T> grad(rows * cols);
       double loss = 0;
-      loss_mean(cpu(), dtype<T>(), kind, &loss, grad.data(), pred.data(), target_cpu, rows, cols, rows_total);
-      loss_mean(gpu(), dtype<T>(), kind, dloss.p(), dgrad.p(), dpred.p(), kind == LossKind::cross_entropy ? static_cast<const void*>(dlab.p()) : dt.p(), rows, cols, rows_total);
+      loss_sum(cpu(), dtype<T>(), kind, &loss, grad.data(), pred.data(), target_cpu, rows, cols, rows_total);
+      loss_sum(gpu(), dtype<T>(), kind, dloss.p(), dgrad.p(), dpred.p(),
+               kind == LossKind::cross_entropy ? static_cast<const void*>(dlab.p()) : dt.p(), rows, cols, rows_total);
       EXPECT_LT(std::abs(dloss.host()[0] - loss) / std::abs(loss), tol<T>()) << loss_name(kind) << " rows=" << rows;
       EXPECT_LT(rel_err(dgrad.host(), grad), tol<T>()) << loss_name(kind) << " rows=" << rows;
     }

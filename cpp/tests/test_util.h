@@ -125,19 +125,14 @@ inline std::vector<double> loss_grad_naive(LossKind kind, const std::vector<doub
   return g;
 }
 
-// Short forms of the op calls the kernel tests make (backend memory in, backend memory out).
+// Short forms of the op calls the CPU kernel tests make (host memory).
 // loss_mean: the mean loss of a batch over rows_total rows (loss_forward_backward adds the terms to
-// a sum in the backend's memory; this zeroes it first and divides).
+// a sum; this starts it at 0 and divides).
 inline void loss_mean(mc::Backend& be, mc::DType dt, LossKind kind, double* value, void* grad, const void* pred,
                       const void* target, int64_t rows, int64_t cols, int64_t rows_total) {
-  if (be.device() == mc::Device::cpu) {
-    double sum = 0;
-    mc::loss_forward_backward(be, dt, kind, &sum, grad, pred, target, nullptr, rows, cols, rows_total);
-    *value = sum / mc::loss_divisor(kind, rows_total, cols);
-    return;
-  }
-  be.fill(mc::DType::f64, value, 1, 0.0);  // device memory: the caller downloads the sum's mean
-  mc::loss_forward_backward(be, dt, kind, value, grad, pred, target, nullptr, rows, cols, rows_total);
+  double sum = 0;
+  mc::loss_forward_backward(be, dt, kind, &sum, grad, pred, target, nullptr, rows, cols, rows_total);
+  *value = sum / mc::loss_divisor(kind, rows_total, cols);
 }
 // dropout with an explicit (seed, offset) instead of a DropoutState.
 inline void dropout_at(mc::Backend& be, mc::DType dt, void* y, void* mask, const void* x, int64_t n, double p,
