@@ -104,11 +104,6 @@ class Optimizer:
             self._follow()
         return self._impl
 
-    def _check_layout(self) -> None:
-        """Make sure the segments are current (follows moved parameters; never raises)."""
-        if self._moved:
-            self._follow()
-
     def step(self) -> None:
         """One update of every parameter from its current .grad."""
         if self._moved:
