@@ -5,8 +5,11 @@
 
 Inputs. Arrays are 2-D (batch, features) with at least one row and one column. float32 and
 float64 are accepted and converted to the model's dtype (float64 beyond float32's range becomes
-inf, and is refused as such); non-contiguous, Fortran-ordered and byte-swapped arrays are copied;
-int, float16, bool, complex, object and string arrays are refused with TypeError. NaN and Inf are
+inf, and is refused as such); non-contiguous, Fortran-ordered and byte-swapped arrays are copied.
+Modules and losses refuse int, float16, bool, complex, object and string arrays with TypeError;
+the training entry points (``Trainer``, the scikit-learn estimators, the command line) go through
+one input-preparation path (``mlpcore.training.data``) that also casts int and bool arrays and
+pandas frames of numeric / bool columns, naming a column that cannot be cast. NaN and Inf are
 refused with ValueError by default; ``mc.set_check_finite(False)`` skips that scan for speed, and
 then NaN/Inf propagate (parameters never take NaN/Inf through ``param.data = a``). Class ids are
 1-D integers in [0, classes) (a one-hot matrix is refused with a hint); MSE/BCE targets are shaped
@@ -25,8 +28,11 @@ weights (both paths, the Trainer and Dropout included). What can change the bits
 count (OpenBLAS splits a GEMM's sums differently; 1 vs 2 threads differ by ~1e-7 relative in
 float32), the BLAS kernel (another CPU, or OPENBLAS_CORETYPE), the OpenBLAS / mlpcore version,
 float32 vs float64, and for one row the batch it is computed in (a one-row batch goes through
-GEMV rather than GEMM: predict(X, batch_size) may differ in the last bit between batch sizes). Seeded initialisation, shuffling and dropout masks use mlpcore's own
-portable RNG: the same numbers on every platform.
+GEMV rather than GEMM: predict(X, batch_size) may differ in the last bit between batch sizes)
+unless ``mc.set_batch_invariant(True)``, which makes every inference row bitwise independent of
+its batch, the batch size and the thread count. Seeded initialisation, shuffling and dropout
+masks use mlpcore's own portable RNG: the same numbers on every platform; ``mc.manual_seed(n)``
+seeds the layers and fits that are given no seed.
 
 Threads. Long C++ calls release the GIL. A compiled network serialises its calls with a mutex,
 so predict / evaluate / train_epoch from several Python threads are safe, each giving its
