@@ -26,7 +26,7 @@ using namespace mc;
 
 namespace {
 
-Backend& be() { return cpu_backend(); }
+Backend& be() { return backend_for(Device::cpu); }
 
 int g_threads = 1;  // OpenBLAS threads for this run
 

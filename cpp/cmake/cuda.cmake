@@ -162,7 +162,8 @@ function(mlpcore_add_cuda_backend core)
     MLPCORE_CUBLAS_PATH="${MLPCORE_CUBLAS_LIBRARY}"
     MLPCORE_CUDA_ARCHS="${_archs}")
   set_target_properties(mlpcore_cuda PROPERTIES CUDA_RUNTIME_LIBRARY Static POSITION_INDEPENDENT_CODE ON)
-  target_compile_options(mlpcore_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall --expt-relaxed-constexpr>)
+  # -Werror=switch as in the C++ core: the dtype and kind switches have no default.
+  target_compile_options(mlpcore_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Werror=switch --expt-relaxed-constexpr>)
   target_link_libraries(mlpcore_cuda PUBLIC CUDA::cudart_static ${CMAKE_DL_LIBS})
   target_compile_definitions(${core} PRIVATE MLPCORE_HAS_CUDA)
   target_link_libraries(${core} PUBLIC mlpcore_cuda)

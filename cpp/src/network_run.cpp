@@ -10,16 +10,6 @@
 
 namespace mc {
 
-namespace {
-// Restores the network's train/eval flag however the scope is left (a backend error included).
-struct TrainingFlagGuard {
-  bool& flag;
-  bool saved;
-  TrainingFlagGuard(bool& f, bool value) : flag(f), saved(f) { flag = value; }
-  ~TrainingFlagGuard() { flag = saved; }
-};
-}  // namespace
-
 Tensor Network::forward(const void* x, int64_t B) {
   std::lock_guard<std::mutex> lock(mutex_);
   reserve(B);
