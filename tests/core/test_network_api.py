@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import mlpcore as mc
+from mlpcore.nn import registry
 from mlpcore import _core
 
 CE = _core.LossKind.cross_entropy
@@ -53,10 +54,16 @@ def test_train_epoch_returns_an_epoch_result():
 def _two_arena_net(dtype=np.float32):
     """Linear(4, 6) - ReLU - Linear(6, 3), each Linear in its own arena (as built, never moved)."""
     l1, l2 = mc.Linear(4, 6, seed=1, dtype=dtype), mc.Linear(6, 3, seed=2, dtype=dtype)
-    ops = l1._lower(0) + mc.ReLU()._lower(1) + l2._lower(2)
-    ops[2].arena = 1
-    net = _core.Network([l1.weight._arena, l2.weight._arena], ops, 4)
+    net = _core.Network([l1.weight._arena.core, l2.weight._arena.core], _ops(l1, l2), 4)
     return net, l1, l2
+
+
+def _ops(l1, l2):
+    """The ops of l1 - ReLU - l2 as the registry lowers them (l2's ops index arena 1)."""
+    ctx = registry.LowerContext()
+    ops = ctx.lower(l1, 0) + ctx.lower(mc.ReLU(), 1) + ctx.lower(l2, 2)
+    assert [a.core for a in ctx.arenas] == [l1.weight._arena.core, l2.weight._arena.core]
+    return ops
 
 
 def test_network_over_several_arenas_matches_the_module_path():
@@ -84,17 +91,17 @@ def test_network_over_several_arenas_matches_the_module_path():
 
 def test_several_arenas_must_agree_and_be_indexed():
     net, l1, l2 = _two_arena_net()
-    ops = l1._lower(0) + mc.ReLU()._lower(1) + l2._lower(2)
+    ops = _ops(l1, l2)
     ops[2].arena = 2
     with pytest.raises(ValueError, match="arena 2"):
-        _core.Network([l1.weight._arena, l2.weight._arena], ops, 4)
+        _core.Network([l1.weight._arena.core, l2.weight._arena.core], ops, 4)
     f64 = mc.Linear(6, 3, seed=2, dtype=np.float64)
     ops[2].arena = 1
     with pytest.raises(ValueError, match="share one device and dtype"):
-        _core.Network([l1.weight._arena, f64.weight._arena], ops, 4)
+        _core.Network([l1.weight._arena.core, f64.weight._arena.core], ops, 4)
     with pytest.raises(TypeError, match="arenas"):
-        _core.Network([l1.weight._arena, "not an arena"], ops, 4)
-    single = _core.Network(l1.weight._arena, l1._lower(0), 4)  # one arena, not in a list
+        _core.Network([l1.weight._arena.core, "not an arena"], ops, 4)
+    single = _core.Network(l1.weight._arena.core, registry.LowerContext().lower(l1, 0), 4)  # not in a list
     assert single.out_features == 6
 
 
