@@ -20,12 +20,13 @@
 
 #include "cpu/cpu_backend.h"
 #include "mlpcore/network.h"
+#include "mlpcore/rng.h"
 
 using namespace mc;
 
 namespace {
 
-Backend& be() { return cpu_backend(); }
+Backend& be() { return backend_for(Device::cpu); }
 
 int g_threads = 1;  // OpenBLAS threads for this run
 
@@ -100,7 +101,7 @@ void bm_linear_forward(benchmark::State& st, int64_t B, int64_t in, int64_t out)
   const Activation id{ActKind::identity, 0};
   for (auto _ : st) {
     linear_forward(be(), DType::f32, z.data(), x.data(), w.data(), B, in, out, false);
-    be().bias_act_forward(DType::f32, id, z.data(), z.data(), b.data(), B, out);
+    activation_forward(be(), DType::f32, id, z.data(), z.data(), b.data(), B, out);
     benchmark::DoNotOptimize(z.data());
   }
   report(st, double(B), 2.0 * B * in * out + double(B) * out);
@@ -111,8 +112,7 @@ void bm_linear_backward(benchmark::State& st, int64_t B, int64_t in, int64_t out
   std::vector<float> dx(static_cast<size_t>(B * in)), dw(static_cast<size_t>(out * in)), db(static_cast<size_t>(out));
   const Activation id{ActKind::identity, 0};
   for (auto _ : st) {
-    be().act_backward_bias_grad(DType::f32, id, const_cast<float*>(dz.data()), dz.data(), nullptr, dz.data(),
-                                db.data(), false, B, out);
+    activation_backward(be(), DType::f32, id, const_cast<float*>(dz.data()), db.data(), dz.data(), nullptr, dz.data(), false, B, out);
     linear_backward(be(), DType::f32, dx.data(), dw.data(), dz.data(), x.data(), w.data(), B, in, out, false, false);
     benchmark::DoNotOptimize(dw.data());
     benchmark::DoNotOptimize(dx.data());
@@ -140,7 +140,7 @@ void bm_act_forward(benchmark::State& st, ActInfo info, int64_t rows, int64_t co
   const std::vector<float> bias(static_cast<size_t>(cols), 0.0f);
   std::vector<float> z = uniform(rows * cols, 1, -3.0, 3.0), a(static_cast<size_t>(rows * cols));
   for (auto _ : st) {
-    be().bias_act_forward(DType::f32, info.act, z.data(), a.data(), bias.data(), rows, cols);
+    activation_forward(be(), DType::f32, info.act, a.data(), z.data(), bias.data(), rows, cols);
     benchmark::DoNotOptimize(a.data());
     benchmark::ClobberMemory();
   }
@@ -154,10 +154,9 @@ void bm_act_forward(benchmark::State& st, ActInfo info, int64_t rows, int64_t co
 void bm_act_backward(benchmark::State& st, ActInfo info, int64_t rows, int64_t cols) {
   const std::vector<float> z = uniform(rows * cols, 1, -3.0, 3.0), da = uniform(rows * cols, 3);
   std::vector<float> a(z.size()), zz = z, dz(z.size()), db(static_cast<size_t>(cols));
-  be().bias_act_forward(DType::f32, info.act, zz.data(), a.data(), nullptr, rows, cols);
+  activation_forward(be(), DType::f32, info.act, a.data(), zz.data(), nullptr, rows, cols);
   for (auto _ : st) {
-    be().act_backward_bias_grad(DType::f32, info.act, dz.data(), da.data(), info.act.needs_input() ? z.data() : nullptr,
-                                a.data(), db.data(), false, rows, cols);
+    activation_backward(be(), DType::f32, info.act, dz.data(), db.data(), da.data(), info.act.needs_input() ? z.data() : nullptr, a.data(), false, rows, cols);
     benchmark::DoNotOptimize(dz.data());
   }
   const double n = double(rows) * cols;
@@ -175,7 +174,8 @@ void bm_loss(benchmark::State& st, LossKind kind, int64_t rows, int64_t cols) {
   const void* target = kind == LossKind::cross_entropy ? static_cast<const void*>(y.data()) : tgt.data();
   double value = 0;
   for (auto _ : st) {
-    be().loss_forward_backward(DType::f32, kind, &value, grad.data(), pred.data(), target, rows, cols, rows);
+    value = 0;
+    loss_forward_backward(be(), DType::f32, kind, &value, grad.data(), pred.data(), target, nullptr, rows, cols, rows);
     benchmark::DoNotOptimize(value);
     benchmark::DoNotOptimize(grad.data());
   }
@@ -193,7 +193,7 @@ void bm_optim(benchmark::State& st, OptimParams p, int64_t n) {
   std::vector<float> state(static_cast<size_t>(optim_state_slots(p) * n), 0.0f);
   for (auto _ : st) {
     p.step += 1;
-    be().optim_step(DType::f32, p, w.data(), g.data(), state.data(), n);
+    kernels_of<OptimKernels>(be()).step(DType::f32, p, w.data(), g.data(), state.data(), n);
     benchmark::DoNotOptimize(w.data());
   }
   const bool sgd = p.kind == OptimKind::sgd;

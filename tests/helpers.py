@@ -177,3 +177,85 @@ def numeric_grad(f: Callable[[], float], arr: np.ndarray, eps: float = FD_EPS) -
         flat[i] = old
         gf[i] = (fp - fm) / (2.0 * eps)
     return g
+
+
+class CrossingCounter:
+    """Counts Python -> C++ crossings into ``mlpcore._core`` while active (a context manager):
+    calls of its functions and methods (``sys.setprofile`` 'c_call' events), its constructors, and
+    reads and writes of its properties (``net.training``, ``arena.numel``, ...), which the profiler
+    does not see: those are wrapped in counting Python properties for the duration.
+    ``calls`` lists what was counted, in order."""
+
+    def __init__(self):
+        self.calls: list = []
+        self._saved: list = []
+
+    @property
+    def count(self) -> int:
+        return len(self.calls)
+
+    def _profile(self, frame, event, arg):
+        if event == "c_call" and getattr(arg, "__module__", None) == "mlpcore._core":
+            self.calls.append(getattr(arg, "__name__", repr(arg)))
+
+    def __enter__(self) -> "CrossingCounter":
+        import sys
+
+        core = mc._core
+        for cls in vars(core).values():
+            if not isinstance(cls, type) or cls.__module__ != "mlpcore._core":
+                continue
+            for name, attr in list(vars(cls).items()):
+                if type(attr) is property:  # instance properties (pybind's static ones are a subclass)
+                    self._saved.append((cls, name, attr))
+                    setattr(cls, name, self._counting_property(cls.__name__, name, attr))
+                elif name == "__init__":
+                    self._saved.append((cls, name, attr))
+                    setattr(cls, name, self._counting_init(cls.__name__, attr))
+        sys.setprofile(self._profile)
+        return self
+
+    def _counting_property(self, owner: str, name: str, orig: property) -> property:
+        calls = self.calls
+
+        def get(obj):
+            calls.append(f"{owner}.{name}")
+            return orig.__get__(obj, type(obj))
+
+        def set_(obj, value):
+            calls.append(f"{owner}.{name}=")
+            orig.__set__(obj, value)
+
+        return property(get, set_ if orig.fset is not None else None)
+
+    def _counting_init(self, owner: str, orig):
+        calls, hide = self.calls, self._hide
+
+        def init(obj, *args, **kwargs):
+            calls.append(owner)
+            with hide():  # the call below is this constructor, counted once
+                orig(obj, *args, **kwargs)
+
+        return init
+
+    def _hide(self):
+        import contextlib
+        import sys
+
+        @contextlib.contextmanager
+        def paused():
+            sys.setprofile(None)
+            try:
+                yield
+            finally:
+                sys.setprofile(self._profile)
+
+        return paused()
+
+    def __exit__(self, *exc) -> None:
+        import sys
+
+        sys.setprofile(None)
+        for cls, name, attr in reversed(self._saved):
+            setattr(cls, name, attr)
+        self._saved.clear()

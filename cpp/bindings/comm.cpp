@@ -1,15 +1,12 @@
 // bindings/comm.cpp — mlpcore._core.Communicator: the local and the MPI communicator
 // (mlpcore/comm.h). Validates at the edge (array dtype, layout, writability; handle ranges;
 // root), releases the GIL around every collective. mlpcore/distributed.py is the public face.
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
-
 #include <string>
 
+#include "input.h"
 #include "mlpcore/comm.h"
 
-namespace py = pybind11;
-using namespace mc;
+namespace mc_py {
 
 namespace {
 
@@ -123,3 +120,5 @@ void bind_comm(py::module_& m) {
      "An MPI communicator over a library already loaded and initialised (mlpcore.distributed.init() builds it "
      "from mpi4py): library = that library or a module linked to it; the rest are handles of its ABI.");
 }
+
+}  // namespace mc_py

@@ -14,7 +14,7 @@
 #
 # Linking: cudart is static, so the module imports on machines without a driver. cuBLAS is NOT
 # a link-time dependency: the backend dlopen()s libcublas.so.<major> the first time CUDA is asked
-# for (cuda_backend.cu). So `import mlpcore` never pays cuBLAS/cuBLASLt's ~200 ms load, and a
+# for (cuda/context.cu). So `import mlpcore` never pays cuBLAS/cuBLASLt's ~200 ms load, and a
 # CUDA build without the runtime wheel still imports and reports cuda as unavailable, naming the
 # missing library. The search order of that dlopen: the module's RUNPATH
 # ($ORIGIN/../nvidia/cu13/lib, the wheel next to an installed mlpcore), the system's library
@@ -147,7 +147,14 @@ endif()
 # sources (nvcc flags stay apart from the C++ warning flags), static cudart, and the define that
 # switches on backend.cpp's dispatch hooks.
 function(mlpcore_add_cuda_backend core)
-  add_library(mlpcore_cuda STATIC cpp/src/cuda/cuda_backend.cu)
+  add_library(mlpcore_cuda STATIC
+    cpp/src/cuda/context.cu
+    cpp/src/cuda/cuda_backend.cu
+    cpp/src/cuda/activation.cu
+    cpp/src/cuda/dropout.cu
+    cpp/src/cuda/maxout.cu
+    cpp/src/cuda/loss.cu
+    cpp/src/cuda/optim.cu)
   target_include_directories(mlpcore_cuda PRIVATE cpp/include cpp/src ${MLPCORE_CUBLAS_INCLUDE})
   string(REPLACE ";" " " _archs "${CMAKE_CUDA_ARCHITECTURES}")
   target_compile_definitions(mlpcore_cuda PRIVATE
@@ -155,7 +162,8 @@ function(mlpcore_add_cuda_backend core)
     MLPCORE_CUBLAS_PATH="${MLPCORE_CUBLAS_LIBRARY}"
     MLPCORE_CUDA_ARCHS="${_archs}")
   set_target_properties(mlpcore_cuda PROPERTIES CUDA_RUNTIME_LIBRARY Static POSITION_INDEPENDENT_CODE ON)
-  target_compile_options(mlpcore_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall --expt-relaxed-constexpr>)
+  # -Werror=switch as in the C++ core: the dtype and kind switches have no default.
+  target_compile_options(mlpcore_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Werror=switch --expt-relaxed-constexpr>)
   target_link_libraries(mlpcore_cuda PUBLIC CUDA::cudart_static ${CMAKE_DL_LIBS})
   target_compile_definitions(${core} PRIVATE MLPCORE_HAS_CUDA)
   target_link_libraries(${core} PUBLIC mlpcore_cuda)

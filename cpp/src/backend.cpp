@@ -1,4 +1,5 @@
-// backend.cpp — the single device dispatch point, and Buffer (memory owned through a backend).
+// backend.cpp — the single device dispatch point, the kernel-table error, and Buffer (memory
+// owned through a backend).
 #include "mlpcore/backend.h"
 
 #include "cpu/cpu_backend.h"
@@ -10,11 +11,15 @@
 namespace mc {
 
 Backend& backend_for(Device device) {
-  if (device == Device::cpu) return cpu_backend();
+  switch (device) {
+    case Device::cpu: return cpu_backend();
+    case Device::cuda:
 #ifdef MLPCORE_HAS_CUDA
-  if (cuda_backend_available()) return cuda_backend();
+      if (cuda_backend_available()) return cuda_backend();
 #endif
-  throw std::runtime_error("mlpcore: device 'cuda' requested but " + cuda_unavailable_reason());
+      throw std::runtime_error("mlpcore: device 'cuda' requested but " + cuda_unavailable_reason());
+  }
+  detail::raise_at<ValueError>(__FILE__, __LINE__, "invalid device ", int(device));
 }
 
 bool cuda_available() {
@@ -33,19 +38,9 @@ std::string cuda_unavailable_reason() {
 #endif
 }
 
-const char* act_name(ActKind k) {
-  switch (k) {
-    case ActKind::identity: return "identity";
-    case ActKind::relu: return "relu";
-    case ActKind::leaky_relu: return "leaky_relu";
-    case ActKind::sigmoid: return "sigmoid";
-    case ActKind::tanh: return "tanh";
-    case ActKind::elu: return "elu";
-    case ActKind::gelu: return "gelu";
-    case ActKind::silu: return "silu";
-    case ActKind::softmax: return "softmax";
-  }
-  return "?";
+void kernels_missing(const Backend& be, KernelSet s) {
+  detail::raise_at<std::runtime_error>(__FILE__, __LINE__, "mlpcore: the ", device_name(be.device()),
+                                       " backend has no '", kernel_set_name(s), "' kernels");
 }
 
 Buffer::Buffer(Device device, size_t nbytes) : device_(device) { reserve(nbytes); }

@@ -301,8 +301,9 @@ class ZeroAlloc : public ::testing::TestWithParam<std::tuple<Config, int>> {};
 
 // After warm-up (a few train_steps and one shuffled train_epoch, which size the workspace, the
 // permutation buffer and OpenBLAS's own buffers and threads), 20 train_steps, a shuffled
-// train_epoch with a ragged last batch, evaluate and predict make zero calls to any allocation
-// or deallocation function, with 1 and 2 OpenBLAS threads.
+// train_epoch with a ragged last batch, evaluate and predict, and forward + backward (the module
+// path through the network) make zero calls to any allocation or deallocation function, with 1
+// and 2 OpenBLAS threads.
 TEST_P(ZeroAlloc, SteadyStateTrainingMakesNoHeapAllocation) {
   SKIP_WITHOUT_COUNTING();
   const Config& c = std::get<0>(GetParam());
@@ -319,22 +320,34 @@ TEST_P(ZeroAlloc, SteadyStateTrainingMakesNoHeapAllocation) {
   m.net->train_epoch(opt, c.loss, d.X.data(), d.Y.data(), n, B, true, 1, 0, true);
   m.net->evaluate(c.loss, d.X.data(), d.Y.data(), n, B, &correct);
   m.net->predict(out.data(), d.X.data(), n, B);
+  // The module path through the network: forward (keeps its state), backward (adds gradients).
+  std::vector<char> dy(size_t(B * c.sizes.back()) * dtype_size(c.dt), 0), dx(size_t(B * c.sizes[0]) * dtype_size(c.dt));
+  m.net->forward_to_host(out.data(), d.X.data(), B);
+  m.net->backward_to_host(dx.data(), dy.data(), B);
 
   counting_start();
   double acc = 0;
   for (int i = 0; i < 20; ++i) acc += m.net->train_step(opt, c.loss, d.X.data(), d.Y.data(), B);
   const Counts steps = counting_stop();
   counting_start();
-  acc += m.net->train_epoch(opt, c.loss, d.X.data(), d.Y.data(), n, B, true, 2, 1, true);
+  acc += m.net->train_epoch(opt, c.loss, d.X.data(), d.Y.data(), n, B, true, 2, 1, true).loss;
   const Counts epoch = counting_stop();
   counting_start();
   acc += m.net->evaluate(c.loss, d.X.data(), d.Y.data(), n, B, &correct);
   m.net->predict(out.data(), d.X.data(), n, B);
   const Counts infer = counting_stop();
+  counting_start();
+  for (int i = 0; i < 5; ++i) {
+    m.net->forward_to_host(out.data(), d.X.data(), B);
+    m.net->backward_to_host(dx.data(), dy.data(), B);
+  }
+  const Counts module = counting_stop();
 
   EXPECT_TRUE(std::isfinite(acc));
-  const std::pair<const char*, const Counts*> phases[] = {
-      {"20 x train_step", &steps}, {"train_epoch", &epoch}, {"evaluate + predict", &infer}};
+  const std::pair<const char*, const Counts*> phases[] = {{"20 x train_step", &steps},
+                                                          {"train_epoch", &epoch},
+                                                          {"evaluate + predict", &infer},
+                                                          {"5 x forward + backward", &module}};
   for (const auto& [what, counts] : phases) {
     if (threads == 1) {
       EXPECT_EQ(counts->total(), 0) << what << ": " << counts->str();

@@ -103,7 +103,7 @@ TYPED_TEST(CpuKernels, BiasActForwardEveryActivation) {
         const std::vector<T> z0 = z;
         std::vector<T> a(z.size(), TestFixture::nan);
         T* out = in_place ? z.data() : a.data();
-        this->be.bias_act_forward(this->dt, act, z.data(), out, with_bias ? bias.data() : nullptr, rows, cols);
+        activation_forward(this->be, this->dt, act, out, z.data(), with_bias ? bias.data() : nullptr, rows, cols);
         std::vector<double> zref(z.size());
         for (int64_t r = 0; r < rows; ++r)
           for (int64_t c = 0; c < cols; ++c)
@@ -122,7 +122,7 @@ TYPED_TEST(CpuKernels, SoftmaxRowsSumToOneAndIsStableForLargeLogits) {
   z[0] = T(1000), z[1] = T(999);  // exp would overflow without the max subtraction
   z[cols] = T(-1000);             // row 1: one very negative logit
   std::vector<T> a(z.size());
-  this->be.bias_act_forward(this->dt, Activation{ActKind::softmax, 0.0}, z.data(), a.data(), nullptr, rows, cols);
+  activation_forward(this->be, this->dt, Activation{ActKind::softmax, 0.0}, a.data(), z.data(), nullptr, rows, cols);
   for (int64_t r = 0; r < rows; ++r) {
     double s = 0;
     for (int64_t c = 0; c < cols; ++c) {
@@ -168,14 +168,13 @@ TYPED_TEST(CpuKernels, ActBackwardBiasGradEveryActivation) {
       const bool accumulate = mode & 1, in_place = mode & 2;
       SCOPED_TRACE(::testing::Message() << act_name(act.kind) << " accumulate=" << accumulate << " in_place=" << in_place);
       std::vector<T> z = away_from_zero<T>(rows * cols, 41, 0.05, 3.0), a(z.size());
-      this->be.bias_act_forward(this->dt, act, z.data(), a.data(), nullptr, rows, cols);
+      activation_forward(this->be, this->dt, act, a.data(), z.data(), nullptr, rows, cols);
       std::vector<T> da = uniform<T>(rows * cols, 42), dz(z.size(), TestFixture::nan);
       std::vector<T> dbias = accumulate ? uniform<T>(cols, 43) : std::vector<T>(cols, TestFixture::nan);
       const std::vector<T> dbias0 = dbias, da0 = da;
       T* dz_ptr = in_place ? da.data() : dz.data();
       const T* z_ptr = act.needs_input() ? z.data() : nullptr;
-      this->be.act_backward_bias_grad(this->dt, act, dz_ptr, da.data(), z_ptr, a.data(), dbias.data(), accumulate,
-                                      rows, cols);
+      activation_backward(this->be, this->dt, act, dz_ptr, dbias.data(), da.data(), z_ptr, a.data(), accumulate, rows, cols);
       // Reference in double from the (rounded) z.
       std::vector<double> zd = to_double(z), dzref(z.size());
       const double h = 1e-6;
@@ -206,7 +205,7 @@ TYPED_TEST(CpuKernels, ActBackwardBiasGradEveryActivation) {
       EXPECT_LE(max_rel_err(dbias, dbref), fd_tol);
       // Without a bias gradient the same dz comes out.
       std::vector<T> dz2(z.size());
-      this->be.act_backward_bias_grad(this->dt, act, dz2.data(), da0.data(), z_ptr, a.data(), nullptr, false, rows, cols);
+      activation_backward(this->be, this->dt, act, dz2.data(), nullptr, da0.data(), z_ptr, a.data(), false, rows, cols);
       EXPECT_EQ(0, std::memcmp(dz2.data(), got.data(), sizeof(T) * got.size()));
     }
 }
@@ -229,7 +228,7 @@ TYPED_TEST(CpuKernels, LossValueAndGradientEveryLoss) {
     const void* target = kind == LossKind::cross_entropy ? static_cast<const void*>(y.data()) : tgt.data();
     std::vector<T> grad(pred.size(), TestFixture::nan);
     double value = TestFixture::nan;
-    this->be.loss_forward_backward(this->dt, kind, &value, grad.data(), pred.data(), target, rows, cols, rows);
+    loss_mean(this->be, this->dt, kind, &value, grad.data(), pred.data(), target, rows, cols, rows);
 
     const std::vector<double> pd = to_double(pred), td = to_double(tgt);
     const double vref = loss_naive(kind, pd, td, y, rows, cols);
@@ -250,9 +249,8 @@ TYPED_TEST(CpuKernels, LossValueAndGradientEveryLoss) {
     std::vector<T> g2(pred.size(), TestFixture::nan);
     double v0 = 0, v1 = 0;
     const size_t tstride = kind == LossKind::cross_entropy ? sizeof(int32_t) : sizeof(T) * cols;
-    this->be.loss_forward_backward(this->dt, kind, &v0, g2.data(), pred.data(), target, r0, cols, rows);
-    this->be.loss_forward_backward(this->dt, kind, &v1, g2.data() + r0 * cols, pred.data() + r0 * cols,
-                                   static_cast<const char*>(target) + r0 * tstride, rows - r0, cols, rows);
+    loss_mean(this->be, this->dt, kind, &v0, g2.data(), pred.data(), target, r0, cols, rows);
+    loss_mean(this->be, this->dt, kind, &v1, g2.data() + r0 * cols, pred.data() + r0 * cols, static_cast<const char*>(target) + r0 * tstride, rows - r0, cols, rows);
     EXPECT_NEAR(v0 + v1, value, 1e-12 * std::max(1.0, std::abs(value)));
     EXPECT_EQ(0, std::memcmp(g2.data(), grad.data(), sizeof(T) * grad.size()));
   }
@@ -266,7 +264,7 @@ TYPED_TEST(CpuKernels, LossesAreStableForExtremeLogits) {
     const std::vector<int32_t> y = {0, 2};
     std::vector<T> grad(6);
     double v = 0;
-    this->be.loss_forward_backward(this->dt, LossKind::cross_entropy, &v, grad.data(), pred.data(), y.data(), 2, 3, 2);
+    loss_mean(this->be, this->dt, LossKind::cross_entropy, &v, grad.data(), pred.data(), y.data(), 2, 3, 2);
     EXPECT_NEAR(v, (0.0 + 2000.0) / 2, 1e-9);  // row 0: ~0, row 1: 2000
     for (T g : grad) EXPECT_TRUE(std::isfinite(double(g)));
     EXPECT_NEAR(double(grad[5]), -0.5, 1e-7);  // (softmax - 1) / B for the hopeless label
@@ -275,7 +273,7 @@ TYPED_TEST(CpuKernels, LossesAreStableForExtremeLogits) {
     const std::vector<T> pred = {T(100), T(-100), T(100), T(-100)}, tgt = {T(0), T(1), T(1), T(0)};
     std::vector<T> grad(4);
     double v = 0;
-    this->be.loss_forward_backward(this->dt, LossKind::bce_with_logits, &v, grad.data(), pred.data(), tgt.data(), 2, 2, 2);
+    loss_mean(this->be, this->dt, LossKind::bce_with_logits, &v, grad.data(), pred.data(), tgt.data(), 2, 2, 2);
     EXPECT_NEAR(v, (100.0 + 100.0 + 0.0 + 0.0) / 4, 1e-9);
     EXPECT_NEAR(double(grad[0]), 0.25, 1e-7);
     EXPECT_NEAR(double(grad[1]), -0.25, 1e-7);
@@ -296,11 +294,11 @@ TYPED_TEST(CpuKernels, CountCorrectMatchesNaiveArgmax) {
     ref += best == y[r];
   }
   EXPECT_GT(ref, 0);
-  EXPECT_EQ(this->be.count_correct(this->dt, pred.data(), y.data(), rows, cols), ref);
+  EXPECT_EQ(count_correct(this->be, this->dt, pred.data(), y.data(), rows, cols), ref);
   // Labels set to the arg-max: all correct.
   for (int64_t r = 0; r < rows; ++r)
     y[r] = int32_t(std::max_element(pred.begin() + r * cols, pred.begin() + (r + 1) * cols) - (pred.begin() + r * cols));
-  EXPECT_EQ(this->be.count_correct(this->dt, pred.data(), y.data(), rows, cols), rows);
+  EXPECT_EQ(count_correct(this->be, this->dt, pred.data(), y.data(), rows, cols), rows);
 }
 
 // ---- data movement -----------------------------------------------------------------------------------
@@ -352,7 +350,7 @@ TYPED_TEST(CpuKernels, DropoutMaskValuesRateAndDeterminism) {
   for (double p : {0.3, 0.5, 0.9}) {
     SCOPED_TRACE(::testing::Message() << "p=" << p);
     std::vector<T> y(n), mask(n);
-    this->be.dropout_forward(this->dt, y.data(), mask.data(), x.data(), n, p, 1234, 0);
+    dropout_at(this->be, this->dt, y.data(), mask.data(), x.data(), n, p, 1234, 0);
     const T scale = T(1.0 / (1.0 - p));
     int64_t kept = 0;
     bool values_ok = true, product_ok = true;
@@ -367,14 +365,14 @@ TYPED_TEST(CpuKernels, DropoutMaskValuesRateAndDeterminism) {
     EXPECT_NEAR(double(kept), n * (1 - p), 6 * sigma);
 
     std::vector<T> y2(n), mask2(n);
-    this->be.dropout_forward(this->dt, y2.data(), mask2.data(), x.data(), n, p, 1234, 0);
+    dropout_at(this->be, this->dt, y2.data(), mask2.data(), x.data(), n, p, 1234, 0);
     EXPECT_EQ(mask, mask2) << "same seed and offset must give the same mask";
     const int64_t k = 777;
     std::vector<T> y3(n - k), mask3(n - k);
-    this->be.dropout_forward(this->dt, y3.data(), mask3.data(), x.data() + k, n - k, p, 1234, uint64_t(k));
+    dropout_at(this->be, this->dt, y3.data(), mask3.data(), x.data() + k, n - k, p, 1234, uint64_t(k));
     EXPECT_TRUE(std::equal(mask3.begin(), mask3.end(), mask.begin() + k)) << "offset k must continue the stream";
     std::vector<T> y4(n), mask4(n);
-    this->be.dropout_forward(this->dt, y4.data(), mask4.data(), x.data(), n, p, 1235, 0);
+    dropout_at(this->be, this->dt, y4.data(), mask4.data(), x.data(), n, p, 1235, 0);
     int64_t agree = 0;
     for (int64_t i = 0; i < n; ++i) agree += (mask4[i] != T(0)) == (mask[i] != T(0));
     const double expect_agree = p * p + (1 - p) * (1 - p);  // independent masks
@@ -382,7 +380,7 @@ TYPED_TEST(CpuKernels, DropoutMaskValuesRateAndDeterminism) {
   }
   // p = 0 keeps everything unscaled.
   std::vector<T> y(n), mask(n);
-  this->be.dropout_forward(this->dt, y.data(), mask.data(), x.data(), n, 0.0, 5, 0);
+  dropout_at(this->be, this->dt, y.data(), mask.data(), x.data(), n, 0.0, 5, 0);
   EXPECT_TRUE(std::all_of(mask.begin(), mask.end(), [](T m) { return m == T(1); }));
   EXPECT_EQ(y, x);
 }
@@ -397,7 +395,7 @@ TYPED_TEST(CpuKernels, MaxoutForwardBackward) {
     const std::vector<T> x = uniform<T>(rows * cols * pieces, 101 + pieces);
     std::vector<T> y(rows * cols, TestFixture::nan);
     std::vector<int32_t> idx(rows * cols, -1);
-    this->be.maxout_forward(this->dt, y.data(), idx.data(), x.data(), rows, cols, pieces);
+    maxout_forward(this->be, this->dt, y.data(), idx.data(), x.data(), rows, cols, pieces);
     for (int64_t i = 0; i < rows * cols; ++i) {
       int64_t best = 0;
       for (int64_t k = 1; k < pieces; ++k)
@@ -407,7 +405,7 @@ TYPED_TEST(CpuKernels, MaxoutForwardBackward) {
     }
     const std::vector<T> dy = uniform<T>(rows * cols, 111);
     std::vector<T> dx(x.size(), TestFixture::nan);
-    this->be.maxout_backward(this->dt, dx.data(), dy.data(), idx.data(), rows, cols, pieces);
+    maxout_backward(this->be, this->dt, dx.data(), dy.data(), idx.data(), rows, cols, pieces);
     for (int64_t i = 0; i < rows * cols; ++i)
       for (int64_t k = 0; k < pieces; ++k) EXPECT_EQ(dx[i * pieces + k], k == idx[i] ? dy[i] : T(0));
   }

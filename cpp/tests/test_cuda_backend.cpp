@@ -10,6 +10,9 @@
 #include <vector>
 
 #include "mlpcore/backend.h"
+#include "mlpcore/loss.h"
+#include "mlpcore/ops.h"
+#include "mlpcore/optim.h"
 #include "mlpcore/rng.h"
 
 using namespace mc;
@@ -66,6 +69,22 @@ DType dtype() {
   return sizeof(T) == 4 ? DType::f32 : DType::f64;
 }
 
+// The op calls with explicit arguments (the CPU reference and the GPU take the same ones).
+void dropout_at(Backend& be, DType dt, void* y, void* mask, const void* x, int64_t n, double p, uint64_t seed,
+                uint64_t offset) {
+  DropoutState st{seed, offset};
+  dropout_forward(be, dt, y, mask, x, n, p, st);
+}
+void optim_step(Backend& be, DType dt, const OptimParams& p, void* param, const void* grad, void* state, int64_t n) {
+  kernels_of<OptimKernels>(be).step(dt, p, param, grad, state, n);
+}
+// The mean loss over rows_total rows; `sum` is a double in be's memory.
+void loss_sum(Backend& be, DType dt, LossKind kind, double* sum, void* grad, const void* pred, const void* target,
+              int64_t rows, int64_t cols, int64_t rows_total) {
+  be.fill(DType::f64, sum, 1, 0.0);
+  loss_forward_backward(be, dt, kind, sum, grad, pred, target, nullptr, rows, cols, rows_total);
+}
+
 template <class T>
 class CudaVsCpu : public ::testing::Test {};
 using Types = ::testing::Types<float, double>;
@@ -106,9 +125,8 @@ TYPED_TEST(CudaVsCpu, BiasActForwardEveryActivation) {
         auto z = randn<T>(rows * cols, 5, 3.0), bias = randn<T>(cols, 6), a(z);
         Dev<T> dz(z), dbias(bias), da(rows * cols);
         T* ap = alias ? z.data() : a.data();
-        cpu().bias_act_forward(dtype<T>(), act, z.data(), ap, with_bias ? bias.data() : nullptr, rows, cols);
-        gpu().bias_act_forward(dtype<T>(), act, dz.p(), alias ? dz.p() : da.p(), with_bias ? dbias.p() : nullptr,
-                               rows, cols);
+        activation_forward(cpu(), dtype<T>(), act, ap, z.data(), with_bias ? bias.data() : nullptr, rows, cols);
+        activation_forward(gpu(), dtype<T>(), act, alias ? dz.p() : da.p(), dz.p(), with_bias ? dbias.p() : nullptr, rows, cols);
         const std::vector<T> out_cpu(ap, ap + rows * cols);
         EXPECT_LT(rel_err(alias ? dz.host() : da.host(), out_cpu), tol<T>())
             << act_name(k) << " bias=" << with_bias << " alias=" << alias;
@@ -125,14 +143,12 @@ TYPED_TEST(CudaVsCpu, ActBackwardBiasGradEveryActivation) {
         const int64_t cols = 45;
         const Activation act{k, k == ActKind::elu ? 0.7 : 0.05};
         auto z = randn<T>(rows * cols, 7, 2.0), a(z), da = randn<T>(rows * cols, 8), db = randn<T>(cols, 9);
-        cpu().bias_act_forward(dtype<T>(), act, z.data(), a.data(), nullptr, rows, cols);
+        activation_forward(cpu(), dtype<T>(), act, a.data(), z.data(), nullptr, rows, cols);
         Dev<T> dz(z), dA(a), dda(da), ddb(db), ddz(rows * cols);
         std::vector<T> dz_cpu(rows * cols);
         T* dbp = mode ? db.data() : nullptr;
-        cpu().act_backward_bias_grad(dtype<T>(), act, dz_cpu.data(), da.data(), z.data(), a.data(), dbp, mode == 2,
-                                     rows, cols);
-        gpu().act_backward_bias_grad(dtype<T>(), act, ddz.p(), dda.p(), dz.p(), dA.p(), mode ? ddb.p() : nullptr,
-                                     mode == 2, rows, cols);
+        activation_backward(cpu(), dtype<T>(), act, dz_cpu.data(), dbp, da.data(), z.data(), a.data(), mode == 2, rows, cols);
+        activation_backward(gpu(), dtype<T>(), act, ddz.p(), mode ? ddb.p() : nullptr, dda.p(), dz.p(), dA.p(), mode == 2, rows, cols);
         EXPECT_LT(rel_err(ddz.host(), dz_cpu), tol<T>()) << act_name(k) << " rows=" << rows << " mode=" << mode;
         if (mode) EXPECT_LT(rel_err(ddb.host(), db), 10 * tol<T>()) << act_name(k) << " dbias rows=" << rows;
       }
@@ -142,8 +158,8 @@ TYPED_TEST(CudaVsCpu, ActBackwardBiasGradEveryActivation) {
   auto a = randn<T>(rows * cols, 10), da = randn<T>(rows * cols, 11);
   std::vector<T> db(cols);
   Dev<T> dA(a), dda(da), ddb(cols);
-  cpu().act_backward_bias_grad(dtype<T>(), relu, da.data(), da.data(), nullptr, a.data(), db.data(), false, rows, cols);
-  gpu().act_backward_bias_grad(dtype<T>(), relu, dda.p(), dda.p(), nullptr, dA.p(), ddb.p(), false, rows, cols);
+  activation_backward(cpu(), dtype<T>(), relu, da.data(), db.data(), da.data(), nullptr, a.data(), false, rows, cols);
+  activation_backward(gpu(), dtype<T>(), relu, dda.p(), ddb.p(), dda.p(), nullptr, dA.p(), false, rows, cols);
   EXPECT_LT(rel_err(dda.host(), da), tol<T>());
   EXPECT_LT(rel_err(ddb.host(), db), 10 * tol<T>());
 }
@@ -165,11 +181,9 @@ TYPED_TEST(CudaVsCpu, LossValueAndGradient) {
       Dev<double> dloss(1);
       std::vector<T> grad(rows * cols);
       double loss = 0;
-      cpu().loss_forward_backward(dtype<T>(), kind, &loss, grad.data(), pred.data(), target_cpu, rows, cols,
-                                  rows_total);
-      gpu().loss_forward_backward(dtype<T>(), kind, dloss.p(), dgrad.p(), dpred.p(),
-                                  kind == LossKind::cross_entropy ? static_cast<const void*>(dlab.p()) : dt.p(), rows,
-                                  cols, rows_total);
+      loss_sum(cpu(), dtype<T>(), kind, &loss, grad.data(), pred.data(), target_cpu, rows, cols, rows_total);
+      loss_sum(gpu(), dtype<T>(), kind, dloss.p(), dgrad.p(), dpred.p(),
+               kind == LossKind::cross_entropy ? static_cast<const void*>(dlab.p()) : dt.p(), rows, cols, rows_total);
       EXPECT_LT(std::abs(dloss.host()[0] - loss) / std::abs(loss), tol<T>()) << loss_name(kind) << " rows=" << rows;
       EXPECT_LT(rel_err(dgrad.host(), grad), tol<T>()) << loss_name(kind) << " rows=" << rows;
     }
@@ -185,8 +199,8 @@ TYPED_TEST(CudaVsCpu, CountCorrectFirstMaximumWins) {
   for (int64_t r = 0; r < rows; ++r) labels[r] = r % 3 == 0 ? (r % 2 ? 5 : 40) : int32_t(splitmix64(r) % 70);
   Dev<T> dpred(pred);
   Dev<int32_t> dlab(labels);
-  const int64_t want = cpu().count_correct(dtype<T>(), pred.data(), labels.data(), rows, cols);
-  EXPECT_EQ(gpu().count_correct(dtype<T>(), dpred.p(), dlab.p(), rows, cols), want);
+  const int64_t want = count_correct(cpu(), dtype<T>(), pred.data(), labels.data(), rows, cols);
+  EXPECT_EQ(count_correct(gpu(), dtype<T>(), dpred.p(), dlab.p(), rows, cols), want);
   EXPECT_GT(want, rows / 6 - 5);
 }
 
@@ -216,8 +230,8 @@ TYPED_TEST(CudaVsCpu, OptimizerSteps) {
       p.step = step;
       auto g = randn<T>(n, 16 + step);
       Dev<T> dg(g);
-      cpu().optim_step(dtype<T>(), p, w.data(), g.data(), state.data(), n);
-      gpu().optim_step(dtype<T>(), p, dw.p(), dg.p(), dstate.p(), n);
+      optim_step(cpu(), dtype<T>(), p, w.data(), g.data(), state.data(), n);
+      optim_step(gpu(), dtype<T>(), p, dw.p(), dg.p(), dstate.p(), n);
     }
     EXPECT_LT(rel_err(dw.host(), w), tol<T>()) << "optimizer kind " << int(p.kind) << " momentum " << p.momentum;
     EXPECT_LT(rel_err(dstate.host(), state), 10 * tol<T>()) << "optimizer state, kind " << int(p.kind);
@@ -247,8 +261,8 @@ TYPED_TEST(CudaVsCpu, GatherDropoutMaxoutElementwise) {
   // Dropout: the same counter-based stream, so identical masks (exact).
   std::vector<T> y(n), mask(n);
   Dev<T> dy(n), dmask(n);
-  cpu().dropout_forward(dtype<T>(), y.data(), mask.data(), src.data(), n, 0.3, 1234, 777);
-  gpu().dropout_forward(dtype<T>(), dy.p(), dmask.p(), dsrc.p(), n, 0.3, 1234, 777);
+  dropout_at(cpu(), dtype<T>(), y.data(), mask.data(), src.data(), n, 0.3, 1234, 777);
+  dropout_at(gpu(), dtype<T>(), dy.p(), dmask.p(), dsrc.p(), n, 0.3, 1234, 777);
   EXPECT_EQ(dmask.host(), mask);
   EXPECT_EQ(dy.host(), y);
   // mul / add_inplace: exact.
@@ -266,14 +280,14 @@ TYPED_TEST(CudaVsCpu, GatherDropoutMaxoutElementwise) {
   std::vector<int32_t> midx(rows * units);
   Dev<T> dx(x), dmy(rows * units), dmdx(rows * units * pieces);
   Dev<int32_t> dmidx(rows * units);
-  cpu().maxout_forward(dtype<T>(), my.data(), midx.data(), x.data(), rows, units, pieces);
-  gpu().maxout_forward(dtype<T>(), dmy.p(), dmidx.p(), dx.p(), rows, units, pieces);
+  maxout_forward(cpu(), dtype<T>(), my.data(), midx.data(), x.data(), rows, units, pieces);
+  maxout_forward(gpu(), dtype<T>(), dmy.p(), dmidx.p(), dx.p(), rows, units, pieces);
   EXPECT_EQ(dmy.host(), my);
   EXPECT_EQ(dmidx.host(), midx);
   auto g = randn<T>(rows * units, 22);
   Dev<T> dg(g);
-  cpu().maxout_backward(dtype<T>(), mdx.data(), g.data(), midx.data(), rows, units, pieces);
-  gpu().maxout_backward(dtype<T>(), dmdx.p(), dg.p(), dmidx.p(), rows, units, pieces);
+  maxout_backward(cpu(), dtype<T>(), mdx.data(), g.data(), midx.data(), rows, units, pieces);
+  maxout_backward(gpu(), dtype<T>(), dmdx.p(), dg.p(), dmidx.p(), rows, units, pieces);
   EXPECT_EQ(dmdx.host(), mdx);
 }
 

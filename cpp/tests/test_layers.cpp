@@ -6,7 +6,8 @@
 #include <limits>
 #include <vector>
 
-#include "mlpcore/layers.h"
+#include "mlpcore/arena.h"
+#include "mlpcore/ops.h"
 #include "test_util.h"
 
 using namespace mc;

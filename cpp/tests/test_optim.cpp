@@ -153,7 +153,7 @@ TYPED_TEST(Optim, StepMatchesPyTorchFormulas) {
     for (int64_t s = 1; s <= steps; ++s) {
       const std::vector<T> g = uniform<T>(n, 100 + uint64_t(s), -1.0, 1.0);
       p.step = s;
-      this->be.optim_step(this->dt, p, w.data(), g.data(), state.data(), n);
+      optim_step(this->be, this->dt, p, w.data(), g.data(), state.data(), n);
       ref.update(to_double(g));
       EXPECT_LE(max_rel_err(w, ref.w), tol<T>()) << "params after step " << s;
       EXPECT_LE(max_rel_err(state, ref.state()), tol<T>() * 4) << "state after step " << s;
@@ -177,8 +177,8 @@ TEST(Optimizer, SegmentsShareOneStateBufferAndMatchDirectCalls) {
     EXPECT_EQ(opt.params().step, s);
     OptimParams q = p;
     q.step = s;
-    be.optim_step(DType::f64, q, r1.data(), g1.data(), s1.data(), 10);
-    be.optim_step(DType::f64, q, r2.data(), g2.data(), s2.data(), 23);
+    optim_step(be, DType::f64, q, r1.data(), g1.data(), s1.data(), 10);
+    optim_step(be, DType::f64, q, r2.data(), g2.data(), s2.data(), 23);
     EXPECT_EQ(w1, r1);
     EXPECT_EQ(w2, r2);
   }

@@ -12,6 +12,8 @@
 
 #include "mlpcore/check.h"
 #include "mlpcore/loss.h"
+#include "mlpcore/ops.h"
+#include "mlpcore/optim.h"
 #include "mlpcore/rng.h"
 
 namespace mc_test {
@@ -123,6 +125,25 @@ inline std::vector<double> loss_grad_naive(LossKind kind, const std::vector<doub
   return g;
 }
 
+// Short forms of the op calls the CPU kernel tests make (host memory).
+// loss_mean: the mean loss of a batch over rows_total rows (loss_forward_backward adds the terms to
+// a sum; this starts it at 0 and divides).
+inline void loss_mean(mc::Backend& be, mc::DType dt, LossKind kind, double* value, void* grad, const void* pred,
+                      const void* target, int64_t rows, int64_t cols, int64_t rows_total) {
+  double sum = 0;
+  mc::loss_forward_backward(be, dt, kind, &sum, grad, pred, target, nullptr, rows, cols, rows_total);
+  *value = sum / mc::loss_divisor(kind, rows_total, cols);
+}
+// dropout with an explicit (seed, offset) instead of a DropoutState.
+inline void dropout_at(mc::Backend& be, mc::DType dt, void* y, void* mask, const void* x, int64_t n, double p,
+                       uint64_t seed, uint64_t offset) {
+  mc::DropoutState st{seed, offset};
+  mc::dropout_forward(be, dt, y, mask, x, n, p, st);
+}
+inline void optim_step(mc::Backend& be, mc::DType dt, const mc::OptimParams& p, void* param, const void* grad,
+                       void* state, int64_t n) {
+  mc::kernels_of<mc::OptimKernels>(be).step(dt, p, param, grad, state, n);
+}
 
 }  // namespace mc_test
 

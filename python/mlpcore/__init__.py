@@ -5,15 +5,18 @@
 
 Inputs. Arrays are 2-D (batch, features) with at least one row and one column. float32 and
 float64 are accepted and converted to the model's dtype (float64 beyond float32's range becomes
-inf, and is refused as such); non-contiguous, Fortran-ordered and byte-swapped arrays are copied;
-int, float16, bool, complex, object and string arrays are refused with TypeError. NaN and Inf are
+inf, and is refused as such); non-contiguous, Fortran-ordered and byte-swapped arrays are copied.
+Modules and losses refuse int, float16, bool, complex, object and string arrays with TypeError;
+the training entry points (``Trainer``, the scikit-learn estimators, the command line) go through
+one input-preparation path (``mlpcore.training.data``) that also casts int and bool arrays and
+pandas frames of numeric / bool columns, naming a column that cannot be cast. NaN and Inf are
 refused with ValueError by default; ``mc.set_check_finite(False)`` skips that scan for speed, and
 then NaN/Inf propagate (parameters never take NaN/Inf through ``param.data = a``). Class ids are
 1-D integers in [0, classes) (a one-hot matrix is refused with a hint); MSE/BCE targets are shaped
 like the output, or (n,) for one output. A batch_size larger than the data is one batch of all
 rows. Bad values and shapes raise ValueError, bad types TypeError, both naming the argument, what
-was expected and what was given; state errors (backward before forward, a stale optimizer,
-CUDA where there is none) raise RuntimeError. No input from Python may crash the process.
+was expected and what was given; state errors (backward before forward, backward after a
+forward under ``mc.no_grad()``, CUDA where there is none) raise RuntimeError. No input from Python may crash the process.
 
 Training guard. A non-finite loss stops training (``Network.train_epoch`` / ``train_step``
 with ``check_finite=True``, the default, and ``Trainer.fit``) with RuntimeError naming the epoch
@@ -25,8 +28,11 @@ weights (both paths, the Trainer and Dropout included). What can change the bits
 count (OpenBLAS splits a GEMM's sums differently; 1 vs 2 threads differ by ~1e-7 relative in
 float32), the BLAS kernel (another CPU, or OPENBLAS_CORETYPE), the OpenBLAS / mlpcore version,
 float32 vs float64, and for one row the batch it is computed in (a one-row batch goes through
-GEMV rather than GEMM: predict(X, batch_size) may differ in the last bit between batch sizes). Seeded initialisation, shuffling and dropout masks use mlpcore's own
-portable RNG: the same numbers on every platform.
+GEMV rather than GEMM: predict(X, batch_size) may differ in the last bit between batch sizes)
+unless ``mc.set_batch_invariant(True)``, which makes every inference row bitwise independent of
+its batch, the batch size and the thread count. Seeded initialisation, shuffling and dropout
+masks use mlpcore's own portable RNG: the same numbers on every platform; ``mc.manual_seed(n)``
+seeds the layers and fits that are given no seed.
 
 Threads. Long C++ calls release the GIL. A compiled network serialises its calls with a mutex,
 so predict / evaluate / train_epoch from several Python threads are safe, each giving its
@@ -46,7 +52,18 @@ import scipy_openblas32 as _scipy_openblas32
 _ctypes.CDLL(_os.path.join(_scipy_openblas32.get_lib_dir(), _scipy_openblas32.get_library(True)), _ctypes.RTLD_GLOBAL)
 
 from . import _core  # noqa: E402
-from ._core import blas_info, cuda_available, get_check_finite, get_num_threads, set_check_finite, set_num_threads
+from ._core import (
+    blas_info,
+    cuda_available,
+    get_batch_invariant,
+    get_check_finite,
+    get_num_threads,
+    set_batch_invariant,
+    set_check_finite,
+    set_num_threads,
+)
+from ._validate import manual_seed
+from ._version import __version__
 from .check import gradcheck
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .nn import (
@@ -67,6 +84,7 @@ from .nn import (
     Softmax,
     Tanh,
     TiedLinear,
+    no_grad,
 )
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
 from . import callbacks
@@ -76,13 +94,12 @@ from . import datasets
 from . import distributed
 from .io import from_torch, load, load_bytes, load_checkpoint, load_state_into, save, save_bytes, to_torch
 
-__version__ = "0.1.0"
-
 __all__ = [
     "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "GELU", "Identity", "LeakyReLU", "Linear", "Maxout",
     "MSELoss", "Module", "Optimizer", "Parameter", "ReLU", "Residual", "RMSprop", "SGD", "Adam", "AdamW",
     "Sequential", "Sigmoid", "SiLU", "Softmax", "Tanh", "TiedLinear", "blas_info", "cuda_available",
-    "get_check_finite", "get_num_threads", "gradcheck", "set_check_finite", "set_num_threads", "__version__",
+    "get_batch_invariant", "get_check_finite", "get_num_threads", "gradcheck", "manual_seed", "no_grad",
+    "set_batch_invariant", "set_check_finite", "set_num_threads", "__version__",
     "Trainer", "History", "callbacks",
     "datasets", "distributed", "from_torch", "load", "load_bytes", "load_checkpoint", "load_state_into", "save", "save_bytes",
     "to_torch",

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ActKind', 'Communicator', 'DropoutState', 'InitKind', 'LossKind', 'Network', 'OpKind', 'OpSpec', 'OptimKind', 'OptimParams', 'Optimizer', 'ParamArena', 'act_backward', 'act_forward', 'blas_info', 'cuda_available', 'cuda_unavailable_reason', 'dropout_forward', 'get_check_finite', 'get_num_threads', 'linear_backward', 'linear_forward', 'local_communicator', 'loss_forward_backward', 'maxout_backward', 'maxout_forward', 'mpi_communicator', 'mul', 'permutation', 'set_check_finite', 'set_num_threads']
+__all__: list[str] = ['ActKind', 'DropoutState', 'EpochResult', 'InitKind', 'LossKind', 'Network', 'OpKind', 'OpSpec', 'OptimKind', 'OptimParams', 'Optimizer', 'ParamArena', 'act_backward', 'act_forward', 'blas_info', 'cuda_available', 'cuda_unavailable_reason', 'dropout_forward', 'epoch_seed', 'get_batch_invariant', 'get_check_finite', 'get_num_threads', 'linear_backward', 'linear_forward', 'loss_forward_backward', 'maxout_backward', 'maxout_forward', 'mul', 'permutation', 'set_batch_invariant', 'set_check_finite', 'set_num_threads']
 class ActKind:
     """
     Members:
@@ -280,28 +280,6 @@ class OpKind:
     @property
     def value(self) -> int:
         ...
-class Communicator:
-    """
-    The processes of a data-parallel job (mlpcore/comm.h). Build with local_communicator() or, under mpiexec, through mlpcore.distributed.init().
-    """
-    def __repr__(self) -> str:
-        ...
-    def allreduce_sum(self, buf: typing.Any) -> None:
-        """
-        buf (any shape, float32/float64, C-contiguous): in place, the sum over ranks.
-        """
-    def barrier(self) -> None:
-        ...
-    def broadcast(self, buf: typing.Any, root: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
-        """
-        buf (float32/float64, C-contiguous): in place, root's values.
-        """
-    @property
-    def rank(self) -> int:
-        ...
-    @property
-    def size(self) -> int:
-        ...
 class DropoutState:
     def __init__(self, seed: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
@@ -427,6 +405,14 @@ class OpSpec:
     def act_param(self, arg1: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
     @property
+    def arena(self) -> int:
+        """
+        Index into Network's arenas of the arena weight_off / bias_off / state_off index.
+        """
+    @arena.setter
+    def arena(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
     def bias_off(self) -> int:
         ...
     @bias_off.setter
@@ -463,28 +449,71 @@ class OpSpec:
     def skip(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
     @property
+    def state_off(self) -> int:
+        """
+        Offset of the op's non-parameter state (running statistics), or -1.
+        """
+    @state_off.setter
+    def state_off(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
     def weight_off(self) -> int:
         ...
     @weight_off.setter
     def weight_off(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
+class EpochResult:
+    """
+    What Network.train_epoch did (read-only).
+    """
+    __hash__: typing.ClassVar[None] = None
+    def __eq__(self, arg0: EpochResult) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    @property
+    def correct(self) -> int:
+        """
+        Arg-max hits (cross-entropy), else 0.
+        """
+    @property
+    def loss(self) -> float:
+        """
+        Mean loss over the rows run.
+        """
+    @property
+    def rows(self) -> int:
+        """
+        Rows run.
+        """
 class Network:
     training: bool
-    def __init__(self, arena: ParamArena, ops: collections.abc.Sequence[OpSpec], in_features: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-    def evaluate(self, loss: LossKind, X: typing.Any, y: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex = 1024) -> tuple[float, int]:
+    def __init__(self, arenas: typing.Any, ops: collections.abc.Sequence[OpSpec], in_features: typing.SupportsInt | typing.SupportsIndex) -> None:
+        """
+        arenas: a ParamArena or a list of them (one device and dtype); OpSpec.arena indexes it.
+        """
+    def backward(self, grad_output: typing.Any) -> numpy.ndarray:
+        """
+        Backward of the last forward: adds to the parameter gradients (dropout masks of that forward), returns d loss / d x (B, in_features). RuntimeError if another call used the network since.
+        """
+    def evaluate(self, loss: LossKind, X: typing.Any, y: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex = 1024, validate: bool = True) -> tuple[float, int]:
         ...
     def forward(self, x: typing.Any) -> numpy.ndarray:
-        ...
+        """
+        Forward in the network's train/eval mode; keeps what backward needs until another call uses the network.
+        """
     def predict(self, X: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex = 1024) -> numpy.ndarray:
         ...
     def release_device_data(self) -> None:
         """
         Drop the cached device copies of data sets (a network on cuda); the next call uploads again.
         """
-    def train_epoch(self, optimizer: Optimizer, loss: LossKind, X: typing.Any, y: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, shuffle: bool, seed: typing.SupportsInt | typing.SupportsIndex, epoch: typing.SupportsInt | typing.SupportsIndex = 0, check_finite: bool = True, batch_begin: typing.SupportsInt | typing.SupportsIndex = 0, batch_end: typing.SupportsInt | typing.SupportsIndex = -1, validate: bool = True) -> float:
+    def train_epoch(self, optimizer: Optimizer, loss: LossKind, X: typing.Any, y: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, shuffle: bool, seed: typing.SupportsInt | typing.SupportsIndex, epoch: typing.SupportsInt | typing.SupportsIndex = 0, check_finite: bool = True, batch_begin: typing.SupportsInt | typing.SupportsIndex = 0, batch_end: typing.SupportsInt | typing.SupportsIndex = -1, validate: bool = True) -> EpochResult:
         ...
-    def train_step(self, optimizer: Optimizer, loss: LossKind, x: typing.Any, y: typing.Any, check_finite: bool = True) -> float:
+    def train_step(self, optimizer: Optimizer, loss: LossKind, x: typing.Any, y: typing.Any, check_finite: bool = True, validate: bool = True) -> float:
+        ...
+    @property
+    def arenas(self) -> list[ParamArena]:
         ...
     @property
     def cached_device_data(self) -> int:
@@ -499,9 +528,6 @@ class Network:
         ...
     @property
     def in_features(self) -> int:
-        ...
-    @property
-    def last_correct(self) -> int:
         ...
     @property
     def num_ops(self) -> int:
@@ -527,17 +553,21 @@ def cuda_unavailable_reason() -> str:
     ...
 def dropout_forward(x: typing.Any, p: typing.SupportsFloat | typing.SupportsIndex, state: DropoutState, dtype: typing.Any) -> tuple[numpy.ndarray, numpy.ndarray]:
     ...
+def epoch_seed(seed: typing.Any, epoch: typing.Any) -> int:
+    """
+    The shuffle seed of epoch `epoch` (0-based) of a run seeded with `seed` (ints, taken modulo 2**64): a hash of (seed, epoch) only, so a resumed run draws the same orders as an uninterrupted one.
+    """
+def get_batch_invariant() -> bool:
+    ...
 def get_check_finite() -> bool:
     ...
 def get_num_threads() -> int:
     ...
 def linear_backward(grad_output: typing.Any, x: numpy.ndarray, weight: numpy.ndarray, dweight: numpy.ndarray, dbias: typing.Any, need_dx: bool, transposed: bool, dtype: typing.Any) -> typing.Any:
     ...
-def linear_forward(x: typing.Any, weight: numpy.ndarray, bias: typing.Any, transposed: bool, dtype: typing.Any) -> tuple[numpy.ndarray, numpy.ndarray]:
-    ...
-def local_communicator() -> Communicator:
+def linear_forward(x: typing.Any, weight: numpy.ndarray, bias: typing.Any, transposed: bool, dtype: typing.Any, fixed_order: bool = False) -> tuple[numpy.ndarray, numpy.ndarray]:
     """
-    The communicator of a one-process job (rank 0 of 1).
+    z = x @ W.T + bias (and x as converted, kept for backward). fixed_order: the batch-invariant GEMM.
     """
 def loss_forward_backward(kind: LossKind, pred: typing.Any, target: typing.Any, dtype: typing.Any) -> tuple[float, numpy.ndarray]:
     ...
@@ -545,15 +575,15 @@ def maxout_backward(grad_output: typing.Any, idx: typing.Annotated[numpy.typing.
     ...
 def maxout_forward(x: typing.Any, pieces: typing.SupportsInt | typing.SupportsIndex, dtype: typing.Any) -> tuple[numpy.ndarray, numpy.typing.NDArray[numpy.int32]]:
     ...
-def mpi_communicator(library: str, handle_bytes: typing.SupportsInt | typing.SupportsIndex, comm: typing.SupportsInt, float32: typing.SupportsInt, float64: typing.SupportsInt, op_sum: typing.SupportsInt, in_place: typing.SupportsInt) -> Communicator:
-    """
-    An MPI communicator over a library already loaded and initialised (mlpcore.distributed.init() builds it from mpi4py): library = that library or a module linked to it; the rest are handles of its ABI.
-    """
 def mul(a: typing.Any, b: numpy.ndarray, dtype: typing.Any) -> numpy.ndarray:
     ...
 def permutation(n: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
     """
     The shuffling order Network.train_epoch uses for (n, seed): int64 (n,).
+    """
+def set_batch_invariant(enabled: bool) -> None:
+    """
+    Process-wide: predict, evaluate and eval-mode forward of CPU networks give every output row bitwise independent of its batch, the batch size and the thread count (a fixed-order GEMM instead of BLAS). Training is unaffected; CUDA networks ignore it.
     """
 def set_check_finite(enabled: bool) -> None:
     ...

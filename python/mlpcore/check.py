@@ -7,17 +7,16 @@ forward must compute in float64.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 
-from .nn import Module, _check_distinct_modules
+from .nn.module import Module, adopt, check_distinct_modules
 
 
 class _Chain(Module):
-    """Modules applied in order, for gradcheck on a list. Unlike Sequential it does not gather
-    the parameters into a new arena: they stay where the caller's model (and any optimizer built
-    over it) expects them."""
+    """Modules applied in order, for gradcheck on a list. Unlike Sequential it never moves the
+    parameters (they stay where the caller's model expects them) and runs module by module."""
 
     def __init__(self, modules: Sequence[Module]):
         for i, m in enumerate(modules):
@@ -25,8 +24,10 @@ class _Chain(Module):
                 raise TypeError(f"module: item {i} is a {type(m).__name__}, not a mlpcore Module")
         if not modules:
             raise ValueError("module: expected at least one Module, got an empty list")
-        _check_distinct_modules("gradcheck", [(str(i), m) for i, m in enumerate(modules)])
+        check_distinct_modules("gradcheck", [(str(i), m) for i, m in enumerate(modules)])
         self.layers = list(modules)
+        for m in modules:
+            adopt(self, m)
 
     def _named_children(self):
         return [(str(i), m) for i, m in enumerate(self.layers)]
@@ -77,7 +78,7 @@ def gradcheck(module: Union[Module, Sequence[Module]], x: np.ndarray, loss=None,
     for name, p in params:
         if p.dtype != np.float64:
             raise ValueError(f"gradcheck: parameter {name!r} is {p.dtype}; build the module with dtype=np.float64")
-    was_training = module.training
+    modes = [(m, m.training) for m in module.modules()]
     module.eval()  # no dropout noise between the evaluations
     try:
         out = module.forward(x)
@@ -119,4 +120,6 @@ def gradcheck(module: Union[Module, Sequence[Module]], x: np.ndarray, loss=None,
             report[name] = rel(analytic[name], numeric(view))
         return report
     finally:
-        module.train(was_training)
+        for m, t in modes:
+            if m.training != t:
+                m.training = t

@@ -25,7 +25,7 @@ import numpy as np
 
 from .io import _version
 from .nn import _mlp
-from .trainer import _stdout_is_tty
+from .training.progress import stdout_is_tty
 
 DEFAULT_OUT = "mlpcore-model.safetensors"
 BUILTIN_DATA = ("digits", "moons", "circles", "spirals")
@@ -144,10 +144,9 @@ def _load_data(data: str, target, seed: int) -> tuple:
 
 
 def _build_model(n_in: int, hidden: list, n_out: int, activation: str, seed: int):
-    import mlpcore as mc
+    from .nn import registry
 
-    act = {"relu": mc.ReLU, "leaky_relu": mc.LeakyReLU, "tanh": mc.Tanh, "sigmoid": mc.Sigmoid, "elu": mc.ELU,
-           "gelu": mc.GELU, "silu": mc.SiLU}[activation]
+    act = registry.lookup(activation).cls  # "leaky_relu" -> LeakyReLU
     init = "he_uniform" if activation in ("relu", "leaky_relu", "elu", "gelu", "silu") else "xavier_uniform"
     return _mlp([n_in, *hidden, n_out], act, seed=seed, init=init, last_init="xavier_uniform")
 
@@ -233,7 +232,7 @@ def cmd_train(args) -> int:
           f"batch {args.batch_size}, {args.device}, {mc.get_num_threads()} thread(s)", file=out, flush=True)
 
     trainer = mc.Trainer(model, loss=loss, optimizer=opt, batch_size=args.batch_size)
-    callbacks = [_log_callback(args.epochs)] if args.progress and not _stdout_is_tty() else []
+    callbacks = [_log_callback(args.epochs)] if args.progress and not stdout_is_tty() else []
     t0 = time.perf_counter()
     history = trainer.fit(X_tr, y_tr, epochs=args.epochs, seed=args.seed, progress=args.progress,
                           callbacks=callbacks)
@@ -291,6 +290,8 @@ def _read_features(path: str, target, n_in: int) -> tuple:
 def cmd_predict(args) -> int:
     import mlpcore as mc
     from .datasets import StandardScaler
+    from .training import data, metrics
+    from .nn.inference import predict
 
     ckpt = mc.load_checkpoint(args.model)
     model, extra = ckpt["model"], ckpt["extra"] or {}
@@ -298,17 +299,19 @@ def cmd_predict(args) -> int:
     X, y, y_names = _read_features(args.data, args.target, n_in)
     if "scaler" in extra:
         X = StandardScaler.from_state_dict(extra["scaler"]).transform(X)
-    out = np.asarray(mc.Trainer(model).predict(X))
+    out = predict(model, data.as_features(X, args.data, model.dtype, n_in))
     classify = extra.get("task", "classification" if out.shape[1] > 1 else "regression") == "classification"
     classes = extra.get("classes")
     if classify:
-        ids = out.argmax(axis=1)
-        lines = [classes[i] if classes else str(i) for i in ids]
+        names = classes if classes else [str(i) for i in range(out.shape[1])]
+        lines = [names[i] for i in out.argmax(axis=1)]
         if y is not None and y.dtype.kind in "iu":
             # compare names when the labels are strings (the file's own sorted ids may differ)
+            index = {name: i for i, name in enumerate(names)}
             truth = [y_names[i] for i in y] if y_names else [str(i) for i in y]
-            print(f"accuracy {float(np.mean(np.array(lines) == np.array(truth))):.4f} on {len(y)} rows",
-                  file=sys.stderr)
+            ids = np.array([index.get(t, -1) for t in truth])  # a label the model does not know: a miss
+            accuracy = metrics.accuracy(mc.CrossEntropyLoss.kind, out, ids)
+            print(f"accuracy {accuracy:.4f} on {len(y)} rows", file=sys.stderr)
     else:
         if extra.get("target_scaler"):
             out = StandardScaler.from_state_dict(extra["target_scaler"]).inverse_transform(out)

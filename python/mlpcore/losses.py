@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from .nn import _input_dtype
+from .nn.parameter import input_dtype
 
 
 class _Loss:
@@ -36,7 +36,7 @@ class _Loss:
         return self.forward(pred, target)
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
-        value, self._grad = _core.loss_forward_backward(self.kind, pred, target, _input_dtype(pred))
+        value, self._grad = _core.loss_forward_backward(self.kind, pred, target, input_dtype(pred))
         return float(value)
 
     def backward(self) -> np.ndarray:

@@ -1,11 +1,14 @@
-"""Optimizers, with PyTorch's semantics, running in C++ over the flat parameter arena.
+"""Optimizers, with PyTorch's semantics, running in C++ over the flat parameter arenas.
 
-The Python object holds a C++ optimizer whose segments point at the parameters' memory: a
-model gathered into one arena (any Sequential) is updated in one pass. The compiled training
-path drives this same C++ object, so both paths update identically.
+The Python object holds its Parameters and a C++ optimizer whose segments point at their memory:
+a model gathered into one arena (a Sequential) is updated in one pass. The compiled training
+path drives this same C++ object (``opt._core``), so both paths update identically.
 
-Create the optimizer after ``model.to(device)``: moving parameters to another arena makes an
-existing optimizer refuse to step (RuntimeError) instead of silently updating stale memory.
+Building an optimizer pins its parameters' arenas: a Sequential built later leaves them where
+they are, so an optimizer made before the model is wrapped keeps working, as in PyTorch. When the
+parameters move anyway (``model.to(device)``), the optimizer follows: before its next use it
+re-resolves its segments (one flag test per step when nothing moved) and carries its state
+(momentum, moments, step count) across.
 """
 
 from __future__ import annotations
@@ -16,16 +19,18 @@ import numpy as np
 
 from . import _core
 from ._validate import positive
-from .nn import _ALIGN, Parameter, _zero_grads
+from .nn.parameter import ALIGN, Parameter, arenas_of, zero_grads
+
+_HYPER = ("lr", "momentum", "weight_decay", "nesterov", "beta1", "beta2", "eps", "alpha", "centered")
 
 
 def _segments(params: list) -> list:
     """(arena, offset, numel) runs: parameters adjacent in one arena (up to alignment padding,
     which stays zero) merge into one segment."""
     order = sorted(params, key=lambda p: (id(p._arena), p._offset))
-    segs = []
+    segs: list = []
     for p in order:
-        if segs and segs[-1][0] is p._arena and 0 <= p._offset - (segs[-1][1] + segs[-1][2]) < _ALIGN:
+        if segs and segs[-1][0] is p._arena and 0 <= p._offset - (segs[-1][1] + segs[-1][2]) < ALIGN:
             a, off, _ = segs[-1]
             segs[-1] = (a, off, p._offset + p.numel - off)
         else:
@@ -33,57 +38,103 @@ def _segments(params: list) -> list:
     return segs
 
 
+def _state_positions(segs: list, slots: int, places: list) -> list:
+    """For each (arena, offset) in ``places``: (index of its first element in the flat state, the
+    length of its segment). The state holds, per segment, ``slots`` runs of the segment's length."""
+    starts, total = [], 0
+    for _, _, n in segs:
+        starts.append(total)
+        total += slots * n
+    out = []
+    for arena, off in places:
+        for (a, o, n), start in zip(segs, starts):
+            if a is arena and o <= off < o + n:
+                out.append((start + off - o, n))
+                break
+    return out
+
+
 class Optimizer:
     def __init__(self, params: Iterable[Parameter], p: "_core.OptimParams"):
         if hasattr(params, "parameters") and callable(params.parameters):
             raise TypeError("params: pass model.parameters(), not the model")
-        self.params = list(params)
-        if not self.params:
+        params = list(params)
+        if not params:
             raise ValueError("params: the optimizer got an empty parameter list")
-        for i, q in enumerate(self.params):
+        for i, q in enumerate(params):
             if not isinstance(q, Parameter):
                 raise TypeError(f"params[{i}]: expected a mlpcore Parameter, got {type(q).__name__}")
-        uniq = list({id(q): q for q in self.params}.values())
-        self.params = uniq
-        # The arenas themselves, not their id(): a freed arena's id can be reused by a new one,
-        # which would let a stale optimizer pass the check (holding them keeps ids unique too).
-        self._layout = [(q._arena, q._offset) for q in uniq]
-        self._core = _core.Optimizer(p, _segments(uniq))
+        self.params = list({id(q): q for q in params}.values())
+        self._bind(p)
 
-    def _check_layout(self) -> None:
-        if any(q._arena is not a or q._offset != off for q, (a, off) in zip(self.params, self._layout)):
-            raise RuntimeError(
-                f"{type(self).__name__}: the parameters moved (model.to(...) or a new Sequential) since the "
-                "optimizer was created; create the optimizer after moving the model"
-            )
+    def _bind(self, p: "_core.OptimParams") -> None:
+        """Build the C++ optimizer over the parameters where they are now, pin their arenas and
+        ask to be told when one of them moves."""
+        for q in self.params:
+            q._users.add(self)
+            q._arena.pinned = True
+        self._segs = _segments(self.params)
+        self._places = [(q._arena, q._offset) for q in self.params]
+        self._arenas = arenas_of(self.params)
+        self._impl = _core.Optimizer(p, [(a.core, off, n) for a, off, n in self._segs])
+        self._moved = False
+
+    def _param_moved(self) -> None:  # called by Parameter._move
+        self._moved = True
+
+    def _follow(self) -> None:
+        """Re-resolve the segments after parameters moved; the state moves with its parameters."""
+        old, old_segs, old_places = self._impl, self._segs, self._places
+        p = old.params
+        state = old.read_state()
+        self._bind(p)
+        slots = state.size // max(1, sum(n for _, _, n in old_segs))
+        new = np.zeros(self._impl.state_numel, dtype=state.dtype)
+        before = _state_positions(old_segs, slots, old_places)
+        after = _state_positions(self._segs, slots, self._places)
+        for q, (ob, on), (nb, nn) in zip(self.params, before, after):
+            for k in range(slots):
+                new[nb + k * nn:nb + k * nn + q.numel] = state[ob + k * on:ob + k * on + q.numel]
+        self._impl.write_state(new, p.step)
+
+    @property
+    def _core(self) -> "_core.Optimizer":
+        """The C++ optimizer, over the parameters where they are now (the compiled path drives it)."""
+        if self._moved:
+            self._follow()
+        return self._impl
 
     def step(self) -> None:
         """One update of every parameter from its current .grad."""
-        self._check_layout()
-        self._core.step()
+        if self._moved:
+            self._follow()
+        self._impl.step()
 
     def zero_grad(self) -> None:
-        """Set the gradients to zero: one fill per arena holding these parameters."""
-        _zero_grads(self.params)
+        """Set the gradients to zero: one fill per arena holding these parameters (other
+        parameters in those arenas included, as with Module.zero_grad)."""
+        if self._moved:
+            self._follow()
+        zero_grads(self._arenas)
 
     @property
     def lr(self) -> float:
-        return self._core.params.lr
+        return self._impl.params.lr
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._core.set_lr(positive("lr", value))
+        self._impl.set_lr(positive("lr", value))
 
     @property
     def step_count(self) -> int:
-        return self._core.params.step
+        return self._impl.params.step
 
     def state_dict(self) -> dict:
         """Hyper-parameters, step count and the flat state (momentum / moments) as numpy."""
-        p = self._core.params
-        hp = {k: getattr(p, k) for k in ("lr", "momentum", "weight_decay", "nesterov", "beta1", "beta2", "eps",
-                                         "alpha", "centered")}
-        return {"type": type(self).__name__, "hyper": hp, "step": p.step, "state": self._core.read_state()}
+        impl = self._core
+        p = impl.params
+        return {"type": type(self).__name__, "hyper": {k: getattr(p, k) for k in _HYPER}, "step": p.step,
+                "state": impl.read_state()}
 
     def load_state_dict(self, sd: dict) -> None:
         if not isinstance(sd, dict) or not {"type", "hyper", "step", "state"} <= set(sd):
@@ -91,7 +142,8 @@ class Optimizer:
                             f"(from Optimizer.state_dict()), got {type(sd).__name__}")
         if sd.get("type") != type(self).__name__:
             raise ValueError(f"optimizer state is for {sd.get('type')!r}, not {type(self).__name__}")
-        p = self._core.params
+        impl = self._core
+        p = impl.params
         for k, v in sd["hyper"].items():
             if not hasattr(p, k) or k in ("kind", "step"):
                 raise ValueError(f"state_dict['hyper']: unknown hyper-parameter {k!r}")
@@ -100,11 +152,30 @@ class Optimizer:
             elif k in ("momentum", "weight_decay", "beta1", "beta2", "alpha"):
                 v = positive(f"state_dict['hyper'][{k!r}]", v, allow_zero=True)
             setattr(p, k, type(getattr(p, k))(v))
-        self._core.params = p
-        self._core.write_state(np.asarray(sd["state"]), int(sd["step"]))
+        impl.params = p
+        impl.write_state(np.asarray(sd["state"]), int(sd["step"]))
+
+    # The C++ optimizer is rebuilt over the unpickled parameters, with its hyper-parameters and state.
+    def __getstate__(self) -> dict:
+        derived = ("_impl", "_segs", "_places", "_arenas", "_moved")
+        state = {k: v for k, v in self.__dict__.items() if k not in derived}
+        impl = self._core
+        p = impl.params
+        state["_cpp"] = (int(p.kind), {k: getattr(p, k) for k in _HYPER}, int(p.step), impl.read_state())
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        kind, hyper, step, values = state.pop("_cpp")
+        self.__dict__.update(state)
+        p = _core.OptimParams()
+        p.kind = _core.OptimKind(kind)
+        for k, v in hyper.items():
+            setattr(p, k, v)
+        self._bind(p)
+        self._impl.write_state(values, step)
 
     def __repr__(self) -> str:
-        p = self._core.params
+        p = self._impl.params
         return f"{type(self).__name__}(lr={p.lr}, momentum={p.momentum}, weight_decay={p.weight_decay})"
 
 

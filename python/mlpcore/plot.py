@@ -63,22 +63,13 @@ def plot_history(history: Any, path: Optional[Union[str, os.PathLike]] = None):
 
 
 def _predict_fn(model: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """A function X (n, f) float32 -> outputs, from a mlpcore Module (eval mode, compiled when
-    possible), an object with ``predict`` (Trainer, scikit-learn estimator) or a callable."""
+    """A function X (n, f) float32 -> outputs, from a mlpcore Module (eval mode, through the one
+    predict path), an object with ``predict`` (Trainer, scikit-learn estimator) or a callable."""
     from .nn import Module
+    from .nn.inference import predict
 
     if isinstance(model, Module):
-        def f(X):
-            net = model.compiled() if hasattr(model, "compiled") else None
-            if net is not None:
-                return net.predict(X)  # runs in eval mode on the model's device
-            was = model.training
-            model.eval()
-            try:
-                return model(X)
-            finally:
-                model.train(was)
-        return f
+        return lambda X: predict(model, X)
     if hasattr(model, "predict") and callable(model.predict):
         return model.predict
     if callable(model):

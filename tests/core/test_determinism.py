@@ -38,7 +38,7 @@ def train_compiled(threads, dtype=np.float32):
     opt = mc.Adam(model.parameters(), lr=1e-3)
     net = model.compiled()
     losses = [
-        net.train_epoch(opt._core, mc.CrossEntropyLoss.kind, X, y, BS, True, 100 + e, e)
+        net.train_epoch(opt._core, mc.CrossEntropyLoss.kind, X, y, BS, True, 100 + e, e).loss
         for e in range(EPOCHS)
     ]
     return losses, [p.data.copy() for p in model.parameters()]

@@ -346,9 +346,16 @@ def test_device_data_eviction_reuses_memory_correctly():
 
 @gpu
 def test_module_path_on_cuda_is_a_clear_error():
+    """model(x) / model.backward(g) of a lowerable model run its network on the device; the
+    module-by-module path (a lone layer, _forward_modules) is CPU only and says so."""
     model = mlp(mc.ReLU)(np.float32).to("cuda")
+    x = np.ones((2, 12), np.float32)
+    out = model(x)
+    assert model.backward(np.ones_like(out)).shape == x.shape
     with pytest.raises(RuntimeError, match="cuda"):
-        model(np.ones((2, 12), np.float32))
+        model._forward_modules(x)
+    with pytest.raises(RuntimeError, match="cuda"):
+        model[0](x)
 
 
 @gpu

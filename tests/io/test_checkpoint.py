@@ -10,6 +10,7 @@ import pytest
 
 import mlpcore as mc
 from mlpcore import io as mio
+from mlpcore.io import atomic as matomic
 
 
 def _mlp(seed=0, dtype=np.float32):
@@ -188,7 +189,7 @@ def test_atomic_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
         f.write(data[: len(data) // 2])
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(mio, "_write_chunks", fail_midway)
+    monkeypatch.setattr(matomic, "_write_chunks", fail_midway)
     with pytest.raises(OSError, match="simulated"):
         mc.save(_mlp(seed=5), path)
     assert path.read_bytes() == before
@@ -198,7 +199,7 @@ def test_atomic_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     def fail_fsync(fd):
         raise OSError("fsync failed (simulated)")
 
-    monkeypatch.setattr(mio.os, "fsync", fail_fsync)
+    monkeypatch.setattr(matomic.os, "fsync", fail_fsync)
     with pytest.raises(OSError, match="fsync"):
         mc.save(_mlp(seed=5), path)
     monkeypatch.undo()

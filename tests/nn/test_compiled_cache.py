@@ -1,5 +1,5 @@
 """Sequential.compiled() never returns a network over stale memory or values, and is reused
-when nothing it uses changed."""
+(one int compare of the model's version) when nothing it uses changed."""
 
 import numpy as np
 import pytest
@@ -11,16 +11,22 @@ def _x(n=6, f=4, seed=0):
     return np.random.default_rng(seed).standard_normal((n, f)).astype(np.float32)
 
 
-def test_compiled_follows_layers_moved_by_another_sequential():
+@pytest.mark.parametrize("hand_out", [True, False])
+def test_two_sequentials_over_the_same_layers_agree(hand_out):
+    """Q over P's layers shares P's arena (pinned when P's network was handed out, and holding
+    nothing but Q's parameters anyway): nothing moves, both networks stay valid and see the writes.
+    (A move that a network must follow: parity/test_paths.py, wrapping tests.)"""
     l3, l4 = mc.Linear(4, 5, seed=1), mc.Linear(5, 3, seed=2)
     P = mc.Sequential(l3, mc.ReLU(), l4)
-    P.compiled()
-    Q = mc.Sequential(l3, mc.ReLU(), l4)  # moves l3, l4 into Q's arena
-    l3.weight.data[...] = 0.25  # written into the new arena only
+    net = P.compiled() if hand_out else P._network()
+    Q = mc.Sequential(l3, mc.ReLU(), l4)
+    assert P._network() is net and Q.parameters()[0]._arena is P.parameters()[0]._arena
+    l3.weight.data[...] = 0.25
     x = _x()
-    want = P.forward(x)
+    want = P._forward_modules(x)
     np.testing.assert_allclose(P.compiled().forward(x), want, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(Q.compiled().forward(x), want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(P(x), want, rtol=1e-6, atol=1e-6)
 
 
 def test_compiled_is_reused_when_nothing_it_uses_changed():

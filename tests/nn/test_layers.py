@@ -33,7 +33,8 @@ def t(a, grad=False):
 
 def check_vs_torch(model, tfn, x, target, loss, rtol=1e-10, atol=1e-12):
     """model: a float64 mc.Sequential; tfn(x, *params) -> output, params in the order of
-    model.parameters(). Compares the module path and the compiled path with torch autograd."""
+    model.parameters(). Compares the module path, model(x) / model.backward (through the network
+    when the model lowers) and the compiled train_step with torch autograd."""
     params = model.parameters()
     tparams = [t(p.data, grad=True) for p in params]
     tx = t(x, grad=True)
@@ -44,15 +45,16 @@ def check_vs_torch(model, tfn, x, target, loss, rtol=1e-10, atol=1e-12):
         tl = F.mse_loss(tout, torch.from_numpy(target))
     tl.backward()
 
-    # module by module
-    model.zero_grad()
-    out = model(x)
-    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=rtol, atol=atol)
-    assert loss(out, target) == pytest.approx(tl.item(), rel=rtol)
-    gx = model.backward(loss.backward())
-    np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=rtol, atol=atol)
-    for p, tp in zip(params, tparams):
-        np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=rtol, atol=atol)
+    # module by module, then model(x) / model.backward
+    for forward, backward in ((model._forward_modules, model._backward_modules), (model, model.backward)):
+        model.zero_grad()
+        out = forward(x)
+        np.testing.assert_allclose(out, tout.detach().numpy(), rtol=rtol, atol=atol)
+        assert loss(out, target) == pytest.approx(tl.item(), rel=rtol)
+        gx = backward(loss.backward())
+        np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=rtol, atol=atol)
+        for p, tp in zip(params, tparams):
+            np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=rtol, atol=atol)
 
     # compiled: train_step overwrites the gradient arena with this batch's gradients
     net = model.compiled()
@@ -77,8 +79,8 @@ def train_both(make_model, data, loss, make_opt=lambda ps: mc.Adam(ps, lr=0.01))
     assert net is not None
     for x, y in data:
         a.zero_grad()
-        la = loss(a(x), y)
-        a.backward(loss.backward())
+        la = loss(a._forward_modules(x), y)
+        a._backward_modules(loss.backward())
         oa.step()
         lb = net.train_step(ob._core, loss.kind, x, y)
         assert la == lb
@@ -199,8 +201,8 @@ def test_dropout_train_epoch_matches_module_path_and_predict_is_deterministic():
     oa, ob = mc.SGD(a.parameters(), lr=0.1, momentum=0.9), mc.SGD(b.parameters(), lr=0.1, momentum=0.9)
     for s in range(0, 30, 8):
         a.zero_grad()
-        loss(a(X[s:s + 8]), y[s:s + 8])
-        a.backward(loss.backward())
+        loss(a._forward_modules(X[s:s + 8]), y[s:s + 8])
+        a._backward_modules(loss.backward())
         oa.step()
     net = b.compiled()
     net.train_epoch(ob._core, loss.kind, X, y, 8, False, 0)

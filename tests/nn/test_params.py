@@ -128,8 +128,8 @@ def test_views_keep_the_arena_alive():
 
 
 def test_views_taken_after_building_the_sequential_are_live():
-    """A Sequential gathers its layers' parameters into one new arena: views taken after it is
-    built are the live ones."""
+    """Views taken after a Sequential is built are live (as are views taken before it: see
+    test_ownership.py)."""
     l0 = mc.Linear(4, 3, dtype=np.float64, seed=0)
     model = mc.Sequential(l0, mc.ReLU())
     l0.weight.data[...] = 0.0

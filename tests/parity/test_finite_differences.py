@@ -25,15 +25,16 @@ F64 = np.float64
 
 
 def _fd_check_module(module, x, where):
-    """d(sum(module(x) * r))/d(x and every parameter): backward vs central differences."""
-    r = np.random.default_rng(1).standard_normal(module(x).shape)
+    """d(sum(module(x) * r))/d(x and every parameter): backward vs central differences, module by
+    module (the network path equals it bit for bit: parity/test_paths.py)."""
+    r = np.random.default_rng(1).standard_normal(module._forward_modules(x).shape)
 
     def f() -> float:
-        return float(np.sum(module(x) * r))
+        return float(np.sum(module._forward_modules(x) * r))
 
     module.zero_grad()
-    module(x)
-    gx = module.backward(r)
+    module._forward_modules(x)
+    gx = module._backward_modules(r)
     analytic = {name: p.grad.copy() for name, p in module.named_parameters()}
     assert_close_fd(gx, numeric_grad(f, x), where + " d/dx")
     for name, p in module.named_parameters():

@@ -1,6 +1,6 @@
 """Optimizers against torch.optim: the same small MLP (weights copied), the same batches, ~20
-steps through the module-by-module path; then state_dict round trips and the refusal to step
-once the model's parameters have moved to another arena.
+steps through the module-by-module path; then state_dict round trips, and optimizers whose
+parameters are wrapped in a Sequential or moved afterwards (they keep working, state included).
 
 Tolerances: float64 1e-10 relative to the largest weight (only summation order differs from
 PyTorch), float32 1e-5.
@@ -221,37 +221,90 @@ def test_load_state_dict_refuses_other_optimizer_and_wrong_size():
         mc.SGD(small.parameters(), lr=0.1, momentum=0.9).load_state_dict(sgd.state_dict())
 
 
-# ----- refusing stale parameters -----
+# ----- optimizers made before the model is wrapped, and parameters that move -----
 
-def test_step_refused_after_layers_rewrapped():
-    l1, l2 = mc.Linear(3, 4, seed=0), mc.Linear(4, 2, seed=1)
-    model = mc.Sequential(l1, mc.ReLU(), l2)
-    opt = mc.SGD(model.parameters(), lr=0.1)
-    opt.step()  # fine while the parameters stay where they were
-    mc.Sequential(l1, mc.ReLU(), l2)  # gathers the parameters into a new arena
-    with pytest.raises(RuntimeError, match="moved"):
-        opt.step()
+def _reference(opt_cls, kw, dtype=np.float64):
+    """A model built normally with its optimizer: what the variants below must reproduce bit for bit."""
+    model = make_mc(dtype)
+    return model, opt_cls(model.parameters(), **kw)
 
 
-def test_step_refused_even_when_a_new_arena_reuses_an_old_address():
-    """Regression: the layout check compared id(arena), and a freed arena's id can be reused by a
-    later one, so after a few re-wraps a stale optimizer stepped the old memory silently."""
-    l1, l2 = mc.Linear(3, 4, seed=0), mc.Linear(4, 2, seed=1)
-    mc.Sequential(l1, l2)
-    opt = mc.SGD(l1.parameters() + l2.parameters(), lr=0.1)
-    for _ in range(12):
-        mc.Sequential(l1, l2)
-        with pytest.raises(RuntimeError, match="moved"):
-            opt.step()
+@pytest.mark.parametrize("name", ["sgd_momentum", "adam", "rmsprop_all"])
+def test_optimizer_made_before_the_sequential_keeps_working(name):
+    """As in PyTorch: an optimizer built over loose layers keeps updating them once a Sequential
+    holds them (the layers stay in their own arenas, the model spans them), through both paths."""
+    cls, _, kw = CONFIGS[name]
+    ref, ref_opt = _reference(cls, kw)
+    layers = [mc.Linear(a, b, dtype=np.float64, seed=i) for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:]))]
+    opt = cls([p for lin in layers for p in lin.parameters()], **kw)
+    model = mc.Sequential(layers[0], mc.Tanh(), layers[1], mc.Tanh(), layers[2])
+    assert len({id(p._arena) for p in model.parameters()}) == 3  # pinned by the optimizer: nothing moved
+    loss = mc.CrossEntropyLoss()
+    data = batches(np.float64, n=6)
+    for x, y in data[:3]:
+        mc_step(ref, loss, ref_opt, x, y)
+        mc_step(model, loss, opt, x, y)
+    net, ref_net = model.compiled(), ref.compiled()
+    assert net is not None
+    for x, y in data[3:]:
+        ref_net.train_step(ref_opt._core, loss.kind, x, y)
+        net.train_step(opt._core, loss.kind, x, y)
+    for p, q in zip(ref.parameters(), model.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+    assert opt.step_count == ref_opt.step_count == 6
+
+
+@pytest.mark.parametrize("name", ["sgd_momentum", "adam", "rmsprop_all"])
+def test_optimizer_follows_moved_parameters_with_its_state(name):
+    """Parameters gathered into another arena (what model.to(device) does) take the optimizer
+    along: its next step updates the new memory, with the momentum / moments / step count it had.
+    Moved repeatedly, so that a freed arena's address is reused by a later one."""
+    from mlpcore.nn.parameter import gather
+
+    cls, _, kw = CONFIGS[name]
+    ref, ref_opt = _reference(cls, kw)
+    model, opt = _reference(cls, kw)
+    loss = mc.CrossEntropyLoss()
+    for i, (x, y) in enumerate(batches(np.float64, n=12)):
+        mc_step(ref, loss, ref_opt, x, y)
+        if i % 2:
+            params = model.parameters()[::-1] if i % 4 == 1 else model.parameters()  # another layout too
+            gather(params, "cpu", np.dtype(np.float64))
+        mc_step(model, loss, opt, x, y)
+    for p, q in zip(ref.parameters(), model.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+    assert opt.step_count == ref_opt.step_count == 12
+
+
+@pytest.mark.skipif(not mc.cuda_available(), reason="needs a CUDA device")
+def test_optimizer_follows_the_model_to_cuda():
+    """model.to("cuda") after the optimizer was made: the optimizer's state moves with the
+    parameters and its next steps run on the device (as a CPU twin, to float32 rounding)."""
+    cls, _, kw = CONFIGS["adam"]
+    ref, ref_opt = _reference(cls, kw, np.float32)
+    model, opt = _reference(cls, kw, np.float32)
+    loss = mc.CrossEntropyLoss()
+    data = batches(np.float32, n=6)
+    for x, y in data[:3]:
+        mc_step(ref, loss, ref_opt, x, y)
+        mc_step(model, loss, opt, x, y)
+    model.to("cuda")
+    net, ref_net = model.compiled(), ref.compiled()
+    for x, y in data[3:]:
+        ref_net.train_step(ref_opt._core, loss.kind, x, y)
+        net.train_step(opt._core, loss.kind, x, y)
+    assert opt.step_count == 6
+    for p, q in zip(ref.parameters(), model.parameters()):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-4, atol=1e-5)
 
 
 def test_compiled_step_refuses_optimizer_of_other_parameters():
     """The compiled path drives opt._core directly: an optimizer whose parameters are not in the
-    network's arena (stale, or another model's) must be refused, not silently step other memory."""
+    network's arenas (another model's) must be refused, not silently step other memory."""
     l1, l2 = mc.Linear(3, 4, seed=0), mc.Linear(4, 2, seed=1)
-    old = mc.Sequential(l1, mc.ReLU(), l2)
-    opt = mc.SGD(old.parameters(), lr=0.1)
     model = mc.Sequential(l1, mc.ReLU(), l2)
+    other = mc.Sequential(mc.Linear(3, 4, seed=0), mc.ReLU(), mc.Linear(4, 2, seed=1))
+    opt = mc.SGD(other.parameters(), lr=0.1)
     net = model.compiled()
     x = np.ones((2, 3), np.float32)
     y = np.array([0, 1])

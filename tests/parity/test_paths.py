@@ -1,8 +1,10 @@
 """The two execution paths agree.
 
-Module by module:  model.zero_grad(); out = model(x); l = loss(out, y);
-                   model.backward(loss.backward()); opt.step()
+Module by module:  model.zero_grad(); out = model._forward_modules(x); l = loss(out, y);
+                   model._backward_modules(loss.backward()); opt.step()
 Compiled:          net = model.compiled(); net.train_step(opt._core, loss.kind, x, y)
+PyTorch-style:     the module-by-module loop with model(x) / model.backward(g), which run
+                   through the compiled network one call each
 
 Two models built with the same seeds take the same batches, one through each path. Both call the
 same kernels in the same order, so float64 must agree bit for bit and float32 to 1e-6 relative.
@@ -54,6 +56,15 @@ def make_batches(loss_name, dtype, steps=STEPS, batch=BATCH, seed=0, n_in=N_IN, 
 
 def module_step(model, loss, opt, x, y):
     model.zero_grad()
+    value = loss(model._forward_modules(x), y)
+    model._backward_modules(loss.backward())
+    opt.step()
+    return value
+
+
+def loop_step(model, loss, opt, x, y):
+    """The PyTorch-style loop: model(x) and model.backward(g) go through the compiled network."""
+    opt.zero_grad()
     value = loss(model(x), y)
     model.backward(loss.backward())
     opt.step()
@@ -114,6 +125,37 @@ def test_train_step_matches_without_bias_and_deeper(dtype):
     assert_same_weights(a, b, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("loss_name", list(LOSSES))
+@pytest.mark.parametrize("act", ["relu", "gelu", "softmax"])
+def test_pytorch_style_loop_through_the_network_matches_module_path(act, loss_name, dtype):
+    """model(x) / model.backward(g) of a lowerable model run the network's forward and backward:
+    the same numbers as module by module (bit for bit in float64), losses, weights and gradients."""
+    data = make_batches(loss_name, dtype)
+    a, b = mlp(act, dtype), mlp(act, dtype)
+    loss = LOSSES[loss_name]()
+    oa, ob = OPTIMIZERS["adam"](a.parameters()), OPTIMIZERS["adam"](b.parameters())
+    la = [module_step(a, loss, oa, x, y) for x, y in data[:3]]
+    lb = [loop_step(b, loss, ob, x, y) for x, y in data[:3]]
+    assert b.__dict__["_path"] is not None and b.__dict__["_path"][1] is b._network()  # really the network
+    for x, y in data[3:]:  # the gradient returned to the input too
+        for m, fwd, bwd in ((a, a._forward_modules, a._backward_modules), (b, b, b.backward)):
+            m.zero_grad()
+            out = fwd(x)
+            loss(out, y)
+            m.gx = bwd(loss.backward())
+        if dtype == np.float64:
+            np.testing.assert_array_equal(a.gx, b.gx)
+        else:
+            np.testing.assert_allclose(a.gx, b.gx, rtol=1e-5, atol=1e-6)
+    if dtype == np.float64:
+        assert la == lb
+    assert_same_weights(a, b, dtype)
+    for p, q in zip(a.parameters(), b.parameters()):
+        if dtype == np.float64:
+            np.testing.assert_array_equal(p.grad, q.grad)
+
+
 def test_compiled_and_module_see_the_same_weights():
     """Parameter views and the network share one arena: after compiled steps the module path
     (and .data) see the new weights at once, and writes through .data reach the network."""
@@ -148,7 +190,7 @@ def test_train_epoch_without_shuffle_matches_consecutive_module_steps(loss_name,
         sizes = [len(X[s:s + bs]) for s in range(0, n, bs)]
         assert sizes == [16, 16, 16, 2]
         mean = sum(v * k for v, k in zip(values, sizes)) / n
-        got = net.train_epoch(ob._core, loss.kind, X, Y, bs, False, 123, epoch)
+        got = net.train_epoch(ob._core, loss.kind, X, Y, bs, False, 123, epoch).loss
         assert got == pytest.approx(mean, rel=1e-12 if dtype == np.float64 else 1e-6)
     assert oa.step_count == ob.step_count == 12
     assert_same_weights(a, b, dtype)
@@ -286,9 +328,8 @@ def test_compiled_network_follows_model_train_eval():
     np.testing.assert_array_equal(net.forward(x), net.predict(x))
     model.train()
     assert net.training
-    model.eval()
-    model._invalidate()
-    assert not model.compiled().training  # a network built while in eval mode starts in eval mode
+    fresh = mc.Sequential(mc.Linear(4, 2, dtype=np.float64, seed=0), mc.Dropout(0.5, seed=1)).eval()
+    assert not fresh.compiled().training  # a network built while in eval mode starts in eval mode
 
 
 # ----- custom Python modules -----
@@ -343,16 +384,34 @@ def test_custom_module_inside_residual_is_not_compiled():
     np.testing.assert_allclose(model(x), model[2](h + h.astype(np.float64) ** 2), rtol=1e-6)
 
 
-def test_wrapping_a_compiled_sequential_invalidates_its_network():
-    """Regression: a Sequential nested in a new Sequential has its parameters moved into the outer
-    arena; its cached network must not keep reading (and training) the old arena."""
+def test_wrapping_a_compiled_sequential_keeps_its_network():
+    """A Sequential whose network was handed out (compiled()) is pinned: a Sequential wrapping it
+    leaves its parameters where they are, so the network handed out stays live, and the outer
+    network spans both arenas."""
     inner = mc.Sequential(mc.Linear(4, 5, dtype=np.float64, seed=0), mc.ReLU(),
                           mc.Linear(5, 4, dtype=np.float64, seed=1))
-    stale = inner.compiled()
+    kept = inner.compiled()
     outer = mc.Sequential(inner, mc.Linear(4, 2, dtype=np.float64, seed=2))
-    inner[0].weight.data[...] *= 2.0  # a change made through the current parameter views
+    assert inner.compiled() is kept
+    inner[0].weight.data[...] *= 2.0  # a change made through the parameter views
     x = np.random.default_rng(0).standard_normal((3, 4))
-    net = inner.compiled()
-    assert net is not stale
-    np.testing.assert_array_equal(net.predict(x), inner(x))
-    np.testing.assert_array_equal(outer.compiled().predict(x), outer(x))
+    np.testing.assert_array_equal(kept.predict(x), inner._forward_modules(x))
+    assert len({id(p._arena) for p in outer.parameters()}) == 2
+    np.testing.assert_array_equal(outer.compiled().predict(x), outer._forward_modules(x))
+
+
+def test_wrapping_gathers_free_parameters_and_rebuilds_the_inner_network():
+    """Without outside pointers, wrapping gathers every parameter into one new arena; the inner
+    Sequential's own network (used by inner(x)) follows the move: its version changed."""
+    inner = mc.Sequential(mc.Linear(4, 5, dtype=np.float64, seed=0), mc.ReLU(),
+                          mc.Linear(5, 4, dtype=np.float64, seed=1))
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    before = inner(x)
+    old = inner._network()
+    outer = mc.Sequential(inner, mc.Linear(4, 2, dtype=np.float64, seed=2))
+    assert len({id(p._arena) for p in outer.parameters()}) == 1
+    assert inner._network() is not old
+    inner[0].weight.data[...] *= 2.0
+    np.testing.assert_array_equal(inner(x), inner._forward_modules(x))
+    assert not np.array_equal(inner(x), before)
+    np.testing.assert_array_equal(outer(x), outer._forward_modules(x))

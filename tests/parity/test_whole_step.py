@@ -97,8 +97,8 @@ def _run(act, param, loss_name, dtype, compiled, lr=0.05, momentum=0.9, nesterov
             value = net.train_step(opt._core, _LOSS_KIND[loss_name], x, target)
         else:
             model.zero_grad()
-            value = loss(model(x), target)
-            model.backward(loss.backward())
+            value = loss(model._forward_modules(x), target)
+            model._backward_modules(loss.backward())
             opt.step()
         opt_t.zero_grad()
         value_t = loss_t(twin(torch.from_numpy(x)), torch_target(loss_name, target))

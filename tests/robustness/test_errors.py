@@ -219,12 +219,14 @@ def test_non_contiguous_inputs_give_the_c_order_result(dtype):
     y_c = model(x)
     gx_c = model.backward(g)
     gw_c = model[0].weight.grad.copy()
-    for (name, xv), gv in zip(_layouts(x).items(), _layouts(g).values()):
-        assert not xv.flags.c_contiguous, name
-        model.zero_grad()
-        np.testing.assert_array_equal(model(xv), y_c, err_msg=name)
-        np.testing.assert_array_equal(model.backward(gv), gx_c, err_msg=name)
-        np.testing.assert_array_equal(model[0].weight.grad, gw_c, err_msg=name)
+    # through the network (model(x)) and module by module
+    for forward, backward in ((model, model.backward), (model._forward_modules, model._backward_modules)):
+        for (name, xv), gv in zip(_layouts(x).items(), _layouts(g).values()):
+            assert not xv.flags.c_contiguous, name
+            model.zero_grad()
+            np.testing.assert_array_equal(forward(xv), y_c, err_msg=name)
+            np.testing.assert_array_equal(backward(gv), gx_c, err_msg=name)
+            np.testing.assert_array_equal(model[0].weight.grad, gw_c, err_msg=name)
 
 
 @pytest.mark.parametrize("name", ["mse", "bce_with_logits", "cross_entropy"])

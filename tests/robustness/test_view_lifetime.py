@@ -73,11 +73,11 @@ SCENARIOS = {
         opt.step()  # its own reference to the arena: still valid memory
         assert np.all(np.isfinite(w)) and w.shape == before.shape
     """,
-    "views of an arena replaced by Sequential and by to()": """
+    "views of an arena kept by Sequential and by to()": """
         lin = mc.Linear(64, 128, seed=0)
-        old = lin.weight.data               # view of the Linear's own arena
+        old = lin.weight.data               # view of the Linear's own arena (now pinned)
         want = old.copy()
-        model = mc.Sequential(lin, mc.ReLU())  # gathers the parameters into a new arena
+        model = mc.Sequential(lin, mc.ReLU(), mc.Linear(128, 4, seed=1))  # gathers only the free layer
         model.to("cpu")
         del lin, model
         gc.collect()

@@ -3,17 +3,13 @@
 // reference and the GPU kernels evaluate literally the same expressions.
 //
 // GELU is the exact erf form, 0.5 x (1 + erf(x / sqrt 2)), as PyTorch's default.
-// Softmax is row-wise and is handled by the backends' row loops, not by these scalar helpers.
+// Softmax is row-wise and is handled by the kernels' row loops, not by these scalar helpers.
+// The activation op (ops/activation.cpp, cuda/activation.cu) applies them.
 #pragma once
 #include <cmath>
 
 #include "mlpcore/check.h"
-
-#ifdef __CUDACC__
-#define MC_HD __host__ __device__ __forceinline__
-#else
-#define MC_HD inline
-#endif
+#include "mlpcore/hd.h"
 
 namespace mc {
 

@@ -1,6 +1,17 @@
-// mlpcore/backend.h — the one interface every device implements.
-// Layers, losses, optimizers and the network call only these primitives; `backend_for`
-// (src/backend.cpp) is the single place that dispatches on the device.
+// mlpcore/backend.h — the one interface every device implements, and the one dispatch point.
+//
+// A Backend has two parts:
+//  - generic primitives, virtual: memory, GEMM (and the fixed-order GEMM of batch-invariant
+//    inference), row gathers, element-wise add / multiply, the finiteness scan;
+//  - op kernels, found through a table: each op family (activation, dropout, maxout, losses,
+//    optimizer updates — registry.h) declares a struct of function pointers in its header
+//    (ops/<name>.h), and each backend holds one pointer per kernel set, filled when the backend is
+//    built from that backend's twin files (ops/<name>.cpp for the CPU, cuda/<name>.cu). An op
+//    fetches its kernels with kernels_of<K>(be); a backend that lacks a set fails loudly, naming
+//    the set and the backend. So a new op adds no virtual here and no switch anywhere: it adds
+//    its kernel struct and one registry line, and device dispatch stays where it was —
+//    `backend_for(device)` (src/backend.cpp) picks the backend, the backend's table picks the
+//    kernels. (This is ggml's per-backend op table, with the table indexed by kernel set.)
 //
 // Conventions shared by all backends:
 //  - all matrices are row-major and contiguous; `gemm` computes
@@ -9,9 +20,7 @@
 //  - `dt` says whether pointers are float or double; labels are int32;
 //  - pointers are device pointers of this backend; nothing here validates inputs.
 #pragma once
-#include "mlpcore/activations.h"
-#include "mlpcore/loss.h"
-#include "mlpcore/optim.h"
+#include "mlpcore/registry.h"
 #include "mlpcore/tensor.h"
 
 namespace mc {
@@ -24,63 +33,51 @@ class Backend {
   // Memory.
   virtual void* alloc(size_t nbytes) = 0;
   virtual void free(void* p) = 0;
-  virtual void copy(void* dst, const void* src, size_t nbytes) = 0;   // within the device
+  virtual void copy(void* dst, const void* src, size_t nbytes) = 0;  // within the device
   virtual void upload(void* dst, const void* host, size_t nbytes) = 0;
   virtual void download(void* host, const void* src, size_t nbytes) = 0;
   virtual void fill(DType dt, void* p, int64_t n, double value) = 0;
-  virtual void synchronize() {}
 
   // C[M,N] = alpha * op(A) op(B) + beta * C (row-major, see above).
   virtual void gemm(DType dt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
                     const void* A, int64_t lda, const void* B, int64_t ldb, double beta, void* C,
                     int64_t ldc) = 0;
-
-  // z[rows,cols] += bias[cols] (bias may be null); a = act(z). `a` may alias `z`.
-  virtual void bias_act_forward(DType dt, const Activation& act, void* z, void* a, const void* bias,
-                                int64_t rows, int64_t cols) = 0;
-  // dz = da * act'(z, a); if dbias: dbias[cols] (+)= column sums of dz ("+=" when accumulate).
-  // dz may alias da. z may be null when act.needs_input() is false.
-  virtual void act_backward_bias_grad(DType dt, const Activation& act, void* dz, const void* da,
-                                      const void* z, const void* a, void* dbias, bool accumulate,
-                                      int64_t rows, int64_t cols) = 0;
-
-  // Loss value and gradient in one pass (mean reduction). `target` is int32 labels (rows,) for
-  // cross-entropy and a (rows, cols) array of dt otherwise. grad (rows, cols) = d(loss)/d(pred).
-  // The value is written to *loss_out (a double in device memory); `rows_total` is the divisor
-  // of the mean (the whole batch when a batch is processed in pieces).
-  virtual void loss_forward_backward(DType dt, LossKind kind, double* loss_out, void* grad,
-                                     const void* pred, const void* target, int64_t rows, int64_t cols,
-                                     int64_t rows_total) = 0;
-  // Number of rows whose arg-max equals the label (classification accuracy); synchronises.
-  virtual int64_t count_correct(DType dt, const void* pred, const int32_t* labels, int64_t rows,
-                                int64_t cols) = 0;
-
-  // One optimizer step over n contiguous parameters. `state` holds optim_state_slots(p) * n values.
-  virtual void optim_step(DType dt, const OptimParams& p, void* param, const void* grad, void* state,
-                          int64_t n) = 0;
+  // C[M,N] = A[M,K] · op(B), every row of C computed on its own with a summation order fixed by
+  // K alone: row i of C is bitwise the same whatever the other rows, M and the thread count are
+  // (batch-invariant inference). The default is plain gemm (not invariant): the CPU overrides it,
+  // other backends document the mode as CPU-only.
+  virtual void gemm_fixed_order(DType dt, bool trans_b, int64_t M, int64_t N, int64_t K, const void* A,
+                                int64_t lda, const void* B, int64_t ldb, void* C, int64_t ldc) {
+    gemm(dt, false, trans_b, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
+  }
 
   // out[i, :] = src[idx[i], :] for i < rows (mini-batch gather); gather_labels does the same for
   // int32 labels.
   virtual void gather_rows(DType dt, void* out, const void* src, const int64_t* idx, int64_t rows,
                            int64_t cols) = 0;
   virtual void gather_labels(int32_t* out, const int32_t* src, const int64_t* idx, int64_t rows) = 0;
-
-  // Inverted dropout: mask[i] = keep ? 1/(1-p) : 0 from a counter-based RNG (seed, offset + i);
-  // y = x * mask. Backward is dx = dy * mask.
-  virtual void dropout_forward(DType dt, void* y, void* mask, const void* x, int64_t n, double p,
-                               uint64_t seed, uint64_t offset) = 0;
+  // y = a * b and y += x, element-wise over n values.
   virtual void mul(DType dt, void* y, const void* a, const void* b, int64_t n) = 0;
-  // y += x (n elements).
   virtual void add_inplace(DType dt, void* y, const void* x, int64_t n) = 0;
-  // Maxout: x (rows, cols*pieces) viewed as groups of `pieces` consecutive values;
-  // y[r,c] = max over the group, argmax stored in idx (int32). Backward scatters dy to the winner.
-  virtual void maxout_forward(DType dt, void* y, int32_t* idx, const void* x, int64_t rows, int64_t cols,
-                              int64_t pieces) = 0;
-  virtual void maxout_backward(DType dt, void* dx, const void* dy, const int32_t* idx, int64_t rows,
-                               int64_t cols, int64_t pieces) = 0;
   // True when every value is finite.
   virtual bool all_finite(DType dt, const void* x, int64_t n) = 0;
+
+  // The kernels of set `s` on this backend (a pointer to the set's struct), or null.
+  const void* kernel_set(KernelSet s) const { return kernels_[int(s)]; }
+
+ protected:
+  const void* kernels_[kNumKernelSets] = {};
 };
+
+[[noreturn]] void kernels_missing(const Backend& be, KernelSet s);
+
+// The kernels of set K::set on `be`: K is the set's struct of function pointers (ops/<name>.h).
+template <class K>
+const K& kernels_of(const Backend& be) {
+  const void* k = be.kernel_set(K::set);
+  if (!k) kernels_missing(be, K::set);
+  return *static_cast<const K*>(k);
+}
 
 // The single dispatch point: the backend of a device. Throws RuntimeError for "cuda" in a build
 // without CUDA, or on a machine without a usable GPU.

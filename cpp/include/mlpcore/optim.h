@@ -4,13 +4,19 @@
 //   Adam:    g = grad + wd*p; m,v moments; p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)
 //   AdamW:   as Adam with p *= 1 - lr*wd instead of the L2 term
 //   RMSprop: sq = alpha*sq + (1-alpha) g^2 (centered: minus the squared mean); optional momentum
+// The per-element updates are written once, below, as MC_HD formulas that the CPU loops
+// (src/optim.cpp) and the CUDA kernels (cuda/optim.cu) both call. Their flags are template
+// parameters so that each CPU loop body is straight-line code that vectorises.
+//
 // An Optimizer owns its state (one flat buffer) and updates a list of segments, each a
 // contiguous run of parameters with its gradient; a whole parameter arena is one segment,
 // so a step is one pass over memory.
 #pragma once
+#include <cmath>
 #include <vector>
 
-#include "mlpcore/tensor.h"
+#include "mlpcore/backend.h"
+#include "mlpcore/hd.h"
 
 namespace mc {
 
@@ -31,10 +37,83 @@ struct OptimParams {
 inline int optim_state_slots(const OptimParams& p) {
   switch (p.kind) {
     case OptimKind::sgd: return 1;
+    case OptimKind::adam:
+    case OptimKind::adamw: return 2;
     case OptimKind::rmsprop: return 3;
-    default: return 2;
+  }
+  detail::raise_at<ValueError>(__FILE__, __LINE__, "invalid optimizer kind ", int(p.kind));
+}
+
+// ---- the update formulas (one parameter) ----------------------------------------------------
+
+template <bool WD, bool MOM, bool FIRST, bool NESTEROV, class T>
+MC_HD void sgd_update(T& w, T& buf, T g, T lr, T wd, T mom) {
+  T d = g;
+  if (WD) d += wd * w;
+  if (MOM) {
+    const T b = FIRST ? d : mom * buf + d;
+    buf = b;
+    d = NESTEROV ? d + mom * b : b;
+  }
+  w -= lr * d;
+}
+
+// Adam / AdamW (DECOUPLED) in PyTorch's order: m = lerp(m, g, 1-b1), v = b2 v + (1-b2) g^2,
+// p -= step_size * m / (sqrt(v)/bc2_sqrt + eps); the scalars come from adam_scalars.
+template <bool WD, bool DECOUPLED, class T>
+MC_HD void adam_update(T& w, T& m, T& v, T g, T wd, T decay, T b1, T b2, T eps, T step_size, T bc2_sqrt) {
+  T d = g;
+  T wi = w;
+  if (DECOUPLED && WD) wi *= decay;
+  if (!DECOUPLED && WD) d += wd * wi;
+  const T mi = m + (d - m) * (T(1) - b1);
+  const T vi = v * b2 + (T(1) - b2) * d * d;
+  m = mi;
+  v = vi;
+  w = wi - step_size * (mi / (std::sqrt(vi) / bc2_sqrt + eps));
+}
+
+template <class T>
+struct AdamScalars {
+  T wd, decay, b1, b2, eps, step_size, bc2_sqrt;
+};
+// Host-side scalars of one Adam step (bias corrections of step p.step), in dtype T.
+template <class T>
+AdamScalars<T> adam_scalars(const OptimParams& p) {
+  const T lr = T(p.lr), wd = T(p.weight_decay);
+  const T bc1 = T(1) - T(std::pow(p.beta1, double(p.step)));
+  const T bc2_sqrt = T(std::sqrt(1.0 - std::pow(p.beta2, double(p.step))));
+  return {wd, T(1) - lr * wd, T(p.beta1), T(p.beta2), T(p.eps), lr / bc1, bc2_sqrt};
+}
+
+template <bool CENTERED, bool MOM, class T>
+MC_HD void rmsprop_update(T& w, T& sq, T& buf, T& mean, T g, T lr, T wd, T alpha, T eps, T mom) {
+  T d = g;
+  if (wd != T(0)) d += wd * w;
+  sq = sq * alpha + (T(1) - alpha) * d * d;
+  T avg;
+  if (CENTERED) {
+    mean += (d - mean) * (T(1) - alpha);
+    avg = std::sqrt(sq - mean * mean) + eps;
+  } else {
+    avg = std::sqrt(sq) + eps;
+  }
+  if (MOM) {
+    buf = buf * mom + d / avg;
+    w -= lr * buf;
+  } else {
+    w -= lr * (d / avg);
   }
 }
+
+// ---- kernels and the Optimizer --------------------------------------------------------------
+
+// The optimizer kernel set: one update over n contiguous parameters; `state` holds
+// optim_state_slots(p) * n values (slot k of element i at state[k*n + i]).
+struct OptimKernels {
+  static constexpr KernelSet set = KernelSet::optim;
+  void (*step)(DType dt, const OptimParams& p, void* param, const void* grad, void* state, int64_t n);
+};
 
 struct OptimSegment {
   void* param;

@@ -1,5 +1,6 @@
-// cpu/cpu_backend.h — the CPU backend: OpenBLAS GEMM plus plain loops the compiler vectorises.
-// It is also the numerical reference every other backend is tested against.
+// cpu/cpu_backend.h — the CPU backend: OpenBLAS GEMM, the fixed-order GEMM of batch-invariant
+// inference, and plain loops the compiler vectorises. With the ops' CPU kernels (ops/*.cpp) it is
+// also the numerical reference every other backend is tested against.
 #pragma once
 #include "mlpcore/backend.h"
 
@@ -10,5 +11,13 @@ Backend& cpu_backend();
 void cpu_set_num_threads(int n);
 int cpu_get_num_threads();
 std::string cpu_blas_info();
+
+// C[M,N] = A[M,K] · op(B) with a summation order fixed by K alone (cpu/gemm_fixed.cpp), on the
+// widest vector unit the CPU has; _baseline forces the x86-64 baseline (SSE2) code, so that tests
+// can check both give the same bits.
+void gemm_fixed_order_cpu(DType dt, bool trans_b, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda,
+                          const void* B, int64_t ldb, void* C, int64_t ldc);
+void gemm_fixed_order_cpu_baseline(DType dt, bool trans_b, int64_t M, int64_t N, int64_t K, const void* A,
+                                   int64_t lda, const void* B, int64_t ldb, void* C, int64_t ldc);
 
 }  // namespace mc

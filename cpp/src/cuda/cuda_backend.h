@@ -1,5 +1,6 @@
-// cuda/cuda_backend.h — the CUDA backend: cuBLAS GEMM plus one kernel per Backend primitive,
-// each kernel naming its CPU twin in cpu/cpu_backend.cpp (the numerical reference).
+// cuda/cuda_backend.h — the CUDA backend: cuBLAS GEMM and the generic primitives
+// (cuda/cuda_backend.cu), the op kernels beside their CPU twins' names (cuda/<op>.cu, each kernel
+// naming its CPU twin, the numerical reference), the context in cuda/context.cu.
 // Only backend.cpp (the single dispatch point) includes this header.
 #pragma once
 #include <string>

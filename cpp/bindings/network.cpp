@@ -1,0 +1,333 @@
+// bindings/network.cpp — the parameter and training objects of _core: DropoutState, ParamArena,
+// OptimParams, Optimizer, OpSpec, EpochResult and Network (the compiled network: whole steps and
+// epochs, predict, evaluate, and the module path's forward / backward through it). On a cuda
+// network every method computes on the device; its inputs go through device_data.h.
+#include <pybind11/stl.h>
+
+#include "device_data.h"
+#include "mlpcore/network.h"
+
+namespace mc_py {
+
+namespace {
+
+struct PyOptimizer {
+  std::vector<std::shared_ptr<ParamArena>> arenas;  // keeps the memory alive
+  std::unique_ptr<Optimizer> opt;
+};
+
+struct PyNetwork : Network {
+  using Network::Network;
+  DeviceCache cache;
+  // forward() and backward(): the input of the last forward (backward reads it in place: the
+  // converted numpy array on the CPU; the cache's stage_forward on cuda), and the lock that makes
+  // "run forward, keep its input" one step for concurrent callers.
+  std::mutex forward_mutex;
+  py::object forward_input;
+};
+
+bool on_cuda(const Network& net) { return net.device() == Device::cuda; }
+
+std::vector<std::shared_ptr<ParamArena>> arenas_of(py::handle h) {
+  if (py::isinstance<ParamArena>(h)) return {py::cast<std::shared_ptr<ParamArena>>(h)};
+  try {
+    return py::cast<std::vector<std::shared_ptr<ParamArena>>>(h);
+  } catch (const py::cast_error&) {
+    throw mc::TypeError("arenas: expected a ParamArena or a list of ParamArena, got " + describe(h));
+  }
+}
+
+}  // namespace
+
+void bind_params(py::module_& m) {
+  py::class_<DropoutState, std::shared_ptr<DropoutState>>(m, "DropoutState")
+      .def(py::init([](uint64_t seed) { auto s = std::make_shared<DropoutState>(); s->seed = seed; return s; }),
+           py::arg("seed"))
+      .def_readwrite("seed", &DropoutState::seed)
+      .def_readwrite("counter", &DropoutState::counter);
+
+  py::class_<ParamArena, std::shared_ptr<ParamArena>>(m, "ParamArena")
+      .def(py::init([](const std::string& device, py::handle dtype, int64_t numel) {
+             if (numel < 0) throw mc::ValueError("numel must be >= 0");
+             return std::make_shared<ParamArena>(parse_device(device), parse_dtype(dtype), numel);
+           }), py::arg("device"), py::arg("dtype"), py::arg("numel"))
+      .def_property_readonly("numel", &ParamArena::numel)
+      .def_property_readonly("device", [](const ParamArena& a) { return std::string(device_name(a.device())); })
+      .def_property_readonly("dtype", [](const ParamArena& a) { return np_dtype(a.dtype()); })
+      .def("zero_grad", [](ParamArena& a) { py::gil_scoped_release nogil; a.zero_grad(); })
+      // Zero-copy numpy views (CPU only): the view's base is the arena, which it keeps alive.
+      .def("view", [](std::shared_ptr<ParamArena> a, bool grad, int64_t offset, std::vector<py::ssize_t> shape) {
+             if (a->device() != Device::cpu)
+               throw std::runtime_error("arena lives on cuda: numpy views exist only for cpu memory (use read())");
+             py::ssize_t n = 1;
+             for (auto s : shape) n *= s;
+             if (offset < 0 || offset + n > a->numel()) throw mc::ValueError("view outside the arena");
+             void* p = grad ? a->grad_at(offset) : a->param_at(offset);
+             std::vector<py::ssize_t> strides(shape.size());
+             py::ssize_t st = py::ssize_t(dtype_size(a->dtype()));
+             for (size_t i = shape.size(); i-- > 0;) { strides[i] = st; st *= shape[i]; }
+             return py::array(np_dtype(a->dtype()), shape, strides, p, py::cast(a));
+           }, py::arg("grad"), py::arg("offset"), py::arg("shape"))
+      // Copies in and out (any device).
+      .def("read", [](ParamArena& a, bool grad, int64_t offset, int64_t n) {
+             if (offset < 0 || n < 0 || offset + n > a.numel()) throw mc::ValueError("read outside the arena");
+             py::array out(np_dtype(a.dtype()), std::vector<py::ssize_t>{n});
+             backend_for(a.device()).download(out.mutable_data(), grad ? a.grad_at(offset) : a.param_at(offset),
+                                              size_t(n) * dtype_size(a.dtype()));
+             return out;
+           }, py::arg("grad"), py::arg("offset"), py::arg("n"))
+      .def("write", [](ParamArena& a, bool grad, int64_t offset, py::array values) {
+             py::array v = py::array::ensure(values.attr("astype")(np_dtype(a.dtype())), py::array::c_style);
+             if (offset < 0 || offset + v.size() > a.numel()) throw mc::ValueError("write outside the arena");
+             backend_for(a.device()).upload(grad ? a.grad_at(offset) : a.param_at(offset), v.data(),
+                                            size_t(v.size()) * dtype_size(a.dtype()));
+           }, py::arg("grad"), py::arg("offset"), py::arg("values"))
+      .def("init", [](ParamArena& a, int64_t offset, int64_t n, InitKind kind, int64_t fan_in, int64_t fan_out,
+                      uint64_t seed) {
+             if (offset < 0 || n < 0 || offset + n > a.numel()) throw mc::ValueError("init outside the arena");
+             std::vector<char> host(size_t(n) * dtype_size(a.dtype()));
+             init_fill(a.dtype(), host.data(), n, kind, fan_in, fan_out, seed);
+             backend_for(a.device()).upload(a.param_at(offset), host.data(), host.size());
+           }, py::arg("offset"), py::arg("n"), py::arg("kind"), py::arg("fan_in"), py::arg("fan_out"), py::arg("seed"))
+      // Copy every parameter and gradient from another arena of the same size (device moves).
+      .def("copy_from", [](ParamArena& a, const ParamArena& b) {
+             if (a.numel() != b.numel() || a.dtype() != b.dtype()) throw mc::ValueError("copy_from: arenas differ");
+             const size_t nb = size_t(a.numel()) * dtype_size(a.dtype());
+             std::vector<char> host(nb);
+             backend_for(b.device()).download(host.data(), b.params(), nb);
+             backend_for(a.device()).upload(a.params(), host.data(), nb);
+             backend_for(b.device()).download(host.data(), b.grads(), nb);
+             backend_for(a.device()).upload(a.grads(), host.data(), nb);
+           });
+
+
+  py::class_<OptimParams>(m, "OptimParams")
+      .def(py::init<>())
+      .def_readwrite("kind", &OptimParams::kind)
+      .def_readwrite("lr", &OptimParams::lr)
+      .def_readwrite("momentum", &OptimParams::momentum)
+      .def_readwrite("weight_decay", &OptimParams::weight_decay)
+      .def_readwrite("nesterov", &OptimParams::nesterov)
+      .def_readwrite("beta1", &OptimParams::beta1)
+      .def_readwrite("beta2", &OptimParams::beta2)
+      .def_readwrite("eps", &OptimParams::eps)
+      .def_readwrite("alpha", &OptimParams::alpha)
+      .def_readwrite("centered", &OptimParams::centered)
+      .def_readwrite("step", &OptimParams::step);
+
+  py::class_<PyOptimizer>(m, "Optimizer")
+      // segments: list of (arena, offset, numel); all arenas share one device and dtype.
+      .def(py::init([](const OptimParams& p, const std::vector<std::tuple<std::shared_ptr<ParamArena>, int64_t, int64_t>>& segs) {
+             if (segs.empty()) throw mc::ValueError("params: the optimizer got an empty parameter list");
+             auto po = std::make_unique<PyOptimizer>();
+             std::vector<OptimSegment> s;
+             const Device dev = std::get<0>(segs[0])->device();
+             const DType dt = std::get<0>(segs[0])->dtype();
+             for (const auto& [arena, off, n] : segs) {
+               if (arena->device() != dev || arena->dtype() != dt)
+                 throw mc::ValueError("params: all parameters must share one device and dtype");
+               if (off < 0 || off + n > arena->numel()) throw mc::ValueError("params: segment outside its arena");
+               po->arenas.push_back(arena);
+               s.push_back(OptimSegment{arena->param_at(off), arena->grad_at(off), n});
+             }
+             po->opt = std::make_unique<Optimizer>(dev, dt, p, std::move(s));
+             return po;
+           }), py::arg("params"), py::arg("segments"))
+      .def("step", [](PyOptimizer& o) { py::gil_scoped_release nogil; o.opt->step(); })
+      .def_property("params", [](PyOptimizer& o) { return o.opt->params(); },
+                    [](PyOptimizer& o, const OptimParams& p) { o.opt->params() = p; })
+      .def("set_lr", [](PyOptimizer& o, double lr) { o.opt->params().lr = lr; })
+      .def("reset_state", [](PyOptimizer& o) { o.opt->reset_state(); })
+      .def_property_readonly("state_numel", [](PyOptimizer& o) { return o.opt->state_numel(); })
+      .def("read_state", [](PyOptimizer& o) {
+        py::array out(np_dtype(o.opt->dtype()), std::vector<py::ssize_t>{o.opt->state_numel()});
+        backend_for(o.opt->device()).download(out.mutable_data(), o.opt->state().data(), size_t(out.nbytes()));
+        return out;
+      })
+      .def("write_state", [](PyOptimizer& o, py::array v, int64_t step) {
+        py::array a = py::array::ensure(v.attr("astype")(np_dtype(o.opt->dtype())), py::array::c_style);
+        if (a.size() != o.opt->state_numel())
+          throw mc::ValueError("optimizer state: expected " + std::to_string(o.opt->state_numel()) + " values, got " +
+                               std::to_string(a.size()));
+        backend_for(o.opt->device()).upload(o.opt->state().data(), a.data(), size_t(a.nbytes()));
+        o.opt->params().step = step;
+      }, py::arg("values"), py::arg("step"));
+
+}
+
+void bind_network(py::module_& m) {
+  py::class_<OpSpec>(m, "OpSpec")
+      .def(py::init<>())
+      .def_readwrite("kind", &OpSpec::kind)
+      .def_readwrite("in_features", &OpSpec::in_features)
+      .def_readwrite("out_features", &OpSpec::out_features)
+      .def_readwrite("has_bias", &OpSpec::has_bias)
+      .def_readwrite("transposed", &OpSpec::transposed)
+      .def_readwrite("arena", &OpSpec::arena, "Index into Network's arenas of the arena weight_off / bias_off / state_off index.")
+      .def_readwrite("weight_off", &OpSpec::weight_off)
+      .def_readwrite("bias_off", &OpSpec::bias_off)
+      .def_readwrite("state_off", &OpSpec::state_off, "Offset of the op's non-parameter state (running statistics), or -1.")
+      .def_property("act_kind", [](const OpSpec& s) { return s.act.kind; }, [](OpSpec& s, ActKind k) { s.act.kind = k; })
+      .def_property("act_param", [](const OpSpec& s) { return s.act.param; }, [](OpSpec& s, double v) { s.act.param = v; })
+      .def_readwrite("p", &OpSpec::p)
+      .def_readwrite("dropout", &OpSpec::dropout)
+      .def_readwrite("pieces", &OpSpec::pieces)
+      .def_readwrite("skip", &OpSpec::skip);
+
+  py::class_<EpochResult>(m, "EpochResult", "What Network.train_epoch did (read-only).")
+      .def_readonly("loss", &EpochResult::loss, "Mean loss over the rows run.")
+      .def_readonly("correct", &EpochResult::correct, "Arg-max hits (cross-entropy), else 0.")
+      .def_readonly("rows", &EpochResult::rows, "Rows run.")
+      .def("__eq__", [](const EpochResult& a, const EpochResult& b) {
+        return a.loss == b.loss && a.correct == b.correct && a.rows == b.rows;
+      }, py::is_operator())
+      .def("__repr__", [](const EpochResult& r) {
+        return "EpochResult(loss=" + std::string(py::str(py::float_(r.loss))) + ", correct=" +
+               std::to_string(r.correct) + ", rows=" + std::to_string(r.rows) + ")";
+      });
+
+  py::class_<PyNetwork, std::shared_ptr<PyNetwork>>(m, "Network")
+      .def(py::init([](py::handle arenas, std::vector<OpSpec> ops, int64_t in_features) {
+             return std::make_shared<PyNetwork>(arenas_of(arenas), std::move(ops), in_features);
+           }), py::arg("arenas"), py::arg("ops"), py::arg("in_features"),
+           "arenas: a ParamArena or a list of them (one device and dtype); OpSpec.arena indexes it.")
+      .def_property_readonly("in_features", &Network::in_features)
+      .def_property_readonly("out_features", &Network::out_features)
+      .def_property_readonly("num_ops", &Network::num_ops)
+      .def_property_readonly("capacity", &Network::capacity)
+      .def_property_readonly("device", [](const PyNetwork& n) { return std::string(device_name(n.device())); })
+      .def_property_readonly("arenas", [](const PyNetwork& n) { return n.arenas(); })
+      .def_property("training", &Network::training, &Network::set_training)
+      .def("forward", [](PyNetwork& net, py::handle x_) {
+        const DType dt = net.dtype();
+        py::array x = as_matrix(x_, "x", dt, net.in_features());
+        py::array out = new_matrix(dt, x.shape(0), net.out_features());
+        {
+          py::gil_scoped_release nogil;
+          std::lock_guard<std::mutex> hold(net.forward_mutex);
+          const void* xp = x.data();
+          if (on_cuda(net)) {
+            std::lock_guard<std::mutex> lock(net.cache.stage_mutex);
+            xp = stage(net.cache.stage_forward, size_t(x.nbytes()));
+            backend_for(Device::cuda).upload(const_cast<void*>(xp), x.data(), size_t(x.nbytes()));
+          }
+          net.forward_to_host(out.mutable_data(), xp, x.shape(0));
+          py::gil_scoped_acquire gil;
+          net.forward_input = x;
+        }
+        return out;
+      }, py::arg("x"),
+         "Forward in the network's train/eval mode; keeps what backward needs until another call uses the "
+         "network.")
+      .def("backward", [](PyNetwork& net, py::handle g_) {
+        const DType dt = net.dtype();
+        const int64_t B = net.backward_rows();
+        if (B == 0) {  // raises, naming why
+          py::gil_scoped_release nogil;
+          net.backward_to_host(nullptr, nullptr, 0);
+        }
+        py::array g = as_matrix(g_, "grad_output", dt, net.out_features(), B);
+        py::array dx = new_matrix(dt, B, net.in_features());
+        {
+          py::gil_scoped_release nogil;
+          std::lock_guard<std::mutex> hold(net.forward_mutex);
+          net.backward_to_host(dx.mutable_data(), g.data(), B);
+        }
+        return dx;
+      }, py::arg("grad_output"),
+         "Backward of the last forward: adds to the parameter gradients (dropout masks of that forward), "
+         "returns d loss / d x (B, in_features). RuntimeError if another call used the network since.")
+      .def("predict", [](PyNetwork& net, py::handle x_, int64_t batch_size) {
+        const DType dt = net.dtype();
+        if (on_cuda(net)) {
+          check_batch_size(batch_size);  // before the upload
+          auto d = device_data(net, net.cache, x_, py::none(), YKind::none);
+          py::array out = new_matrix(dt, d->n, net.out_features());
+          {
+            py::gil_scoped_release nogil;
+            std::lock_guard<std::mutex> lock(net.cache.stage_mutex);
+            void* o = stage(net.cache.stage_out, size_t(out.nbytes()));
+            net.predict(o, d->X.data(), d->n, batch_size);
+            backend_for(Device::cuda).download(out.mutable_data(), o, size_t(out.nbytes()));
+          }
+          return out;
+        }
+        py::array x = as_matrix(x_, "X", dt, net.in_features());
+        check_batch_size(batch_size);
+        py::array out = new_matrix(dt, x.shape(0), net.out_features());
+        {
+          py::gil_scoped_release nogil;
+          net.predict(out.mutable_data(), x.data(), x.shape(0), batch_size);
+        }
+        return out;
+      }, py::arg("X"), py::arg("batch_size") = 1024)
+      // validate=False skips the O(n) NaN/Inf and label-range scans of x and y (dtype and shape are
+      // still checked; class ids are still range-checked): for a caller that validated them once.
+      .def("train_step", [](PyNetwork& net, PyOptimizer& opt, LossKind loss, py::handle x_, py::handle y_,
+                            bool check_finite, bool validate) {
+        const DType dt = net.dtype();
+        py::array x = as_matrix(x_, "x", dt, net.in_features(), -1, false, validate);
+        const int64_t B = x.shape(0);
+        py::array y = as_targets(net, y_, ykind_of(loss), B, validate, "x");
+        py::gil_scoped_release nogil;
+        if (on_cuda(net)) {
+          std::lock_guard<std::mutex> lock(net.cache.stage_mutex);
+          Backend& be = backend_for(Device::cuda);
+          void* xd = stage(net.cache.stage_x, size_t(x.nbytes()));
+          void* yd = stage(net.cache.stage_y, size_t(y.nbytes()));
+          be.upload(xd, x.data(), size_t(x.nbytes()));
+          be.upload(yd, y.data(), size_t(y.nbytes()));
+          return net.train_step(*opt.opt, loss, xd, yd, B, check_finite);
+        }
+        return net.train_step(*opt.opt, loss, x.data(), y.data(), B, check_finite);
+      }, py::arg("optimizer"), py::arg("loss"), py::arg("x"), py::arg("y"), py::arg("check_finite") = true,
+         py::arg("validate") = true)
+      // batch_begin/batch_end: run only that range of the epoch's batches (see network.h).
+      // On cuda, the data set is uploaded by the first call and reused by the next ones.
+      .def("train_epoch", [](PyNetwork& net, PyOptimizer& opt, LossKind loss, py::handle X_, py::handle Y_,
+                             int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch, bool check_finite,
+                             int64_t batch_begin, int64_t batch_end, bool validate) {
+        if (on_cuda(net)) {
+          check_batch_size(batch_size);  // before the upload
+          auto d = device_data(net, net.cache, X_, Y_, ykind_of(loss), validate);
+          py::gil_scoped_release nogil;
+          return net.train_epoch(*opt.opt, loss, d->X.data(), d->Y.data(), d->n, batch_size, shuffle, seed, epoch,
+                                 check_finite, batch_begin, batch_end);
+        }
+        const DType dt = net.dtype();
+        py::array X = as_matrix(X_, "X", dt, net.in_features(), -1, false, validate);
+        const int64_t n = X.shape(0);
+        py::array Y = as_targets(net, Y_, ykind_of(loss), n, validate);
+        check_batch_size(batch_size);
+        py::gil_scoped_release nogil;
+        return net.train_epoch(*opt.opt, loss, X.data(), Y.data(), n, batch_size, shuffle, seed, epoch, check_finite,
+                               batch_begin, batch_end);
+      }, py::arg("optimizer"), py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size"), py::arg("shuffle"),
+         py::arg("seed"), py::arg("epoch") = 0, py::arg("check_finite") = true, py::arg("batch_begin") = 0,
+         py::arg("batch_end") = -1, py::arg("validate") = true)
+      .def("evaluate", [](PyNetwork& net, LossKind loss, py::handle X_, py::handle Y_, int64_t batch_size,
+                          bool validate) {
+        check_batch_size(batch_size);
+        int64_t correct = 0;
+        double value;
+        if (on_cuda(net)) {
+          auto d = device_data(net, net.cache, X_, Y_, ykind_of(loss), validate);
+          py::gil_scoped_release nogil;
+          value = net.evaluate(loss, d->X.data(), d->Y.data(), d->n, batch_size, &correct);
+        } else {
+          const DType dt = net.dtype();
+          py::array X = as_matrix(X_, "X", dt, net.in_features(), -1, false, validate);
+          const int64_t n = X.shape(0);
+          py::array Y = as_targets(net, Y_, ykind_of(loss), n, validate);
+          py::gil_scoped_release nogil;
+          value = net.evaluate(loss, X.data(), Y.data(), n, batch_size, &correct);
+        }
+        return py::make_tuple(value, correct);
+      }, py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size") = 1024, py::arg("validate") = true)
+      .def("release_device_data", [](PyNetwork& net) { net.cache.release(); },
+           "Drop the cached device copies of data sets (a network on cuda); the next call uploads again.")
+      .def_property_readonly("cached_device_data", [](const PyNetwork& net) { return net.cache.size(); },
+                             "Number of data sets held in device memory (0 on cpu).");
+}
+
+}  // namespace mc_py

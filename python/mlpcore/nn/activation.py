@@ -1,0 +1,150 @@
+"""Element-wise (and row-wise: Softmax) activations. They keep the width, hold no parameters and
+compute in their input's dtype (float32 or float64; other inputs follow the package's policy)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .._validate import finite_float
+from . import registry
+from .grad_mode import SKIPPED, grad_state
+from .module import Module
+from .parameter import input_dtype
+
+
+class _Activation(Module):
+    kind = _core.ActKind.identity
+    param = 0.0
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        dt = input_dtype(x)
+        xs = _core._as_matrix(x, "x", dt)
+        a = _core.act_forward(self.kind, self.param, xs, dt)
+        d = self.__dict__
+        if grad_state.enabled:
+            d["_x"], d["_a"] = xs, a
+            # The caller owns the returned array (may change it in place, e.g. `out -= y`); backward
+            # needs `a` unchanged, so hand back a copy (an O(B*C) copy, small next to the GEMMs).
+            return a.copy()
+        d["_x"] = d["_a"] = SKIPPED
+        return a
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        a = self._saved("_a")
+        return _core.act_backward(self.kind, self.param, grad_output, self._x, a, a.dtype)
+
+
+class Identity(_Activation):
+    kind = _core.ActKind.identity
+
+
+class ReLU(_Activation):
+    kind = _core.ActKind.relu
+
+
+class LeakyReLU(_Activation):
+    kind = _core.ActKind.leaky_relu
+
+    def __init__(self, negative_slope: float = 0.01):
+        self.negative_slope = negative_slope
+
+    @property
+    def negative_slope(self) -> float:
+        return self.param
+
+    @negative_slope.setter
+    def negative_slope(self, v: float) -> None:
+        # `param` is what both paths read; a compiled network baked the old value in
+        self.param = finite_float("negative_slope", v)
+        self._changed()
+
+
+class Sigmoid(_Activation):
+    kind = _core.ActKind.sigmoid
+
+
+class Tanh(_Activation):
+    kind = _core.ActKind.tanh
+
+
+class ELU(_Activation):
+    kind = _core.ActKind.elu
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = alpha
+
+    @property
+    def alpha(self) -> float:
+        return self.param
+
+    @alpha.setter
+    def alpha(self, v: float) -> None:
+        self.param = finite_float("alpha", v)
+        self._changed()
+
+
+class GELU(_Activation):
+    """GELU, exact erf form: 0.5 x (1 + erf(x / sqrt 2)) (PyTorch's default)."""
+
+    kind = _core.ActKind.gelu
+
+
+class SiLU(_Activation):
+    kind = _core.ActKind.silu
+
+
+class Softmax(_Activation):
+    """Row-wise softmax. For classification prefer raw logits + CrossEntropyLoss (which applies
+    log-softmax itself, stably); use Softmax for probabilities at inference."""
+
+    kind = _core.ActKind.softmax
+
+
+# ------------------------------------------------------------------------------------------------
+# registry entries
+# ------------------------------------------------------------------------------------------------
+
+def _lower(m: _Activation, ctx: registry.LowerContext, base: int) -> list:
+    return [registry.op(_core.OpKind.activation, act_kind=m.kind, act_param=float(m.param))]
+
+
+def _gelu_from_torch(t, torch, convert) -> GELU:
+    if t.approximate != "none":
+        raise TypeError(f"GELU(approximate={t.approximate!r}) is not supported; mlpcore's GELU is the exact erf "
+                        "form (approximate='none')")
+    return GELU()
+
+
+def _softmax_from_torch(t, torch, convert) -> Softmax:
+    if t.dim not in (-1, 1):
+        raise TypeError(f"Softmax(dim={t.dim}) is not supported; mlpcore's Softmax is over the last dim")
+    return Softmax()
+
+
+def _register(cls, describe=None, build=None, repr=None, to_torch=None, from_torch=None) -> None:
+    name = cls.__name__
+    registry.register(registry.Layer(
+        cls,
+        describe=describe or (lambda m, ctx: {}),
+        build=build or (lambda d, ctx, path: cls()),
+        lower=_lower, features=registry.passthrough, repr=repr,
+        torch=registry.TorchTwin((name,), to_torch or (lambda m, torch, convert: getattr(torch.nn, name)()),
+                                 from_torch or (lambda t, torch, convert: cls())),
+    ))
+
+
+for _cls in (Identity, ReLU, Sigmoid, Tanh, SiLU):
+    _register(_cls)
+_register(GELU, from_torch=_gelu_from_torch)
+_register(Softmax, to_torch=lambda m, torch, convert: torch.nn.Softmax(dim=-1),
+          from_torch=_softmax_from_torch)
+_register(LeakyReLU, describe=lambda m, ctx: {"negative_slope": m.negative_slope},
+          build=lambda d, ctx, path: LeakyReLU(d["negative_slope"]),
+          repr=lambda m: f"negative_slope={m.negative_slope}",
+          to_torch=lambda m, torch, convert: torch.nn.LeakyReLU(m.negative_slope),
+          from_torch=lambda t, torch, convert: LeakyReLU(t.negative_slope))
+_register(ELU, describe=lambda m, ctx: {"alpha": m.alpha}, build=lambda d, ctx, path: ELU(d["alpha"]),
+          repr=lambda m: f"alpha={m.alpha}",
+          to_torch=lambda m, torch, convert: torch.nn.ELU(m.alpha),
+          from_torch=lambda t, torch, convert: ELU(t.alpha))

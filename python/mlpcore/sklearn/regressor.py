@@ -1,0 +1,141 @@
+"""MLPRegressor: scikit-learn's multi-layer perceptron regressor on mlpcore (see ``mlpcore.sklearn``)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from ..losses import MSELoss
+from ..training import metrics
+from .base import _BaseMLP, _num_threads
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor with scikit-learn's API, trained by mlpcore's C++ core.
+
+    Identity output, squared error (``loss='squared_error'`` is the only choice); ``y`` may be
+    (n_samples,) or (n_samples, n_outputs). ``loss_curve_`` is half the mean squared error plus
+    the L2 term, as scikit-learn reports it. Other parameters and attributes: see
+    :class:`MLPClassifier` and the module docstring.
+    """
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        device="cpu",
+        n_threads=None,
+    ):
+        self.loss = loss
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            device=device,
+            n_threads=n_threads,
+        )
+
+    def _validate_params(self) -> None:
+        if self.loss != "squared_error":
+            raise ValueError(f"loss: mlpcore's MLPRegressor supports only 'squared_error', got {self.loss!r}")
+        super()._validate_params()
+
+    def _validate_input(self, X, y, incremental: bool, reset: bool):
+        """Returns (X as scikit-learn checked it (n, features), Y float32 (n, outputs), y as given
+        (1-D or 2-D))."""
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        Y = np.ascontiguousarray(y.reshape(len(y), -1), dtype=np.float32)
+        return X, Y, y
+
+    def _n_outputs_for(self, Y: np.ndarray) -> int:
+        return Y.shape[1]
+
+    def _loss_for(self, n_outputs: int):
+        self.out_activation_ = "identity"
+        return MSELoss(), 2.0 / n_outputs
+
+    def _sklearn_loss(self, value: float) -> float:
+        return 0.5 * value  # scikit-learn: 0.5 * mean over all elements
+
+    def _decode(self, out: np.ndarray) -> np.ndarray:
+        return out[:, 0] if out.shape[1] == 1 else out
+
+    def _validation_score(self, X_val: np.ndarray, Y_val: np.ndarray, y_val) -> float:
+        """scikit-learn's score (R^2, averaged over outputs) against the targets as given (float64)."""
+        out = self._forward(X_val, invariant=False)
+        if not np.isfinite(out).all():
+            return np.nan
+        return metrics.r2_score(out, np.reshape(y_val, (len(y_val), -1)))
+
+    def fit(self, X, y):
+        """Fit on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_outputs). Returns self."""
+        return self._fit(X, y, incremental=False)
+
+    def partial_fit(self, X, y):
+        """One epoch over (X, y); the first call initialises the network."""
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions (n_samples,) for one output, else (n_samples, n_outputs); float64."""
+        check_is_fitted(self)
+        with _num_threads(self.n_threads):
+            return self._decode(self._forward(self._check_X(X)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+

@@ -1,0 +1,188 @@
+"""Input preparation for the training entry points: ``Trainer``, the scikit-learn estimators and
+the command line all turn what a user passes into what the core reads here, and only here.
+
+    X, y = prepare(X, y, loss_kind, dtype, in_features, out_features)
+
+What is accepted (beyond the core's own policy: float32 / float64, any layout, see ``help(mlpcore)``):
+
+- features: numpy arrays of ints, unsigned ints or bools, pandas DataFrames whose columns are all
+  numeric or bool (``pd.get_dummies`` output), sparse matrices (densified), object arrays holding
+  only numbers and lists: cast to the model's float dtype (ints beyond 2**24 round in float32).
+  A column that cannot be cast (text, categories, dates) is refused with TypeError naming it.
+- targets: int class ids (n,) for cross-entropy (bools too); for MSE / BCE targets shaped like the
+  output, (n,) for one output, ints and bools cast to the model dtype.
+
+What is refused, with the shape the user passed (never a reshaped one) and a hint where one helps:
+1-D features, row counts that differ, class ids out of range (labels 1..K, one output with
+cross-entropy), float class ids, text labels, float16 / complex data, NaN / Inf (unless
+``mlpcore.set_check_finite(False)``).
+
+``prepare`` validates everything once; a caller that keeps its result may hand it to the core
+with ``validate=False`` (the compiled epoch, evaluate). ``to_array`` only converts (no scan): the
+predict path validates what it reads itself.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from .. import _core
+
+__all__ = ["as_features", "as_targets", "prepare", "to_array"]
+
+_CE = _core.LossKind.cross_entropy
+_SKLEARN_HINT = "or use mlpcore.sklearn.MLPClassifier, which encodes any labels"
+
+
+def _is_dataframe(x) -> bool:
+    return hasattr(x, "columns") and hasattr(x, "dtypes") and hasattr(x, "to_numpy")
+
+
+def _is_series(x) -> bool:
+    return hasattr(x, "to_numpy") and hasattr(x, "dtype") and getattr(x, "ndim", 0) == 1
+
+
+def _is_sparse(x) -> bool:
+    return hasattr(x, "toarray") and hasattr(x, "tocsr") and hasattr(x, "nnz")
+
+
+def _numeric_kind(dtype) -> bool:
+    """Numbers and bools, numpy or pandas (nullable Int64 / boolean / Float64 report the same kinds)."""
+    return getattr(dtype, "kind", "O") in "biuf"
+
+
+def _dataframe_to_array(df, name: str, dtype: np.dtype) -> np.ndarray:
+    for col, dt in zip(df.columns, df.dtypes):
+        if not _numeric_kind(dt):
+            raise TypeError(f"{name}: column {col!r} has dtype {dt}, which cannot be cast to {dtype}; encode it "
+                            "as numbers first (e.g. pd.get_dummies) or drop it")
+    # nullable columns: a missing value becomes NaN, which the finiteness check then refuses by name
+    return np.ascontiguousarray(df.to_numpy(dtype=dtype, na_value=np.nan))
+
+
+def _object_to_array(a: np.ndarray, name: str, dtype: np.dtype) -> np.ndarray:
+    """An object array converts when every value is a number or a bool (``df.values`` of mixed
+    int / bool columns is one); else TypeError naming the first column that holds something else."""
+    flat = a.reshape(a.shape[0], -1) if a.ndim >= 2 else a.reshape(-1, 1)
+    for j in range(flat.shape[1]):
+        for v in flat[:, j]:
+            if not isinstance(v, (int, float, bool, np.number, np.bool_)):
+                where = f"column {j}" if a.ndim >= 2 else "it"
+                raise TypeError(f"{name}: {where} holds {type(v).__name__} values such as {v!r}, which cannot be "
+                                f"cast to {dtype}; encode them as numbers first")
+    return a.astype(dtype)
+
+
+def to_array(x, name: str, dtype) -> np.ndarray:
+    """``x`` as a numpy array, with ints, bools, DataFrames, sparse and object arrays of numbers
+    cast to ``dtype``. Float arrays pass through untouched (the core converts float32 <-> float64
+    and makes them contiguous); nothing is scanned for NaN here. Shapes are kept as given."""
+    if type(x) is np.ndarray and x.dtype.kind == "f":  # the common case, first
+        return x
+    dtype = np.dtype(dtype)
+    if _is_dataframe(x):
+        return _dataframe_to_array(x, name, dtype)
+    if _is_sparse(x):
+        x = x.toarray()
+    elif _is_series(x):
+        x = x.to_numpy()
+    a = np.asarray(x)
+    if a.dtype.kind in "biu":
+        return a.astype(dtype)
+    if a.dtype == object and a.size:
+        return _object_to_array(a, name, dtype)
+    return a
+
+
+def as_features(X, name: str, dtype, in_features: int = -1) -> np.ndarray:
+    """Validated features: C-contiguous (n, in_features) of ``dtype`` (any width when -1)."""
+    if X is None:
+        raise ValueError(f"{name}: required, got None")
+    a = to_array(X, name, dtype)
+    if a.ndim != 2:
+        hint = f"; for one feature pass {name}.reshape(-1, 1)" if a.ndim == 1 else ""
+        raise ValueError(f"{name}: expected a 2-D array (n_samples, n_features), got shape {a.shape}{hint}")
+    if a.shape[0] == 0:
+        raise ValueError(f"{name}: empty data (0 rows)")
+    return _core._as_matrix(a, name, dtype, in_features)
+
+
+def _label_hint(y: np.ndarray, classes: int) -> str:
+    """Why class ids are out of range, and the fix."""
+    if classes == 1:
+        return ("; cross-entropy needs one output per class and the model has 1: use 2 outputs, or "
+                "BCEWithLogitsLoss with 0/1 targets")
+    lo, hi = int(y.min()), int(y.max())
+    if lo >= 1 and hi == classes:
+        return f"; the labels look like 1..{classes}: subtract 1 (y - 1) {_SKLEARN_HINT}"
+    if hi >= classes:
+        return (f"; the model has {classes} outputs, one per class: give it {hi + 1} outputs, or map the labels to "
+                f"0..{classes - 1} {_SKLEARN_HINT}")
+    return f"; map the labels to 0..{classes - 1} {_SKLEARN_HINT}"
+
+
+def _class_ids(y: np.ndarray, name: str, rows: int, classes: int) -> np.ndarray:
+    if y.dtype.kind == "b":
+        y = y.astype(np.int32)
+    if y.dtype.kind not in "iu":
+        if y.dtype.kind == "f":
+            hint = " (they are whole numbers: pass y.astype(int))" if y.size and np.all(np.mod(y, 1) == 0) else ""
+        else:
+            hint = f"; encode them as 0..K-1 (np.unique(y, return_inverse=True)) {_SKLEARN_HINT}"
+        raise TypeError(f"{name}: expected integer class ids for CrossEntropyLoss, got dtype {y.dtype}{hint}")
+    if classes > 0:  # the core checks shape and range (one-hot input gets its own hint there)
+        try:
+            return _core._as_labels(y, name, rows, classes)
+        except ValueError as e:
+            if "out of range" in str(e):
+                raise ValueError(f"{e}{_label_hint(y, classes)}") from None
+            raise
+    # module by module: the number of classes is not known before the forward pass
+    if y.ndim != 1:
+        raise ValueError(f"{name}: expected class ids of shape ({rows},), got {y.shape}")
+    if y.min() < 0:
+        raise ValueError(f"{name}: class ids must be >= 0, got {int(y.min())}; map the labels to 0..K-1 {_SKLEARN_HINT}")
+    if int(y.max()) > np.iinfo(np.int32).max:  # int32 below would wrap it into range
+        raise ValueError(f"{name}: class id {int(y.max())} is out of range (more than any class index)")
+    return np.ascontiguousarray(y, dtype=np.int32)
+
+
+def as_targets(y, name: str, loss_kind, rows: int, out_features: int, dtype, xname: str = "X") -> np.ndarray:
+    """Validated targets for ``rows`` rows: int32 class ids (rows,) for cross-entropy (in
+    [0, out_features) when out_features > 0), else C-contiguous (rows, out_features) of ``dtype``."""
+    if y is None:
+        raise ValueError(f"{name}: required, got None")
+    if _is_dataframe(y) and loss_kind != _CE:
+        a = _dataframe_to_array(y, name, np.dtype(dtype))
+    else:
+        a = y if type(y) is np.ndarray else np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+    if a.ndim == 0 or a.shape[0] != rows:
+        raise ValueError(f"{name}: expected {rows} rows (one per row of {xname}), got shape {a.shape}")
+    if loss_kind == _CE:
+        return _class_ids(a, name, rows, out_features)
+    if a.dtype.kind in "biu":
+        a = a.astype(dtype)
+    if a.ndim == 1:
+        if out_features not in (-1, 1):
+            raise ValueError(f"{name}: expected targets of shape ({rows}, {out_features}), one column per output, "
+                             f"got shape {a.shape}")
+        a = a.reshape(rows, 1)
+    return _core._as_matrix(a, name, dtype, out_features)
+
+
+def prepare(X, y, loss_kind, dtype, in_features: int = -1, out_features: int = -1, xname: str = "X",
+            yname: str = "y") -> tuple:
+    """(X, y) validated once, in the layout the core reads: X C-contiguous (n, in) of ``dtype``;
+    y as :func:`as_targets`. in_features / out_features: the model's widths, -1 when unknown
+    (a model that runs module by module)."""
+    if X is None or y is None:
+        raise ValueError(f"{xname}, {yname}: both are required")
+    X = as_features(X, xname, dtype, in_features)
+    return X, as_targets(y, yname, loss_kind, X.shape[0], out_features, dtype, xname)
+
+
+def widths(net: Optional["_core.Network"]) -> tuple:
+    """(in_features, out_features) of a compiled network, (-1, -1) without one."""
+    return (net.in_features, net.out_features) if net is not None else (-1, -1)

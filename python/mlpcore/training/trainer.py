@@ -1,0 +1,444 @@
+"""Trainer: Keras-shaped training on top of the compiled core (``fit``, ``evaluate``, ``predict``).
+
+    trainer = mc.Trainer(model, loss=mc.CrossEntropyLoss(), optimizer=opt, batch_size=128)
+    history = trainer.fit(X, y, epochs=10, validation_split=0.1, callbacks=[...])
+    trainer.evaluate(Xt, yt)   # {"loss": ..., "accuracy": ...}
+
+Two execution paths, chosen per model, giving the same numbers:
+
+- **compiled**: a ``Sequential`` of built-in modules (``model.compiled()`` is not None) runs a
+  whole epoch of shuffled mini-batches in one C++ call (``Network.train_epoch``, GIL released).
+- **module by module**: any other model (e.g. one containing a custom Python ``Module`` with a
+  numpy ``forward`` / ``backward``) runs ``zero_grad, forward, loss, backward, step`` per batch
+  from Python, over exactly the same batches in the same order.
+
+One epoch runner (``Trainer._run_epoch``) drives both paths; ``fit`` and the scikit-learn
+estimators (``mlpcore.sklearn``) call it, so there is one training loop. Inputs are prepared
+once per call by ``training.data``; eval-mode outputs come from the one predict path; metrics
+from ``training.metrics``.
+
+Shuffling: epoch ``e`` visits the rows in the order ``mlpcore._core.permutation(n, epoch_seed(seed, e))``
+(a pure function of (n, seed, e)); batches are consecutive runs of ``batch_size`` rows of that
+order, the last one possibly shorter. Because the order depends only on (seed, epoch) and the
+optimizer state is checkpointed, ``fit(..., resume_from=path)`` continues bit-exactly on the CPU.
+
+What this file is not: checkpoint I/O (``mlpcore.io``), callbacks (``training.callbacks``), the
+progress display (``training.progress``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from .. import _core
+from .._validate import pos_int, seed_or_random
+from ..losses import CrossEntropyLoss, _Loss
+from ..nn import Module
+from ..optim import Adam, Optimizer
+from . import data, metrics
+from . import progress as _progress
+from ..nn.inference import EVAL_BATCH
+from ..nn.inference import predict as _predict
+from .callbacks import Callback, History
+
+__all__ = ["EpochResult", "History", "Trainer", "epoch_seed"]
+
+_CE = _core.LossKind.cross_entropy
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffle seed of epoch ``epoch`` (0-based) of a fit with ``seed``: a 64-bit hash of
+    (seed, epoch) only (the core's), so a resumed run draws the same orders as an uninterrupted one."""
+    return _core.epoch_seed(seed, epoch)
+
+
+class EpochResult(NamedTuple):
+    """What one epoch (or a range of its batches) measured, as the core's ``EpochResult``:
+    ``loss`` the mean batch loss weighted by rows (each taken before its batch's update),
+    ``correct`` the arg-max hits (cross-entropy; 0 otherwise), ``rows`` the rows run."""
+
+    loss: float
+    correct: int
+    rows: int
+
+
+class Trainer:
+    """Fits ``model`` with ``loss`` and ``optimizer`` on numpy arrays (Keras-shaped).
+
+    model: any ``mlpcore.Module``; a ``Sequential`` of built-in modules uses the compiled path.
+    loss: ``CrossEntropyLoss`` (default; int class ids (n,)), ``BCEWithLogitsLoss`` or ``MSELoss``
+      (targets shaped like the output, (n,) accepted for one output).
+    optimizer: an ``mlpcore.Optimizer`` over ``model.parameters()``; default ``Adam(lr=1e-3)``.
+      Create it after moving the model to its device (or pass ``device`` here and let the
+      Trainer create the default one).
+    batch_size: rows per training step (default for ``fit``); a batch_size larger than the data
+      is clipped to the number of rows (one full batch per epoch).
+    device: 'cpu' or 'cuda'; the model is moved there if it is not already.
+    compiled: None (default) = the compiled path when the model supports it; False = always
+      train module by module (for teaching and debugging; same numbers, slower); True = require
+      the compiled path (ValueError if the model contains a custom module).
+
+    Inputs (``fit``, ``evaluate``, ``predict``, ``train_on_batch``): see ``training.data``: float,
+    int and bool arrays, pandas DataFrames of numeric / bool columns; int targets for MSE / BCE.
+
+    Attributes: ``model``, ``loss``, ``optimizer``, ``batch_size``, ``stop_training`` (a callback
+    sets it to end ``fit`` after the current epoch), ``base_lr`` (the learning rate LR schedules
+    scale; set when a fit starts from epoch 0 and carried in checkpoints), ``initial_epoch``,
+    ``history``. A Trainer pickles and deep-copies with its model and optimizer (a copy trains
+    on its own).
+    """
+
+    def __init__(self, model: Module, loss: Optional[_Loss] = None, optimizer: Optional[Optimizer] = None,
+                 batch_size: int = 128, device: Optional[str] = None, compiled: Optional[bool] = None):
+        if not isinstance(model, Module):
+            raise TypeError(f"model: expected a mlpcore Module, got {type(model).__name__}")
+        if loss is None:
+            loss = CrossEntropyLoss()
+        if not isinstance(loss, _Loss):
+            raise TypeError(f"loss: expected CrossEntropyLoss, BCEWithLogitsLoss or MSELoss, got {type(loss).__name__}")
+        if compiled not in (None, True, False):
+            raise ValueError(f"compiled: expected None, True or False, got {compiled!r}")
+        if device is not None and model.device != ("cuda" if str(device).startswith("cuda") else device):
+            model.to(device)
+        if optimizer is None:
+            optimizer = Adam(model.parameters(), lr=1e-3)
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer: expected a mlpcore Optimizer, got {type(optimizer).__name__}")
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.batch_size = pos_int("batch_size", batch_size)
+        self.compiled = compiled
+        self.stop_training = False
+        self.base_lr = optimizer.lr
+        self.initial_epoch = 0
+        self.history: Optional[History] = None
+        self._dtype = model.dtype  # fixed for the model's life (its parameters' arena dtype)
+        if compiled is True and self._net() is None:
+            raise ValueError("compiled=True: the model cannot be lowered to the compiled network (it contains a "
+                             "custom module, or is not a Sequential of built-in modules)")
+
+    # ----- helpers -----
+    def _net(self):
+        """The compiled network, or None for the module-by-module path."""
+        if self.compiled is False:
+            return None
+        get = getattr(self.model, "compiled", None)
+        return get() if callable(get) else None
+
+    def _prepare(self, X, y, net, xname: str = "X", yname: str = "y") -> tuple:
+        """(X, y) validated and converted once (``training.data.prepare``) for this model and loss."""
+        fin, fout = data.widths(net)
+        return data.prepare(X, y, self.loss.kind, self._dtype, fin, fout, xname, yname)
+
+    def _python_step(self, xb, yb, check_finite: bool, epoch: int, batch: int):
+        """zero_grad, forward, loss, backward, step, module by module (``_forward_modules`` /
+        ``_backward_modules``: never through a compiled network). Returns (loss, output)."""
+        self.model.zero_grad()
+        out = self.model._forward_modules(xb)
+        value = self.loss(out, yb)
+        if check_finite and not math.isfinite(value):
+            raise RuntimeError(
+                f"mlpcore: non-finite loss ({value}) at epoch {epoch}, batch {batch}; training stopped before this "
+                "batch updated the weights (lower the learning rate or check the data)")
+        self.model._backward_modules(self.loss.backward())
+        self.optimizer.step()
+        return value, out
+
+    # ----- the epoch runner: fit and the scikit-learn estimators call it -----
+    def _run_epoch(self, X: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, shuffle_seed: int,
+                   epoch: int, check_finite: bool = True, callbacks: Optional[list] = None,
+                   prog: Optional[_progress.Progress] = None) -> EpochResult:
+        """One epoch over (X, y) as prepared by ``_prepare`` (not validated again), in train mode.
+
+        batch_size: rows per step (<= n); the rows run in the order
+        ``permutation(n, shuffle_seed)`` when ``shuffle`` (fit passes ``epoch_seed(seed, epoch)``,
+        the estimators a seed drawn from their random_state), else in order. epoch: the index
+        non-finite errors name. check_finite: RuntimeError at the first non-finite batch loss,
+        before that batch updates the weights. callbacks: callbacks whose batch hooks run (one C++
+        call per batch); prog: the progress display (chunked calls while it shows a bar).
+        Returns the epoch's :class:`EpochResult`.
+        """
+        if not self.model.training:  # a callback (or the user) switched to eval mode between epochs
+            self.model.train()
+        net = self._net()
+        if net is None:
+            return self._epoch_python(X, y, batch_size, shuffle, shuffle_seed, epoch, check_finite, callbacks, prog)
+        return self._epoch_compiled(net, X, y, batch_size, shuffle, shuffle_seed, epoch, check_finite, callbacks,
+                                    prog)
+
+    def _epoch_compiled(self, net, X, y, bs, shuffle, seed, epoch, check_finite, cbs, prog) -> EpochResult:
+        """Through Network.train_epoch: one call, or one per batch when a callback has batch hooks,
+        or one per adaptive chunk of batches while a per-epoch bar is shown. The calls cover the
+        same batches in the same order, so the numbers are identical."""
+        opt, kind = self.optimizer._core, self.loss.kind
+        if cbs is None and (prog is None or not prog.per_epoch):
+            return net.train_epoch(opt, kind, X, y, bs, shuffle, seed, epoch, check_finite, validate=False)
+        n = X.shape[0]
+        num_batches = -(-n // bs)
+        total, correct, b = 0.0, 0, 0
+        while b < num_batches:
+            if cbs is not None:
+                e = b + 1
+                blogs = {"batch": b, "size": min(bs, n - b * bs)}
+                for cb in cbs:
+                    cb.on_batch_begin(b, blogs)
+            else:
+                e = min(num_batches, b + prog.chunk)
+            t0 = time.perf_counter()
+            r = net.train_epoch(opt, kind, X, y, bs, shuffle, seed, epoch, check_finite, batch_begin=b,
+                                batch_end=e, validate=False)
+            total += r.loss * r.rows
+            correct += r.correct
+            if cbs is not None:
+                blogs = {"batch": b, "size": r.rows, "loss": r.loss}
+                for cb in cbs:
+                    cb.on_batch_end(b, blogs)
+            else:
+                prog.chunk_done(time.perf_counter() - t0)
+            if prog is not None:
+                prog.batches_done(e - b, total / min(e * bs, n))
+            b = e
+        return EpochResult(total / n, correct, n)
+
+    def _epoch_python(self, X, y, bs, shuffle, seed, epoch, check_finite, cbs, prog) -> EpochResult:
+        """Module by module, over the same batches as train_epoch."""
+        n = X.shape[0]
+        order = _core.permutation(n, seed) if shuffle else None
+        total, done, correct = 0.0, 0, 0
+        count = self.loss.kind == _CE
+        for b, start in enumerate(range(0, n, bs)):
+            idx = order[start:start + bs] if shuffle else slice(start, min(start + bs, n))
+            xb, yb = X[idx], y[idx]
+            rows = xb.shape[0]
+            if cbs is not None:
+                for cb in cbs:
+                    cb.on_batch_begin(b, {"batch": b, "size": rows})
+            value, out = self._python_step(xb, yb, check_finite, epoch, b)
+            if count:
+                correct += metrics.correct_count(out, yb)
+            total += value * rows
+            done += rows
+            if cbs is not None:
+                for cb in cbs:
+                    cb.on_batch_end(b, {"batch": b, "size": rows, "loss": value})
+            if prog is not None:
+                prog.batches_done(1, total / done)
+        return EpochResult(total / n, correct, n)
+
+    # ----- public API -----
+    def train_on_batch(self, X, y, check_finite: bool = True) -> float:
+        """One training step on the whole of (X, y) (one batch); returns its loss (before the
+        update). Compiled path when available; a model in eval mode is switched to train mode.
+        A non-finite loss raises RuntimeError before the weights change (unless
+        check_finite=False). Float arrays go to the core as they are and are checked there once;
+        anything else (ints, DataFrames, ...) goes through ``training.data`` first."""
+        net = self._net()
+        if not self.model.training:
+            self.model.train()
+        if net is None:
+            X, y = self._prepare(X, y, None)
+            return self._python_step(X, y, check_finite, 0, 0)[0]
+        opt, kind = self.optimizer._core, self.loss.kind
+        if type(X) is np.ndarray and type(y) is np.ndarray and X.dtype.kind == "f":
+            # float arrays: the binding checks them once (dtype, shape, NaN/Inf, label range) and
+            # converts float32 <-> float64 itself; it raises before touching the weights
+            try:
+                return net.train_step(opt, kind, X, y, check_finite)
+            except (TypeError, ValueError):
+                pass  # the path below converts what the binding refuses, or explains why
+        X, y = self._prepare(X, y, net)
+        return net.train_step(opt, kind, X, y, check_finite, validate=False)
+
+    def predict(self, X, batch_size: Optional[int] = None) -> np.ndarray:
+        """Raw outputs (n, out) in eval mode (logits for CE/BCE), batched (default
+        ``EVAL_BATCH`` rows per call), through the one predict path."""
+        return _predict(self.model, data.to_array(X, "X", self._dtype), batch_size)
+
+    def predict_proba(self, X, batch_size: Optional[int] = None) -> np.ndarray:
+        """Class probabilities: softmax of the logits (CrossEntropyLoss, rows sum to 1) or
+        sigmoid (BCEWithLogitsLoss, per output). ValueError for MSELoss."""
+        return metrics.probabilities(self.loss.kind, self.predict(X, batch_size))
+
+    def evaluate(self, X, y, batch_size: Optional[int] = None) -> dict:
+        """Loss and metrics in eval mode: {"loss", "accuracy"} for CE / BCE, {"loss", "mse",
+        "mae", "r2"} for MSE. Python floats."""
+        X, y = self._prepare(X, y, self._net())
+        return self._evaluate_prepared(X, y, batch_size)
+
+    def _evaluate_prepared(self, X, y, batch_size=None) -> dict:
+        """evaluate on data that ``_prepare`` returned (not scanned again)."""
+        bs = pos_int("batch_size", batch_size) if batch_size is not None else EVAL_BATCH
+        kind, net = self.loss.kind, self._net()
+        if net is not None and kind == _CE:  # loss and arg-max hits in one C++ pass, no outputs kept
+            value, correct = net.evaluate(kind, X, y, bs, validate=False)
+            return metrics.running_logs(kind, float(value), correct, X.shape[0])
+        out = _predict(self.model, X, bs)
+        value, _ = _core.loss_forward_backward(kind, out, y, out.dtype)
+        return metrics.output_logs(kind, value, out, y)
+
+    def fit(self, X, y, epochs: int = 10, batch_size: Optional[int] = None, validation_data=None,
+            validation_split: Optional[float] = None, shuffle: bool = True, seed: Optional[int] = 0,
+            callbacks: Optional[Sequence[Callback]] = None, progress: bool = True,
+            resume_from: Optional[str] = None, check_finite: bool = True, train_metrics: bool = False) -> History:
+        """Train for ``epochs`` epochs; returns a :class:`History`.
+
+        X (n, in) (converted to the model dtype, see ``training.data``); y: int class ids (n,) for
+        CrossEntropyLoss, targets (n, out) (or (n,) for one output) for MSE/BCE. Both are
+        validated once per fit (the validation set too).
+        batch_size: default the Trainer's; clipped to n. validation_data=(Xv, yv), or
+        validation_split=f in (0, 1): the *last* f of the rows (before shuffling) are held out,
+        as in Keras. shuffle/seed: epoch e visits rows in the order permutation(n,
+        epoch_seed(seed, e)); seed=None draws one at random. callbacks: ``mlpcore.callbacks``
+        objects. progress: tqdm display (only when stdout is a terminal; see ``training.progress``).
+        resume_from: a checkpoint written by ``mlpcore.save(model, path, optimizer=..., epoch=k)``
+        (e.g. by ModelCheckpoint): its weights and optimizer state are loaded and training
+        continues at epoch k up to ``epochs`` (``epochs`` counts from the start, as Keras'
+        initial_epoch); on the CPU the result is bit-identical to an uninterrupted run with the
+        same seed (Dropout included: the checkpoint holds each Dropout's RNG state). Any model
+        whose parameter names match loads, custom Python modules included.
+        check_finite: stop with RuntimeError naming epoch and batch at the first non-finite batch
+        loss, before that batch updates the weights. (NaN/Inf inputs are refused at the edge
+        regardless, unless ``mlpcore.set_check_finite(False)``; module by module, every module
+        checks its inputs and gradients that way too, so there check_finite=False alone lets a
+        non-finite loss through but the next module edge raises ValueError.)
+        train_metrics: which training metrics History records besides "loss".
+          False (default): the ones that come free with training, running over the epoch as
+            Keras reports them: "accuracy" for CrossEntropyLoss (each batch's arg-max counted
+            from its own forward pass, before its update) and "mse" for MSELoss (= "loss");
+            none for BCEWithLogitsLoss.
+          True: all of them ("accuracy", or "mse", "mae", "r2"), measured by one eval-mode pass
+            over the training data at the end of each epoch (a forward pass over the training
+            set per epoch: it costs a sizeable share of the epoch time).
+
+        History: ``history.history`` = {"loss": [...], training metrics (above), "val_loss",
+        "val_accuracy" | "val_mse", "val_mae", "val_r2" (with validation data, always all of
+        them, after the epoch)} and ``history.epoch`` = [epoch indices]. "loss" is the mean of the
+        epoch's batch losses (each taken before its update, weighted by batch rows; as Keras).
+        Callbacks may add more keys (LR schedules add "lr").
+        """
+        epochs = pos_int("epochs", epochs)
+        bs = pos_int("batch_size", batch_size if batch_size is not None else self.batch_size)
+        seed = seed_or_random(seed)
+        callbacks = list(callbacks) if callbacks is not None else []
+        for i, cb in enumerate(callbacks):
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks[{i}]: expected a mlpcore.callbacks.Callback, got {type(cb).__name__}")
+        if validation_data is not None and validation_split is not None:
+            raise ValueError("validation_data, validation_split: pass one of them, not both")
+
+        X, y, val = self._fit_data(X, y, validation_data, validation_split)
+        n = X.shape[0]
+        bs = min(bs, n)
+        num_batches = (n + bs - 1) // bs
+
+        # --- resume ---
+        self.initial_epoch = 0
+        self.base_lr = self.optimizer.lr
+        if resume_from is not None:
+            self._resume(resume_from)
+
+        # --- callbacks ---
+        history = History()
+        cbs = callbacks + [history]
+        params = {"epochs": epochs, "steps": num_batches, "batch_size": bs, "samples": n,
+                  "initial_epoch": self.initial_epoch}
+        for cb in cbs:
+            cb.set_trainer(self, params)
+        batch_cbs = cbs if any(cb._has_batch_hooks() for cb in cbs) else None
+        self.stop_training = False
+        self.history = history
+
+        was_training = self.model.training
+        prog = _progress.make_progress(progress, epochs, num_batches)
+        finished = False
+        try:
+            self.model.train()  # once: it walks the module tree
+            for cb in cbs:
+                cb.on_train_begin({})
+            for epoch in range(self.initial_epoch, epochs):
+                if self.stop_training:
+                    break
+                logs: dict = {}
+                for cb in cbs:
+                    cb.on_epoch_begin(epoch, logs)
+                if prog is not None:
+                    prog.epoch_begin(epoch)
+                t0 = time.perf_counter()
+                r = self._run_epoch(X, y, bs, shuffle, epoch_seed(seed, epoch), epoch, check_finite, batch_cbs, prog)
+                if train_metrics:
+                    logs = {"loss": r.loss}
+                    logs.update((k, v) for k, v in self._evaluate_prepared(X, y).items() if k != "loss")
+                else:
+                    logs = metrics.running_logs(self.loss.kind, r.loss, r.correct, r.rows)
+                if val is not None:
+                    logs.update(("val_" + k, v) for k, v in self._evaluate_prepared(*val).items())
+                for cb in cbs:
+                    cb.on_epoch_end(epoch, logs)
+                if prog is not None:
+                    prog.epoch_end(epoch, logs, time.perf_counter() - t0)
+            finished = True
+        finally:
+            if prog is not None:
+                prog.close()
+            self.model.train(was_training)
+            # on_train_end always runs (also when fit raises) so callbacks release files.
+            for cb in cbs:
+                if finished:
+                    cb.on_train_end({})
+                else:
+                    try:
+                        cb.on_train_end({})
+                    except Exception:  # noqa: BLE001, S110 - fit's own error is the one to report
+                        pass
+        return history
+
+    def _fit_data(self, X, y, validation_data, validation_split) -> tuple:
+        """(X, y, (X_val, y_val) or None), each prepared once for the whole fit."""
+        net = self._net()
+        X, y = self._prepare(X, y, net)
+        if validation_split is not None:
+            if isinstance(validation_split, bool) or not isinstance(validation_split, (float, int, np.floating)) \
+                    or not (0.0 < float(validation_split) < 1.0):
+                raise ValueError(f"validation_split: expected a fraction in (0, 1), got {validation_split!r}")
+            split = int(X.shape[0] * (1.0 - float(validation_split)))
+            if split < 1 or split >= X.shape[0]:
+                raise ValueError(f"validation_split: {validation_split} of {X.shape[0]} rows leaves an empty "
+                                 "training or validation set")
+            return X[:split], y[:split], (X[split:], y[split:])
+        if validation_data is None:
+            return X, y, None
+        if not isinstance(validation_data, (tuple, list)):
+            raise TypeError(f"validation_data: expected a pair (X_val, y_val), got {type(validation_data).__name__}")
+        if len(validation_data) != 2:
+            raise ValueError(f"validation_data: expected a pair (X_val, y_val), got {len(validation_data)} items")
+        return X, y, self._prepare(validation_data[0], validation_data[1], net, "X_val", "y_val")
+
+    def _resume(self, path) -> None:
+        """Load weights, optimizer state and epoch count from the checkpoint at ``path``."""
+        from ..io import _read_metadata, load_checkpoint
+
+        # Refuse a checkpoint without optimizer state before any weight is overwritten (reads the
+        # header only; load_checkpoint reads the file again below, once per run)
+        meta = _read_metadata(path)
+        if "optimizer" not in meta:
+            raise ValueError(f"resume_from: checkpoint {path!r} has no optimizer state; save it with "
+                             "mlpcore.save(model, path, optimizer=opt, epoch=...) (ModelCheckpoint does)")
+        # weights by name into the model as it is (custom Python modules included; a mismatch of
+        # names or shapes raises ValueError before anything is written) and each Dropout's RNG state
+        try:
+            ck = load_checkpoint(path, model=self.model)
+        except ValueError as e:
+            raise ValueError(f"resume_from: {e}") from None
+        self.optimizer.load_state_dict(ck["optimizer_state"])
+        self.initial_epoch = int(ck.get("epoch") or 0)
+        extra = ck.get("extra") or {}
+        self.base_lr = float(extra.get("base_lr", self.optimizer.lr)) if isinstance(extra, dict) else self.optimizer.lr
+
+    def __repr__(self) -> str:
+        path = "compiled" if self._net() is not None else "module-by-module"
+        return (f"Trainer(loss={self.loss!r}, optimizer={self.optimizer!r}, batch_size={self.batch_size}, "
+                f"path={path})")
