@@ -178,6 +178,8 @@ void bind_network(py::module_& m) {
       .def_readonly("loss", &EpochResult::loss, "Mean loss over the rows run.")
       .def_readonly("correct", &EpochResult::correct, "Arg-max hits (cross-entropy), else 0.")
       .def_readonly("rows", &EpochResult::rows, "Rows run.")
+      .def_readonly("comm_seconds", &EpochResult::comm_seconds,
+                    "Seconds in the communicator's collectives (data parallel; waiting for other ranks included).")
       .def("__eq__", [](const EpochResult& a, const EpochResult& b) {
         return a.loss == b.loss && a.correct == b.correct && a.rows == b.rows;
       }, py::is_operator())
@@ -263,8 +265,9 @@ void bind_network(py::module_& m) {
       }, py::arg("X"), py::arg("batch_size") = 1024)
       // validate=False skips the O(n) NaN/Inf and label-range scans of x and y (dtype and shape are
       // still checked; class ids are still range-checked): for a caller that validated them once.
+      // comm: data-parallel training over its ranks (network.h); None or one rank: one process.
       .def("train_step", [](PyNetwork& net, PyOptimizer& opt, LossKind loss, py::handle x_, py::handle y_,
-                            bool check_finite, bool validate) {
+                            bool check_finite, bool validate, std::shared_ptr<Communicator> comm) {
         const DType dt = net.dtype();
         py::array x = as_matrix(x_, "x", dt, net.in_features(), -1, false, validate);
         const int64_t B = x.shape(0);
@@ -277,22 +280,23 @@ void bind_network(py::module_& m) {
           void* yd = stage(net.cache.stage_y, size_t(y.nbytes()));
           be.upload(xd, x.data(), size_t(x.nbytes()));
           be.upload(yd, y.data(), size_t(y.nbytes()));
-          return net.train_step(*opt.opt, loss, xd, yd, B, check_finite);
+          return net.train_step(*opt.opt, loss, xd, yd, B, check_finite, comm.get());
         }
-        return net.train_step(*opt.opt, loss, x.data(), y.data(), B, check_finite);
+        return net.train_step(*opt.opt, loss, x.data(), y.data(), B, check_finite, comm.get());
       }, py::arg("optimizer"), py::arg("loss"), py::arg("x"), py::arg("y"), py::arg("check_finite") = true,
-         py::arg("validate") = true)
+         py::arg("validate") = true, py::arg("comm") = nullptr)
       // batch_begin/batch_end: run only that range of the epoch's batches (see network.h).
       // On cuda, the data set is uploaded by the first call and reused by the next ones.
       .def("train_epoch", [](PyNetwork& net, PyOptimizer& opt, LossKind loss, py::handle X_, py::handle Y_,
                              int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch, bool check_finite,
-                             int64_t batch_begin, int64_t batch_end, bool validate) {
+                             int64_t batch_begin, int64_t batch_end, bool validate,
+                             std::shared_ptr<Communicator> comm) {
         if (on_cuda(net)) {
           check_batch_size(batch_size);  // before the upload
           auto d = device_data(net, net.cache, X_, Y_, ykind_of(loss), validate);
           py::gil_scoped_release nogil;
           return net.train_epoch(*opt.opt, loss, d->X.data(), d->Y.data(), d->n, batch_size, shuffle, seed, epoch,
-                                 check_finite, batch_begin, batch_end);
+                                 check_finite, batch_begin, batch_end, comm.get());
         }
         const DType dt = net.dtype();
         py::array X = as_matrix(X_, "X", dt, net.in_features(), -1, false, validate);
@@ -301,10 +305,10 @@ void bind_network(py::module_& m) {
         check_batch_size(batch_size);
         py::gil_scoped_release nogil;
         return net.train_epoch(*opt.opt, loss, X.data(), Y.data(), n, batch_size, shuffle, seed, epoch, check_finite,
-                               batch_begin, batch_end);
+                               batch_begin, batch_end, comm.get());
       }, py::arg("optimizer"), py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size"), py::arg("shuffle"),
          py::arg("seed"), py::arg("epoch") = 0, py::arg("check_finite") = true, py::arg("batch_begin") = 0,
-         py::arg("batch_end") = -1, py::arg("validate") = true)
+         py::arg("batch_end") = -1, py::arg("validate") = true, py::arg("comm") = nullptr)
       .def("evaluate", [](PyNetwork& net, LossKind loss, py::handle X_, py::handle Y_, int64_t batch_size,
                           bool validate) {
         check_batch_size(batch_size);

@@ -54,6 +54,7 @@ Network::Network(std::vector<std::shared_ptr<ParamArena>> arenas, std::vector<Op
   }
   // Widths, parameters and workspace needs, op by op.
   width_.push_back(in_features);
+  grad_span_.assign(arenas_.size(), {0, 0});
   for (size_t i = 0; i < ops.size(); ++i) {
     Node n;
     n.spec = ops[i];
@@ -75,6 +76,15 @@ Network::Network(std::vector<std::shared_ptr<ParamArena>> arenas, std::vector<Op
                      " lies outside the parameter arena");
       return off;
     };
+    if (p.state) has_state_ = true;
+    // What the data-parallel step all-reduces: per arena, the span of this network's gradients.
+    auto span = [&](int64_t off, int64_t numel) {
+      auto& [lo, hi] = grad_span_[size_t(s.arena)];
+      if (hi <= lo) lo = off, hi = off + numel;
+      lo = std::min(lo, off), hi = std::max(hi, off + numel);
+    };
+    if (p.weight) span(s.weight_off, p.weight);
+    if (p.bias) span(s.bias_off, p.bias);
     if (p.weight) {
       const int64_t off = place(s.weight_off, p.weight, "weight");
       n.weight = arenas_[size_t(s.arena)]->param_at(off);
@@ -142,7 +152,8 @@ OpCall Network::call_of(size_t i, int64_t B) const {
   return OpCall{*be_,     dt_,    n.spec,      B,      n.in_w,  n.out_w,
                 values_[i], n.spec.skip >= 0 ? values_[size_t(n.spec.skip)] : nullptr,
                 values_[i + 1], n.saved, n.state, n.weight, n.bias, fwd_training_,
-                !fwd_training_ && be_->device() == Device::cpu && get_batch_invariant()};
+                !fwd_training_ && be_->device() == Device::cpu && get_batch_invariant(),
+                shard_row0_, shard_rows_ < 0 ? B : shard_rows_};
 }
 
 void Network::forward_ops(const void* x, int64_t B, bool training) {

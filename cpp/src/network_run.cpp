@@ -48,17 +48,21 @@ double Network::step_on(Optimizer& opt, LossKind loss, const void* x, const void
   double sum = 0;
   be_->download(&sum, sum_dev, sizeof(double));
   const double value = sum / loss_divisor(loss, B, width_.back());
-  if (check_finite && !std::isfinite(value))  // epoch < 0: a single train_step, not part of an epoch
-    throw std::runtime_error("mlpcore: non-finite loss (" + std::to_string(value) + ")" +
-                             (epoch < 0 ? std::string(" in train_step")
-                                        : " at epoch " + std::to_string(epoch) + ", batch " + std::to_string(batch)) +
-                             "; training stopped before this batch updated the weights (lower the learning "
-                             "rate or check the data)");
+  if (check_finite && !std::isfinite(value)) throw_nonfinite(value, epoch, batch);
   if (correct)
     *correct += count_correct(*be_, dt_, values_.back(), static_cast<const int32_t*>(target), B, width_.back());
   backward_ops(B, false, false);
   opt.step();
   return value;
+}
+
+void Network::throw_nonfinite(double value, int64_t epoch, int64_t batch) {
+  // epoch < 0: a single train_step, not part of an epoch
+  throw std::runtime_error("mlpcore: non-finite loss (" + std::to_string(value) + ")" +
+                           (epoch < 0 ? std::string(" in train_step")
+                                      : " at epoch " + std::to_string(epoch) + ", batch " + std::to_string(batch)) +
+                           "; training stopped before this batch updated the weights (lower the learning "
+                           "rate or check the data)");
 }
 
 void Network::check_optimizer(const Optimizer& opt) const {
@@ -77,20 +81,37 @@ void Network::check_optimizer(const Optimizer& opt) const {
 }
 
 double Network::train_step(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B,
-                           bool check_finite) {
+                           bool check_finite, Communicator* comm) {
   std::lock_guard<std::mutex> lock(mutex_);
   invalidate("train_step() reused the workspace after the last forward()");
   check_optimizer(opt);
+  if (comm && comm->size() == 1) comm = nullptr;  // one rank: the single-process path, the same bits
+  if (comm) check_same_call(*comm, "train_step", loss, B, B, false, 0, -1, check_finite, 0, 1);
   reserve(B);
-  return step_on(opt, loss, x, target, B, check_finite, -1, 0, nullptr);
+  if (!comm) return step_on(opt, loss, x, target, B, check_finite, -1, 0, nullptr);
+  // This rank's rows of the batch (contiguous: x and target are the whole batch on every rank).
+  const int64_t p = comm->size(), r = comm->rank();
+  const int64_t lo = B * r / p, rows = B * (r + 1) / p - lo;
+  const size_t es = dtype_size(dt_);
+  const bool labels = loss_def(loss).labels;
+  const void* xb = static_cast<const char*>(x) + size_t(lo * in_features_) * es;
+  const void* yb = labels ? static_cast<const void*>(static_cast<const int32_t*>(target) + lo)
+                          : static_cast<const void*>(static_cast<const char*>(target) + size_t(lo * width_.back()) * es);
+  double seconds = 0;
+  return step_shard(opt, loss, xb, yb, rows, lo, B, check_finite, -1, 0, nullptr, *comm, &seconds);
 }
 
 EpochResult Network::train_epoch(Optimizer& opt, LossKind loss, const void* X, const void* Y, int64_t n,
                                  int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch_index,
-                                 bool check_finite, int64_t batch_begin, int64_t batch_end) {
+                                 bool check_finite, int64_t batch_begin, int64_t batch_end, Communicator* comm) {
   std::lock_guard<std::mutex> lock(mutex_);
   invalidate("train_epoch() reused the workspace after the last forward()");
   check_optimizer(opt);
+  if (comm && comm->size() == 1) comm = nullptr;  // one rank: the single-process path, the same bits
+  // Before any check that could fail on some ranks only: the same arguments everywhere.
+  if (comm)
+    check_same_call(*comm, "train_epoch", loss, n, batch_size, shuffle, seed, epoch_index, check_finite, batch_begin,
+                    batch_end);
   MC_CHECK_VALUE(n > 0 && batch_size > 0, "train_epoch: need n > 0 and batch_size > 0");
   const int64_t bs = std::min(batch_size, n);
   const int64_t num_batches = (n + bs - 1) / bs;
@@ -117,25 +138,32 @@ EpochResult Network::train_epoch(Optimizer& opt, LossKind loss, const void* X, c
   }
   double total = 0;
   EpochResult r;
+  const int64_t ranks = comm ? comm->size() : 1, rank = comm ? comm->rank() : 0;
   for (int64_t batch = batch_begin, start = batch_begin * bs; batch < batch_end; start += bs, ++batch) {
     const int64_t rows = std::min(bs, n - start);
+    // This rank's rows [lo, lo + mine) of the batch (all of them in one process; a rank may have
+    // none when the batch has fewer rows than there are ranks: it still joins the step).
+    const int64_t lo = rows * rank / ranks, mine = rows * (rank + 1) / ranks - lo, at = start + lo;
     const void* xb;
     const void* yb;
     if (shuffle) {
-      be_->gather_rows(dt_, batch_x_, X, perm + start, rows, in_features_);
+      be_->gather_rows(dt_, batch_x_, X, perm + at, mine, in_features_);
       if (labels)
-        be_->gather_labels(static_cast<int32_t*>(batch_y_), static_cast<const int32_t*>(Y), perm + start, rows);
+        be_->gather_labels(static_cast<int32_t*>(batch_y_), static_cast<const int32_t*>(Y), perm + at, mine);
       else
-        be_->gather_rows(dt_, batch_y_, Y, perm + start, rows, ycols);
+        be_->gather_rows(dt_, batch_y_, Y, perm + at, mine, ycols);
       xb = batch_x_;
       yb = batch_y_;
     } else {
-      xb = static_cast<const char*>(X) + size_t(start * in_features_) * es;
-      yb = labels ? static_cast<const void*>(static_cast<const int32_t*>(Y) + start)
-                  : static_cast<const void*>(static_cast<const char*>(Y) + size_t(start * ycols) * es);
+      xb = static_cast<const char*>(X) + size_t(at * in_features_) * es;
+      yb = labels ? static_cast<const void*>(static_cast<const int32_t*>(Y) + at)
+                  : static_cast<const void*>(static_cast<const char*>(Y) + size_t(at * ycols) * es);
     }
-    total += step_on(opt, loss, xb, yb, rows, check_finite, epoch_index, batch, count ? &r.correct : nullptr) *
-             double(rows);
+    int64_t* hits = count ? &r.correct : nullptr;
+    const double value = comm ? step_shard(opt, loss, xb, yb, mine, lo, rows, check_finite, epoch_index, batch, hits,
+                                           *comm, &r.comm_seconds)
+                              : step_on(opt, loss, xb, yb, rows, check_finite, epoch_index, batch, hits);
+    total += value * double(rows);
     r.rows += rows;
   }
   r.loss = total / double(r.rows);

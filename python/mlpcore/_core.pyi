@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ActKind', 'DropoutState', 'EpochResult', 'InitKind', 'LossKind', 'Network', 'OpKind', 'OpSpec', 'OptimKind', 'OptimParams', 'Optimizer', 'ParamArena', 'act_backward', 'act_forward', 'blas_info', 'cuda_available', 'cuda_unavailable_reason', 'dropout_forward', 'epoch_seed', 'get_batch_invariant', 'get_check_finite', 'get_num_threads', 'linear_backward', 'linear_forward', 'loss_forward_backward', 'maxout_backward', 'maxout_forward', 'mul', 'permutation', 'set_batch_invariant', 'set_check_finite', 'set_num_threads']
+__all__: list[str] = ['ActKind', 'Communicator', 'DropoutState', 'EpochResult', 'InitKind', 'LossKind', 'Network', 'OpKind', 'OpSpec', 'OptimKind', 'OptimParams', 'Optimizer', 'ParamArena', 'act_backward', 'act_forward', 'blas_info', 'cuda_available', 'cuda_unavailable_reason', 'dropout_forward', 'epoch_seed', 'get_batch_invariant', 'get_check_finite', 'get_num_threads', 'linear_backward', 'linear_forward', 'local_communicator', 'loss_forward_backward', 'maxout_backward', 'maxout_forward', 'mpi_communicator', 'mul', 'permutation', 'set_batch_invariant', 'set_check_finite', 'set_num_threads']
 class ActKind:
     """
     Members:
@@ -390,6 +390,28 @@ class Optimizer:
     @property
     def state_numel(self) -> int:
         ...
+class Communicator:
+    """
+    The processes of a data-parallel job (mlpcore/comm.h). Build with local_communicator() or, under mpiexec, through mlpcore.distributed.init().
+    """
+    def __repr__(self) -> str:
+        ...
+    def allreduce_sum(self, buf: typing.Any) -> None:
+        """
+        buf (any shape, float32/float64, C-contiguous): in place, the sum over ranks.
+        """
+    def barrier(self) -> None:
+        ...
+    def broadcast(self, buf: typing.Any, root: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+        """
+        buf (float32/float64, C-contiguous): in place, root's values.
+        """
+    @property
+    def rank(self) -> int:
+        ...
+    @property
+    def size(self) -> int:
+        ...
 class OpSpec:
     act_kind: ActKind
     dropout: DropoutState
@@ -472,6 +494,11 @@ class EpochResult:
     def __repr__(self) -> str:
         ...
     @property
+    def comm_seconds(self) -> float:
+        """
+        Seconds in the communicator's collectives (data parallel; waiting for other ranks included).
+        """
+    @property
     def correct(self) -> int:
         """
         Arg-max hits (cross-entropy), else 0.
@@ -508,9 +535,9 @@ class Network:
         """
         Drop the cached device copies of data sets (a network on cuda); the next call uploads again.
         """
-    def train_epoch(self, optimizer: Optimizer, loss: LossKind, X: typing.Any, y: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, shuffle: bool, seed: typing.SupportsInt | typing.SupportsIndex, epoch: typing.SupportsInt | typing.SupportsIndex = 0, check_finite: bool = True, batch_begin: typing.SupportsInt | typing.SupportsIndex = 0, batch_end: typing.SupportsInt | typing.SupportsIndex = -1, validate: bool = True) -> EpochResult:
+    def train_epoch(self, optimizer: Optimizer, loss: LossKind, X: typing.Any, y: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, shuffle: bool, seed: typing.SupportsInt | typing.SupportsIndex, epoch: typing.SupportsInt | typing.SupportsIndex = 0, check_finite: bool = True, batch_begin: typing.SupportsInt | typing.SupportsIndex = 0, batch_end: typing.SupportsInt | typing.SupportsIndex = -1, validate: bool = True, comm: Communicator = None) -> EpochResult:
         ...
-    def train_step(self, optimizer: Optimizer, loss: LossKind, x: typing.Any, y: typing.Any, check_finite: bool = True, validate: bool = True) -> float:
+    def train_step(self, optimizer: Optimizer, loss: LossKind, x: typing.Any, y: typing.Any, check_finite: bool = True, validate: bool = True, comm: Communicator = None) -> float:
         ...
     @property
     def arenas(self) -> list[ParamArena]:
@@ -569,12 +596,20 @@ def linear_forward(x: typing.Any, weight: numpy.ndarray, bias: typing.Any, trans
     """
     z = x @ W.T + bias (and x as converted, kept for backward). fixed_order: the batch-invariant GEMM.
     """
+def local_communicator() -> Communicator:
+    """
+    The communicator of a one-process job (rank 0 of 1).
+    """
 def loss_forward_backward(kind: LossKind, pred: typing.Any, target: typing.Any, dtype: typing.Any) -> tuple[float, numpy.ndarray]:
     ...
 def maxout_backward(grad_output: typing.Any, idx: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], pieces: typing.SupportsInt | typing.SupportsIndex, dtype: typing.Any) -> numpy.ndarray:
     ...
 def maxout_forward(x: typing.Any, pieces: typing.SupportsInt | typing.SupportsIndex, dtype: typing.Any) -> tuple[numpy.ndarray, numpy.typing.NDArray[numpy.int32]]:
     ...
+def mpi_communicator(library: str, handle_bytes: typing.SupportsInt | typing.SupportsIndex, comm: int, float32: int, float64: int, op_sum: int, in_place: int) -> Communicator:
+    """
+    An MPI communicator over a library already loaded and initialised (mlpcore.distributed.init() builds it from mpi4py): library = that library or a module linked to it; the rest are handles of its ABI.
+    """
 def mul(a: typing.Any, b: numpy.ndarray, dtype: typing.Any) -> numpy.ndarray:
     ...
 def permutation(n: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:

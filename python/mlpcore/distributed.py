@@ -33,7 +33,8 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["init", "is_initialized", "rank", "world_size", "is_main", "communicator", "allreduce_sum", "barrier"]
+__all__ = ["abort", "allgather_object", "allreduce_sum", "barrier", "broadcast_object", "communicator", "init",
+           "is_initialized", "is_main", "local_world_size", "rank", "world_size"]
 
 _MPI_EXTRA = 'pip install "mlpcore[mpi]" (mpi4py and the mpich wheel, which brings mpiexec)'
 
@@ -116,12 +117,16 @@ def is_initialized() -> bool:
     return _state is not None
 
 
-def communicator() -> "_core.Communicator":
-    """The core's communicator of this job (RuntimeError before :func:`init`)."""
+def _initialized() -> _State:
     if _state is None:
         raise RuntimeError("mlpcore.distributed is not initialised: call mlpcore.distributed.init() first "
                            "(Trainer(..., distributed=True) does)")
-    return _state.core
+    return _state
+
+
+def communicator() -> "_core.Communicator":
+    """The core's communicator of this job (RuntimeError before :func:`init`)."""
+    return _initialized().core
 
 
 def rank() -> int:
@@ -149,3 +154,35 @@ def allreduce_sum(values: Any) -> np.ndarray:
 def barrier() -> None:
     """Wait until every rank has called barrier()."""
     communicator().barrier()
+
+
+def local_world_size() -> int:
+    """The number of processes of this job on this machine (to split its cores between them:
+    ``mc.set_num_threads(os.cpu_count() // local_world_size())``)."""
+    from mpi4py import MPI
+
+    local = _initialized().mpi_comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return local.Get_size()
+    finally:
+        local.Free()
+
+
+def broadcast_object(obj: Any, root: int = 0) -> Any:
+    """Rank ``root``'s ``obj`` (any picklable object) on every rank."""
+    return _initialized().mpi_comm.bcast(obj, root=root)
+
+
+def allgather_object(obj: Any) -> list:
+    """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+    return _initialized().mpi_comm.allgather(obj)
+
+
+def abort(code: int = 1) -> None:
+    """End every process of the job with exit status ``code`` (MPI_Abort): for an error that only
+    some ranks may have hit, where returning would leave the others waiting. Does not return."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    from mpi4py import MPI
+
+    MPI.COMM_WORLD.Abort(code)

@@ -19,9 +19,11 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mlpcore/arena.h"
+#include "mlpcore/comm.h"
 #include "mlpcore/loss.h"
 #include "mlpcore/ops.h"
 #include "mlpcore/optim.h"
@@ -30,11 +32,14 @@ namespace mc {
 
 // What train_epoch did: the mean loss over the rows it ran, arg-max hits (cross-entropy; each
 // batch's forward pass taken before its update, as Keras' running training accuracy; 0 for other
-// losses), and the number of rows.
+// losses), and the number of rows; with a communicator, those of the whole batches (every rank's
+// rows), the same on every rank, and the seconds spent in its collectives (waiting for the other
+// ranks included).
 struct EpochResult {
   double loss = 0;
   int64_t correct = 0;
   int64_t rows = 0;
+  double comm_seconds = 0;
 };
 
 // Batch-invariant inference (process-wide, off by default): when on, every output row of
@@ -76,9 +81,10 @@ class Network {
 
   // Full step on one batch already in device memory: forward, loss, backward, optimizer step.
   // Returns the loss. `check_finite`: a non-finite loss throws std::runtime_error before the
-  // backward pass, so the weights are left as they were.
+  // backward pass, so the weights are left as they were. `comm`: data parallel, as train_epoch
+  // (every rank passes the same batch and runs its share of the rows).
   double train_step(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B,
-                    bool check_finite = false);
+                    bool check_finite = false, Communicator* comm = nullptr);
   // One epoch over n rows held by the caller (device memory), in mini-batches of batch_size rows
   // (the last one smaller; batch_size > n gives one batch of all n rows); rows are gathered
   // through permutation_fill(n, seed) when shuffle is set. `check_finite` stops with an error
@@ -86,9 +92,21 @@ class Network {
   // previous batch). [batch_begin, batch_end) runs only those batches of the epoch (batch_end < 0:
   // to the end), so a caller can split one epoch into several calls (progress bars, per-batch
   // callbacks) and get exactly the numbers of one call.
+  //
+  // Data parallel (`comm` of more than one rank, comm.h): every rank passes the same X, Y, n and
+  // arguments (checked: ValueError on every rank otherwise) and batch_size is the global batch.
+  // Each rank gathers only its rows [rows*r/p, rows*(r+1)/p) of every batch (of the same
+  // permutation) and runs them; the loss divisor is the whole batch's row count. Per step: one
+  // all-reduce of the loss sum and arg-max hits after the forward pass (so the finite check sees
+  // the whole batch's loss and throws on every rank alike, before any update), then, between
+  // backward and the optimizer step, one all-reduce of each arena's gradient span (one call per
+  // arena; host-staged on cuda). Every rank then takes the same step: the weights stay bitwise
+  // identical across ranks, and equal to one process's up to the rounding of the split sums.
+  // Dropout draws the masks of the whole batch's rows. A network with non-parameter state
+  // (running statistics) is refused. comm of one rank (or null): the single-process path.
   EpochResult train_epoch(Optimizer& opt, LossKind loss, const void* X, const void* Y, int64_t n,
                           int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch_index, bool check_finite,
-                          int64_t batch_begin = 0, int64_t batch_end = -1);
+                          int64_t batch_begin = 0, int64_t batch_end = -1, Communicator* comm = nullptr);
   // Batched inference into out (n, out_features), device memory, in eval mode.
   void predict(void* out, const void* X, int64_t n, int64_t batch_size);
   // Mean loss and number of correct arg-max predictions (labels only) over n rows, in eval mode.
@@ -119,7 +137,18 @@ class Network {
   void backward_ops(int64_t B, bool input_grad, bool accumulate);
   double step_on(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B, bool check_finite,
                  int64_t epoch, int64_t batch, int64_t* correct);
+  // Data parallel (network_parallel.cpp): this rank's rows [row0, row0 + B) of a batch of
+  // batch_rows rows; adds the seconds spent in collectives to *comm_seconds.
+  double step_shard(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B, int64_t row0,
+                    int64_t batch_rows, bool check_finite, int64_t epoch, int64_t batch, int64_t* correct,
+                    Communicator& comm, double* comm_seconds);
+  void allreduce_grads(Communicator& comm);
+  // Throws mc::ValueError, the same on every rank, unless every rank passed the same arguments.
+  void check_same_call(Communicator& comm, const char* call, LossKind loss, int64_t n, int64_t batch_size,
+                       bool shuffle, uint64_t seed, int64_t epoch, bool check_finite, int64_t batch_begin,
+                       int64_t batch_end);
   void check_optimizer(const Optimizer& opt) const;
+  [[noreturn]] static void throw_nonfinite(double value, int64_t epoch, int64_t batch);
   void invalidate(const char* why) { stale_ = why; }
 
   std::vector<std::shared_ptr<ParamArena>> arenas_;
@@ -147,6 +176,15 @@ class Network {
   int64_t fwd_rows_ = 0;
   bool fwd_training_ = false;
   std::mutex mutex_;  // one call at a time: the workspace is shared
+  // Data parallel: the rows of a step's shard as the ops see them (OpCall.row0 / batch_rows;
+  // shard_rows_ < 0: the call's own rows), the gradient span [lo, hi) of each arena that this
+  // network writes, whether an op keeps non-parameter state, and host memory that stages the
+  // gradients of a cuda network for the all-reduce (grown once).
+  int64_t shard_row0_ = 0;
+  int64_t shard_rows_ = -1;
+  std::vector<std::pair<int64_t, int64_t>> grad_span_;
+  bool has_state_ = false;
+  std::vector<char> grad_host_;
 };
 
 }  // namespace mc

@@ -49,9 +49,15 @@ bool active(const OpCall& c) { return c.training && c.spec.p > 0; }
 
 void forward(const OpCall& c) {
   const int64_t n = c.rows * c.out_w;
-  if (active(c))
-    dropout_forward(c.be, c.dt, c.y, c.saved, c.x, n, c.spec.p, *c.spec.dropout);
-  else
+  if (active(c)) {
+    // The masks of rows [row0, row0 + rows) of the whole batch; the stream then moves past the
+    // whole batch (OpCall: a rank of a data-parallel step runs only its rows).
+    DropoutState& st = *c.spec.dropout;
+    const uint64_t base = st.counter;
+    st.counter = base + uint64_t(c.row0 * c.out_w);
+    dropout_forward(c.be, c.dt, c.y, c.saved, c.x, n, c.spec.p, st);
+    st.counter = base + uint64_t(c.batch_rows * c.out_w);
+  } else
     c.be.copy(c.y, c.x, size_t(n) * dtype_size(c.dt));
 }
 void backward(const OpCall& c, const OpGrads& g) {

@@ -39,7 +39,11 @@ __all__ = [
 
 class Callback:
     """Base class: override the hooks you need. ``trainer``, ``model`` and ``params`` (epochs,
-    steps, batch_size, samples, initial_epoch) are set when ``fit`` starts."""
+    steps, batch_size, samples, initial_epoch) are set when ``fit`` starts.
+
+    In a distributed fit every rank runs every callback with the same logs (reduced over ranks),
+    so decisions (stop, change the lr) agree; callbacks that write files do so on rank 0 only
+    (``writes_files``)."""
 
     trainer = None
     model = None
@@ -73,6 +77,11 @@ class Callback:
         state.pop("trainer", None)
         state.pop("model", None)
         return state
+
+    @property
+    def writes_files(self) -> bool:
+        """False on the ranks other than 0 of a distributed fit (``Trainer.is_main``)."""
+        return getattr(self.trainer, "is_main", True)
 
     def _has_batch_hooks(self) -> bool:
         """True if a subclass overrides a batch hook (then fit steps batch by batch)."""
@@ -201,7 +210,8 @@ class ModelCheckpoint(Callback):
                 return
             self.best = current
         path = self.path.format(epoch=epoch + 1, **logs)
-        _save(path, self.trainer, epoch + 1)
+        if self.writes_files:
+            _save(path, self.trainer, epoch + 1)
         self.saved.append(path)
 
 
@@ -350,6 +360,8 @@ class CSVLogger(Callback):
         self._keys = None
 
     def on_train_begin(self, logs=None):
+        if not self.writes_files:
+            return
         exists = self.append and os.path.exists(self.path) and os.path.getsize(self.path) > 0
         # kept open across epochs (one flush per row); closed in on_train_end, which fit always calls
         self._file = open(self.path, "a" if self.append else "w", newline="")  # noqa: SIM115
@@ -357,6 +369,8 @@ class CSVLogger(Callback):
         self._header_written = exists
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._file is None:  # not the rank that writes
+            return
         logs = logs or {}
         if self._keys is None:
             self._keys = list(logs)
@@ -389,9 +403,12 @@ class TensorBoard(Callback):
         self.writer = None
 
     def on_train_begin(self, logs=None):
-        self.writer = self._writer_cls(self.log_dir)
+        if self.writes_files:
+            self.writer = self._writer_cls(self.log_dir)
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.writer is None:  # not the rank that writes
+            return
         for k, v in (logs or {}).items():
             if k.startswith("val_"):
                 tag = k[4:] + "/val"

@@ -17,6 +17,10 @@ estimators (``mlpcore.sklearn``) call it, so there is one training loop. Inputs 
 once per call by ``training.data``; eval-mode outputs come from the one predict path; metrics
 from ``training.metrics``.
 
+Data parallel (``distributed=True``, under ``mpiexec``): every rank passes the same data; each
+runs its rows of every global batch inside the compiled epoch, which all-reduces the gradients per
+step; loss and metrics are reduced, so every rank sees the same numbers (``training.parallel``).
+
 Shuffling: epoch ``e`` visits the rows in the order ``mlpcore._core.permutation(n, epoch_seed(seed, e))``
 (a pure function of (n, seed, e)); batches are consecutive runs of ``batch_size`` rows of that
 order, the last one possibly shorter. Because the order depends only on (seed, epoch) and the
@@ -36,11 +40,12 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from .. import _core
+from .. import distributed as dist
 from .._validate import pos_int, seed_or_random
 from ..losses import CrossEntropyLoss, _Loss
 from ..nn import Module
 from ..optim import Adam, Optimizer
-from . import data, metrics
+from . import data, metrics, parallel
 from . import progress as _progress
 from ..nn.inference import EVAL_BATCH
 from ..nn.inference import predict as _predict
@@ -82,11 +87,22 @@ class Trainer:
     compiled: None (default) = the compiled path when the model supports it; False = always
       train module by module (for teaching and debugging; same numbers, slower); True = require
       the compiled path (ValueError if the model contains a custom module).
+    distributed: data-parallel training over the processes of an MPI job (``mpiexec -n P python
+      train.py``; calls ``mlpcore.distributed.init()``, which needs ``pip install "mlpcore[mpi]"``).
+      Every rank passes the same data (arrays or ``np.memmap``, read in place); ``batch_size`` is
+      the global batch, of which each rank runs its share; the gradients are summed over ranks
+      inside the compiled epoch, so every rank keeps the same weights, equal to one process's with
+      the same seed up to rounding. ``fit`` starts every rank from rank 0's weights and optimizer
+      state; loss and metrics (training, validation, ``evaluate``) are reduced over ranks, so
+      callbacks see the same numbers everywhere; progress and checkpoint files come from rank 0
+      only (``is_main``); ``predict`` runs whole on every rank. Compiled path only: a model that
+      runs module by module is single-process (ValueError). Without a launcher: one process.
 
     Inputs (``fit``, ``evaluate``, ``predict``, ``train_on_batch``): see ``training.data``: float,
     int and bool arrays, pandas DataFrames of numeric / bool columns; int targets for MSE / BCE.
 
-    Attributes: ``model``, ``loss``, ``optimizer``, ``batch_size``, ``stop_training`` (a callback
+    Attributes: ``model``, ``loss``, ``optimizer``, ``batch_size``, ``distributed``, ``is_main``
+    (False on the ranks other than 0 of a distributed job), ``stop_training`` (a callback
     sets it to end ``fit`` after the current epoch), ``base_lr`` (the learning rate LR schedules
     scale; set when a fit starts from epoch 0 and carried in checkpoints), ``initial_epoch``,
     ``history``. A Trainer pickles and deep-copies with its model and optimizer (a copy trains
@@ -94,7 +110,8 @@ class Trainer:
     """
 
     def __init__(self, model: Module, loss: Optional[_Loss] = None, optimizer: Optional[Optimizer] = None,
-                 batch_size: int = 128, device: Optional[str] = None, compiled: Optional[bool] = None):
+                 batch_size: int = 128, device: Optional[str] = None, compiled: Optional[bool] = None,
+                 distributed: bool = False):
         if not isinstance(model, Module):
             raise TypeError(f"model: expected a mlpcore Module, got {type(model).__name__}")
         if loss is None:
@@ -103,6 +120,8 @@ class Trainer:
             raise TypeError(f"loss: expected CrossEntropyLoss, BCEWithLogitsLoss or MSELoss, got {type(loss).__name__}")
         if compiled not in (None, True, False):
             raise ValueError(f"compiled: expected None, True or False, got {compiled!r}")
+        if distributed not in (True, False):
+            raise ValueError(f"distributed: expected True or False, got {distributed!r}")
         if device is not None and model.device != ("cuda" if str(device).startswith("cuda") else device):
             model.to(device)
         if optimizer is None:
@@ -112,6 +131,7 @@ class Trainer:
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.batch_size = pos_int("batch_size", batch_size)
         self.compiled = compiled
+        self.distributed = bool(distributed)
         self.stop_training = False
         self.base_lr = optimizer.lr
         self.initial_epoch = 0
@@ -120,8 +140,25 @@ class Trainer:
         if compiled is True and self._net() is None:
             raise ValueError("compiled=True: the model cannot be lowered to the compiled network (it contains a "
                              "custom module, or is not a Sequential of built-in modules)")
+        if self.distributed:
+            if self._net() is None:
+                raise ValueError("distributed=True: data-parallel training runs on the compiled path only; this "
+                                 + ("Trainer has compiled=False" if compiled is False else
+                                    "model cannot be lowered to the compiled network (it contains a custom module, "
+                                    "or is not a Sequential of built-in modules)")
+                                 + ", and the module-by-module path is single-process")
+            dist.init()
 
     # ----- helpers -----
+    @property
+    def is_main(self) -> bool:
+        """True unless this is a rank other than 0 of a distributed job (which prints and saves nothing)."""
+        return not self.distributed or dist.is_main()
+
+    def _comm(self):
+        """The core's communicator when distributed, else None (one process)."""
+        return dist.communicator() if self.distributed else None
+
     def _net(self):
         """The compiled network, or None for the module-by-module path."""
         if self.compiled is False:
@@ -166,6 +203,9 @@ class Trainer:
             self.model.train()
         net = self._net()
         if net is None:
+            if self.distributed:
+                raise RuntimeError("distributed=True: the model no longer lowers to the compiled network, and the "
+                                   "module-by-module path is single-process")
             return self._epoch_python(X, y, batch_size, shuffle, shuffle_seed, epoch, check_finite, callbacks, prog)
         return self._epoch_compiled(net, X, y, batch_size, shuffle, shuffle_seed, epoch, check_finite, callbacks,
                                     prog)
@@ -174,9 +214,9 @@ class Trainer:
         """Through Network.train_epoch: one call, or one per batch when a callback has batch hooks,
         or one per adaptive chunk of batches while a per-epoch bar is shown. The calls cover the
         same batches in the same order, so the numbers are identical."""
-        opt, kind = self.optimizer._core, self.loss.kind
+        opt, kind, comm = self.optimizer._core, self.loss.kind, self._comm()
         if cbs is None and (prog is None or not prog.per_epoch):
-            return net.train_epoch(opt, kind, X, y, bs, shuffle, seed, epoch, check_finite, validate=False)
+            return net.train_epoch(opt, kind, X, y, bs, shuffle, seed, epoch, check_finite, validate=False, comm=comm)
         n = X.shape[0]
         num_batches = -(-n // bs)
         total, correct, b = 0.0, 0, 0
@@ -190,7 +230,7 @@ class Trainer:
                 e = min(num_batches, b + prog.chunk)
             t0 = time.perf_counter()
             r = net.train_epoch(opt, kind, X, y, bs, shuffle, seed, epoch, check_finite, batch_begin=b,
-                                batch_end=e, validate=False)
+                                batch_end=e, validate=False, comm=comm)
             total += r.loss * r.rows
             correct += r.correct
             if cbs is not None:
@@ -240,18 +280,21 @@ class Trainer:
         if not self.model.training:
             self.model.train()
         if net is None:
+            if self.distributed:
+                raise RuntimeError("distributed=True: the model no longer lowers to the compiled network")
             X, y = self._prepare(X, y, None)
             return self._python_step(X, y, check_finite, 0, 0)[0]
-        opt, kind = self.optimizer._core, self.loss.kind
+        opt, kind, comm = self.optimizer._core, self.loss.kind, self._comm()
         if type(X) is np.ndarray and type(y) is np.ndarray and X.dtype.kind == "f":
             # float arrays: the binding checks them once (dtype, shape, NaN/Inf, label range) and
-            # converts float32 <-> float64 itself; it raises before touching the weights
+            # converts float32 <-> float64 itself; it raises before touching the weights (and, when
+            # distributed, before any collective: the ranks meet in the core's argument check)
             try:
-                return net.train_step(opt, kind, X, y, check_finite)
+                return net.train_step(opt, kind, X, y, check_finite, comm=comm)
             except (TypeError, ValueError):
                 pass  # the path below converts what the binding refuses, or explains why
         X, y = self._prepare(X, y, net)
-        return net.train_step(opt, kind, X, y, check_finite, validate=False)
+        return net.train_step(opt, kind, X, y, check_finite, validate=False, comm=comm)
 
     def predict(self, X, batch_size: Optional[int] = None) -> np.ndarray:
         """Raw outputs (n, out) in eval mode (logits for CE/BCE), batched (default
@@ -265,13 +308,16 @@ class Trainer:
 
     def evaluate(self, X, y, batch_size: Optional[int] = None) -> dict:
         """Loss and metrics in eval mode: {"loss", "accuracy"} for CE / BCE, {"loss", "mse",
-        "mae", "r2"} for MSE. Python floats."""
+        "mae", "r2"} for MSE. Python floats. Distributed: each rank evaluates its share of the
+        rows and every rank returns the whole set's numbers."""
         X, y = self._prepare(X, y, self._net())
         return self._evaluate_prepared(X, y, batch_size)
 
     def _evaluate_prepared(self, X, y, batch_size=None) -> dict:
         """evaluate on data that ``_prepare`` returned (not scanned again)."""
         bs = pos_int("batch_size", batch_size) if batch_size is not None else EVAL_BATCH
+        if self.distributed:
+            return parallel.evaluate(self, X, y, bs)
         kind, net = self.loss.kind, self._net()
         if net is not None and kind == _CE:  # loss and arg-max hits in one C++ pass, no outputs kept
             value, correct = net.evaluate(kind, X, y, bs, validate=False)
@@ -322,7 +368,10 @@ class Trainer:
         """
         epochs = pos_int("epochs", epochs)
         bs = pos_int("batch_size", batch_size if batch_size is not None else self.batch_size)
+        drawn = seed is None
         seed = seed_or_random(seed)
+        if self.distributed and drawn:
+            seed = dist.broadcast_object(seed)  # one drawn seed, rank 0's, for every rank
         callbacks = list(callbacks) if callbacks is not None else []
         for i, cb in enumerate(callbacks):
             if not isinstance(cb, Callback):
@@ -334,12 +383,19 @@ class Trainer:
         n = X.shape[0]
         bs = min(bs, n)
         num_batches = (n + bs - 1) // bs
+        if self.distributed:
+            parallel.check_same("fit", rows=n, features=X.shape[1], validation_rows=val[0].shape[0] if val else 0,
+                                epochs=epochs, batch_size=bs, shuffle=bool(shuffle), seed=seed,
+                                resume_from=str(resume_from), check_finite=bool(check_finite),
+                                train_metrics=bool(train_metrics))
 
         # --- resume ---
         self.initial_epoch = 0
         self.base_lr = self.optimizer.lr
         if resume_from is not None:
             self._resume(resume_from)
+        if self.distributed:  # every rank from rank 0's weights and optimizer state
+            parallel.sync_from_main(self.model, self.optimizer)
 
         # --- callbacks ---
         history = History()
@@ -353,7 +409,7 @@ class Trainer:
         self.history = history
 
         was_training = self.model.training
-        prog = _progress.make_progress(progress, epochs, num_batches)
+        prog = _progress.make_progress(progress and self.is_main, epochs, num_batches)
         finished = False
         try:
             self.model.train()  # once: it walks the module tree

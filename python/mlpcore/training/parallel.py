@@ -1,0 +1,79 @@
+"""Data-parallel training for the Trainer (``Trainer(..., distributed=True)``): what the ranks of a
+job agree on before they train, and evaluation split over them.
+
+The training step itself is the core's (``Network.train_epoch(..., comm=...)``: every rank runs its
+rows of each global batch and the gradients are all-reduced inside the compiled epoch, see
+``cpp/src/network_parallel.cpp``). Here, once per ``fit`` and per evaluation:
+
+- :func:`sync_from_main`: every rank takes rank 0's weights, Dropout RNG states and optimizer
+  state (one checkpoint's bytes, broadcast), so a model built without a seed trains correctly;
+- :func:`check_same`: the ranks passed the same data sizes and settings (ValueError on every rank,
+  naming what differs, instead of a hang in a collective that some rank never reaches);
+- :func:`evaluate`: each rank evaluates its contiguous share of the rows and the sums are
+  all-reduced, so every rank gets the same loss and metrics (callbacks decide alike).
+
+Nothing here runs per step. The module-by-module path is single-process (the Trainer refuses
+``distributed=True`` for a model that does not lower to the compiled network).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .. import distributed as dist
+from ..nn.inference import predict as _predict
+from . import metrics
+
+__all__ = ["check_same", "evaluate", "shard", "sync_from_main"]
+
+_CE = _core.LossKind.cross_entropy
+
+
+def shard(n: int, rank: int, size: int) -> slice:
+    """Rank ``rank``'s contiguous share of ``n`` rows (the core splits each batch the same way)."""
+    return slice(n * rank // size, n * (rank + 1) // size)
+
+
+def check_same(what: str, **values) -> None:
+    """ValueError on every rank unless every rank passed the same ``values`` (ints, floats, strings)."""
+    seen = dist.allgather_object(values)
+    differ = [k for k in values if any(v.get(k) != seen[0].get(k) for v in seen)]
+    if differ:
+        raise ValueError(f"{what}: the ranks of this data-parallel job passed different {', '.join(differ)} "
+                         f"({'; '.join(f'{k}: {[v.get(k) for v in seen]}' for k in differ)}); every rank must "
+                         "pass the same data and settings")
+
+
+def sync_from_main(model, optimizer) -> None:
+    """Every rank takes rank 0's parameters, buffers, Dropout RNG states and optimizer state."""
+    from ..io import load_checkpoint_bytes, save_bytes
+
+    data = save_bytes(model, optimizer=optimizer, allow_nonfinite=True) if dist.is_main() else None
+    data = dist.broadcast_object(data)
+    if not dist.is_main():
+        ck = load_checkpoint_bytes(data, model=model)
+        optimizer.load_state_dict(ck["optimizer_state"])
+
+
+def evaluate(trainer, X: np.ndarray, y: np.ndarray, batch_size: int) -> dict:
+    """``Trainer._evaluate_prepared`` over the ranks: rank r evaluates rows ``shard(n, r, size)``.
+
+    Cross-entropy: the core's loss sum and arg-max hits of each share, summed over ranks. Other
+    losses: each rank predicts its share into a zero (n, out) array and the sum over ranks is the
+    whole output (every row written by one rank), from which every rank computes the loss and
+    metrics exactly as one process does."""
+    comm = dist.communicator()
+    n, kind, net = X.shape[0], trainer.loss.kind, trainer._net()
+    part = shard(n, comm.rank, comm.size)
+    rows = part.stop - part.start
+    if kind == _CE:
+        value, correct = net.evaluate(kind, X[part], y[part], batch_size, validate=False) if rows else (0.0, 0)
+        total = dist.allreduce_sum([float(value) * rows, correct])
+        return metrics.running_logs(kind, float(total[0] / n), int(total[1]), n)
+    out = np.zeros((n, net.out_features), dtype=trainer._dtype)
+    if rows:
+        out[part] = _predict(trainer.model, X[part], batch_size)
+    comm.allreduce_sum(out)
+    value, _ = _core.loss_forward_backward(kind, out, y, out.dtype)
+    return metrics.output_logs(kind, value, out, y)
