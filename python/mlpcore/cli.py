@@ -190,6 +190,12 @@ def cmd_train(args) -> int:
     import mlpcore as mc
     from .datasets import StandardScaler, train_test_split
 
+    main = True
+    if args.distributed:  # every rank runs this command on the same data (mpiexec -n P mlpcore train ...)
+        mc.distributed.init()
+        main = mc.distributed.is_main()
+        if args.threads is None:  # the machine's cores shared by its ranks
+            args.threads = max(1, (os.cpu_count() or 1) // mc.distributed.local_world_size())
     if args.threads is not None:
         mc.set_num_threads(args.threads)
     if args.device == "cuda" and not mc.cuda_available():
@@ -225,14 +231,16 @@ def cmd_train(args) -> int:
     loss = mc.CrossEntropyLoss() if classify else mc.MSELoss()
     opt = _build_optimizer(args.optimizer, model.parameters(), args.lr)
     arch = "-".join(str(v) for v in [X.shape[1], *args.hidden, n_out])
-    out = sys.stdout
+    out = sys.stdout if main else open(os.devnull, "w")  # rank 0 alone prints
     print(f"data     {desc}: {len(X_tr)} train / {len(X_te)} test rows, "
           f"{'classification, ' + str(n_out) + ' classes' if classify else 'regression'}", file=out)
     print(f"model    {arch} {args.activation}, {args.optimizer} lr {opt.lr:g}, {args.epochs} epochs, "
-          f"batch {args.batch_size}, {args.device}, {mc.get_num_threads()} thread(s)", file=out, flush=True)
+          f"batch {args.batch_size}, {args.device}, {mc.get_num_threads()} thread(s)"
+          + (f" x {mc.distributed.world_size()} ranks" if args.distributed else ""), file=out, flush=True)
 
-    trainer = mc.Trainer(model, loss=loss, optimizer=opt, batch_size=args.batch_size)
-    callbacks = [_log_callback(args.epochs)] if args.progress and not stdout_is_tty() else []
+    trainer = mc.Trainer(model, loss=loss, optimizer=opt, batch_size=args.batch_size,
+                         distributed=args.distributed)
+    callbacks = [_log_callback(args.epochs)] if args.progress and main and not stdout_is_tty() else []
     t0 = time.perf_counter()
     history = trainer.fit(X_tr, y_tr, epochs=args.epochs, seed=args.seed, progress=args.progress,
                           callbacks=callbacks)
@@ -244,7 +252,7 @@ def cmd_train(args) -> int:
     print(f"test     loss {test['loss']:.4f}  {metric} {test[metric]:.4f}", file=out)
     print(f"time     {train_s:.2f} s training ({args.epochs * len(X_tr) / train_s:,.0f} samples/s)", file=out)
 
-    if args.out.lower() != "none":
+    if args.out.lower() != "none" and main:
         extra = {"data": args.data, "task": "classification" if classify else "regression",
                  "scaler": scaler.state_dict(), "target_scaler": y_scaler.state_dict() if y_scaler else None,
                  "classes": classes, "seed": args.seed,
@@ -409,6 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=DEFAULT_OUT,
                    help=f"checkpoint path (default ./{DEFAULT_OUT}; 'none' to skip saving)")
     t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
+    t.add_argument("--distributed", action="store_true",
+                   help="data parallel over the ranks of an MPI job: mpiexec -n 4 mlpcore train "
+                        "--distributed ... (pip install 'mlpcore[mpi]'); --batch-size is the global batch; "
+                        "rank 0 prints and saves")
 
     q = sub.add_parser("predict", help="predict with a saved model",
                        description="Predict the rows of a .csv / .npz file with a checkpoint from `mlpcore train`: "
@@ -453,7 +465,7 @@ def _run(fn) -> int:
         return fn()
     except KeyboardInterrupt:
         print("mlpcore: interrupted", file=sys.stderr)
-        return 130
+        return _end_job(130)
     except (OSError, ValueError, TypeError, RuntimeError, ImportError, KeyError) as e:
         if os.environ.get("MLPCORE_DEBUG"):
             raise
@@ -461,7 +473,17 @@ def _run(fn) -> int:
         if isinstance(e, OSError) and e.filename and str(e.filename) not in msg:
             msg = f"{msg}: {e.filename}"
         print(f"mlpcore: error: {msg}", file=sys.stderr)
-        return 1
+        return _end_job(1)
+
+
+def _end_job(code: int) -> int:
+    """The exit code; in a job of several ranks, an error ends every rank (MPI_Abort), since it may
+    have struck this rank alone and the others would wait for it forever."""
+    from . import distributed
+
+    if distributed.is_initialized() and distributed.world_size() > 1:
+        distributed.abort(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["abort", "allgather_object", "allreduce_sum", "barrier", "broadcast_object", "communicator", "init",
-           "is_initialized", "is_main", "local_world_size", "rank", "world_size"]
+__all__ = ["abort", "allgather_object", "allreduce_sum", "barrier", "broadcast_object", "communicator",
+           "init", "is_initialized", "is_main", "local_world_size", "rank", "world_size"]
 
 _MPI_EXTRA = 'pip install "mlpcore[mpi]" (mpi4py and the mpich wheel, which brings mpiexec)'
 
@@ -73,11 +73,12 @@ def _install_abort_on_exception(MPI: Any) -> None:
     """sys.excepthook: print the traceback as usual, then MPI_Abort the whole job (exit status 1)."""
     previous = sys.excepthook
 
-    def abort_job(exc_type, exc, tb):  # noqa: ANN001
+    def abort_job(exc_type, exc, tb):
         try:
             previous(exc_type, exc, tb)
-            sys.stderr.write(f"mlpcore.distributed: uncaught {exc_type.__name__} on rank {MPI.COMM_WORLD.Get_rank()} "
-                             f"of {MPI.COMM_WORLD.Get_size()}; aborting the job\n")
+            world = MPI.COMM_WORLD
+            sys.stderr.write(f"mlpcore.distributed: uncaught {exc_type.__name__} on rank {world.Get_rank()} "
+                             f"of {world.Get_size()}; aborting the job\n")
             sys.stdout.flush()
             sys.stderr.flush()
         finally:

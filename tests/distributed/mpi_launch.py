@@ -73,14 +73,19 @@ def say(*words):
 def run_mpi(tmp_path: Path, code: str, n: int = 2, timeout: float = 120, args: tuple = ()) -> Job:
     """Run ``code`` (dedented; ``say(...)`` prints a line) as a script on ``n`` ranks; kill the job and
     fail after ``timeout`` s."""
-    launcher = mpiexec()
     script = tmp_path / f"job_{time.monotonic_ns()}.py"
     script.write_text(_PRELUDE + textwrap.dedent(code))
+    return run_mpi_command(tmp_path, [sys.executable, str(script), *map(str, args)], n, timeout)
+
+
+def run_mpi_command(cwd: Path, argv: list, n: int = 2, timeout: float = 120) -> Job:
+    """Run ``argv`` on ``n`` ranks in ``cwd``; kill the job and fail after ``timeout`` s."""
+    launcher = mpiexec()
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    cmd = [launcher, *LOOPBACK, "-n", str(n), sys.executable, str(script), *map(str, args)]
+    cmd = [launcher, *LOOPBACK, "-n", str(n), *argv]
     # Own session: on a timeout the launcher, its proxies and every rank go down together.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=str(tmp_path), start_new_session=True)
+                            cwd=str(cwd), start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -8,17 +8,16 @@ import subprocess
 import sys
 import textwrap
 
+import mlpcore as mc
 import numpy as np
 import pytest
-
-from mpi_launch import require_mpi4py
-
-import mlpcore as mc
 from mlpcore import distributed
+from mpi_launch import require_mpi4py
 
 
 def _python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=120)
 
 
 def test_local_communicator_is_rank_0_of_1():

@@ -99,8 +99,9 @@ def test_standard_abi_pointer_handles(tmp_path):
         import numpy as np
         import mlpcore as mc
         lib, header = sys.argv[1], open(sys.argv[2]).read()
-        def const(name):
-            return int(re.search(r"#define\\s+%s\\s+\\(\\(\\w+\\*?\\)\\s*(0x[0-9a-fA-F]+|\\d+)\\)" % name, header).group(1), 0)
+        def const(name):  # #define MPI_FLOAT ((MPI_Datatype)0x00000210)
+            pattern = r"#define\\s+%s\\s+\\(\\(\\w+\\*?\\)\\s*(0x[0-9a-fA-F]+|\\d+)\\)" % name
+            return int(re.search(pattern, header).group(1), 0)
         mpi = ctypes.CDLL(lib, mode=os.RTLD_LAZY | os.RTLD_LOCAL)
         assert mpi.MPI_Init(None, None) == 0
         c = mc._core.mpi_communicator(library=lib, handle_bytes=8, comm=const("MPI_COMM_WORLD"),

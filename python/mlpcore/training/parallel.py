@@ -40,9 +40,9 @@ def check_same(what: str, **values) -> None:
     seen = dist.allgather_object(values)
     differ = [k for k in values if any(v.get(k) != seen[0].get(k) for v in seen)]
     if differ:
+        got = "; ".join(f"{k}: {[v.get(k) for v in seen]}" for k in differ)
         raise ValueError(f"{what}: the ranks of this data-parallel job passed different {', '.join(differ)} "
-                         f"({'; '.join(f'{k}: {[v.get(k) for v in seen]}' for k in differ)}); every rank must "
-                         "pass the same data and settings")
+                         f"({got}); every rank must pass the same data and settings")
 
 
 def sync_from_main(model, optimizer) -> None:
@@ -68,7 +68,8 @@ def evaluate(trainer, X: np.ndarray, y: np.ndarray, batch_size: int) -> dict:
     part = shard(n, comm.rank, comm.size)
     rows = part.stop - part.start
     if kind == _CE:
-        value, correct = net.evaluate(kind, X[part], y[part], batch_size, validate=False) if rows else (0.0, 0)
+        value, correct = (net.evaluate(kind, X[part], y[part], batch_size, validate=False) if rows
+                          else (0.0, 0))
         total = dist.allreduce_sum([float(value) * rows, correct])
         return metrics.running_logs(kind, float(total[0] / n), int(total[1]), n)
     out = np.zeros((n, net.out_features), dtype=trainer._dtype)

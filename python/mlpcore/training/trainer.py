@@ -142,11 +142,11 @@ class Trainer:
                              "custom module, or is not a Sequential of built-in modules)")
         if self.distributed:
             if self._net() is None:
-                raise ValueError("distributed=True: data-parallel training runs on the compiled path only; this "
-                                 + ("Trainer has compiled=False" if compiled is False else
-                                    "model cannot be lowered to the compiled network (it contains a custom module, "
-                                    "or is not a Sequential of built-in modules)")
-                                 + ", and the module-by-module path is single-process")
+                why = ("Trainer has compiled=False" if compiled is False else
+                       "model cannot be lowered to the compiled network (it contains a custom module, or is not "
+                       "a Sequential of built-in modules)")
+                raise ValueError(f"distributed=True: data-parallel training runs on the compiled path only; this "
+                                 f"{why}, and the module-by-module path is single-process")
             dist.init()
 
     # ----- helpers -----
@@ -204,8 +204,8 @@ class Trainer:
         net = self._net()
         if net is None:
             if self.distributed:
-                raise RuntimeError("distributed=True: the model no longer lowers to the compiled network, and the "
-                                   "module-by-module path is single-process")
+                raise RuntimeError("distributed=True: the model no longer lowers to the compiled network, and "
+                                   "the module-by-module path is single-process")
             return self._epoch_python(X, y, batch_size, shuffle, shuffle_seed, epoch, check_finite, callbacks, prog)
         return self._epoch_compiled(net, X, y, batch_size, shuffle, shuffle_seed, epoch, check_finite, callbacks,
                                     prog)
@@ -216,7 +216,8 @@ class Trainer:
         same batches in the same order, so the numbers are identical."""
         opt, kind, comm = self.optimizer._core, self.loss.kind, self._comm()
         if cbs is None and (prog is None or not prog.per_epoch):
-            return net.train_epoch(opt, kind, X, y, bs, shuffle, seed, epoch, check_finite, validate=False, comm=comm)
+            return net.train_epoch(opt, kind, X, y, bs, shuffle, seed, epoch, check_finite, validate=False,
+                                   comm=comm)
         n = X.shape[0]
         num_batches = -(-n // bs)
         total, correct, b = 0.0, 0, 0
@@ -384,8 +385,9 @@ class Trainer:
         bs = min(bs, n)
         num_batches = (n + bs - 1) // bs
         if self.distributed:
-            parallel.check_same("fit", rows=n, features=X.shape[1], validation_rows=val[0].shape[0] if val else 0,
-                                epochs=epochs, batch_size=bs, shuffle=bool(shuffle), seed=seed,
+            parallel.check_same("fit", rows=n, features=X.shape[1],
+                                validation_rows=val[0].shape[0] if val else 0, epochs=epochs, batch_size=bs,
+                                shuffle=bool(shuffle), seed=seed,
                                 resume_from=str(resume_from), check_finite=bool(check_finite),
                                 train_metrics=bool(train_metrics))
 
