@@ -6,12 +6,14 @@ called differently; np.memmap read in place; a rank failing mid-fit; world of on
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import mlpcore as mc
+import numpy as np
 import pytest
 from mpi_launch import require_mpi4py, run_mpi, run_mpi_command, wait_gone
 
@@ -76,9 +78,11 @@ def test_weights_identical_on_every_rank_and_equal_to_one_process(tmp_path, rank
                        else mc.Adam(model.parameters(), lr=1e-2))
                 tr = mc.Trainer(model, loss=losses[kind](), optimizer=opt, batch_size=50,
                                 distributed=distributed)
-                h = tr.fit(X, y, epochs=3, shuffle=shuffle, seed=11, progress=False)
+                # 2 validation rows: with 3 ranks, one evaluates none of them
+                h = tr.fit(X, y, epochs=3, shuffle=shuffle, seed=11, progress=False,
+                           validation_data=(X[:2], y[:2]))
                 tr.train_on_batch(X[:7], y[:7])
-                result[distributed] = (weights(model), h.history["loss"])
+                result[distributed] = (weights(model), h.history["loss"] + h.history["val_loss"])
             (w, loss), (w1, loss1) = result[True], result[False]
             rel = float(np.abs(w - w1).max() / np.abs(w1).max())
             lrel = max(abs(a - b) / abs(b) for a, b in zip(loss, loss1))
@@ -315,3 +319,16 @@ def test_command_line_trains_distributed(tmp_path):
     pick = [line for line in lines if line.startswith(("train ", "test "))]
     assert pick == [line for line in one.stdout.splitlines() if line.startswith(("train ", "test "))]
     assert mc.load(tmp_path / "dist.safetensors") is not None
+
+
+def test_readme_example_runs_under_mpiexec(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Data-parallel training (MPI)", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "X.npy", rng.standard_normal((300, 784), dtype=np.float32))
+    np.save(tmp_path / "y.npy", rng.integers(0, 10, 300))
+    job = run_mpi(tmp_path, code.replace("print(", "say("), timeout=240)
+    assert job.returncode == 0, job.stderr
+    (logs,) = [line for line in job.stdout.splitlines() if "accuracy" in line]
+    assert (tmp_path / "ck.safetensors").exists() and "loss" in logs

@@ -9,8 +9,9 @@ rows of each global batch and the gradients are all-reduced inside the compiled 
   state (one checkpoint's bytes, broadcast), so a model built without a seed trains correctly;
 - :func:`check_same`: the ranks passed the same data sizes and settings (ValueError on every rank,
   naming what differs, instead of a hang in a collective that some rank never reaches);
-- :func:`evaluate`: each rank evaluates its contiguous share of the rows and the sums are
-  all-reduced, so every rank gets the same loss and metrics (callbacks decide alike).
+- :func:`evaluate` (fit's validation and training metrics): each rank evaluates its contiguous
+  share of the rows and the sums are all-reduced, so every rank gets the same loss and metrics
+  (callbacks decide alike). The public ``Trainer.evaluate`` is not a collective.
 
 Nothing here runs per step. The module-by-module path is single-process (the Trainer refuses
 ``distributed=True`` for a model that does not lower to the compiled network).
@@ -57,7 +58,8 @@ def sync_from_main(model, optimizer) -> None:
 
 
 def evaluate(trainer, X: np.ndarray, y: np.ndarray, batch_size: int) -> dict:
-    """``Trainer._evaluate_prepared`` over the ranks: rank r evaluates rows ``shard(n, r, size)``.
+    """``Trainer._evaluate_prepared(split=True)`` over the ranks: rank r evaluates rows
+    ``shard(n, r, size)``.
 
     Cross-entropy: the core's loss sum and arg-max hits of each share, summed over ranks. Other
     losses: each rank predicts its share into a zero (n, out) array and the sum over ranks is the

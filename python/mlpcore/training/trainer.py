@@ -93,9 +93,10 @@ class Trainer:
       the global batch, of which each rank runs its share; the gradients are summed over ranks
       inside the compiled epoch, so every rank keeps the same weights, equal to one process's with
       the same seed up to rounding. ``fit`` starts every rank from rank 0's weights and optimizer
-      state; loss and metrics (training, validation, ``evaluate``) are reduced over ranks, so
-      callbacks see the same numbers everywhere; progress and checkpoint files come from rank 0
-      only (``is_main``); ``predict`` runs whole on every rank. Compiled path only: a model that
+      state; its loss and metrics (training and validation, each rank evaluating its share) are
+      reduced over ranks, so callbacks see the same numbers everywhere; progress and checkpoint
+      files come from rank 0 only (``is_main``). ``fit`` and ``train_on_batch`` are collective
+      (every rank calls them); ``predict`` and ``evaluate`` are not (each rank computes all rows). Compiled path only: a model that
       runs module by module is single-process (ValueError). Without a launcher: one process.
 
     Inputs (``fit``, ``evaluate``, ``predict``, ``train_on_batch``): see ``training.data``: float,
@@ -309,15 +310,18 @@ class Trainer:
 
     def evaluate(self, X, y, batch_size: Optional[int] = None) -> dict:
         """Loss and metrics in eval mode: {"loss", "accuracy"} for CE / BCE, {"loss", "mse",
-        "mae", "r2"} for MSE. Python floats. Distributed: each rank evaluates its share of the
-        rows and every rank returns the whole set's numbers."""
+        "mae", "r2"} for MSE. Python floats. Distributed: not a collective (as ``predict``) -- each
+        rank evaluates the whole set by itself, so ``if mc.distributed.is_main(): trainer.evaluate(...)``
+        is safe; inside ``fit``, validation is split over the ranks."""
         X, y = self._prepare(X, y, self._net())
         return self._evaluate_prepared(X, y, batch_size)
 
-    def _evaluate_prepared(self, X, y, batch_size=None) -> dict:
-        """evaluate on data that ``_prepare`` returned (not scanned again)."""
+    def _evaluate_prepared(self, X, y, batch_size=None, split: bool = False) -> dict:
+        """evaluate on data that ``_prepare`` returned (not scanned again). ``split`` (inside fit,
+        where every rank takes part): distributed, each rank evaluates its share of the rows and
+        the sums are all-reduced."""
         bs = pos_int("batch_size", batch_size) if batch_size is not None else EVAL_BATCH
-        if self.distributed:
+        if split and self.distributed:
             return parallel.evaluate(self, X, y, bs)
         kind, net = self.loss.kind, self._net()
         if net is not None and kind == _CE:  # loss and arg-max hits in one C++ pass, no outputs kept
@@ -429,11 +433,11 @@ class Trainer:
                 r = self._run_epoch(X, y, bs, shuffle, epoch_seed(seed, epoch), epoch, check_finite, batch_cbs, prog)
                 if train_metrics:
                     logs = {"loss": r.loss}
-                    logs.update((k, v) for k, v in self._evaluate_prepared(X, y).items() if k != "loss")
+                    logs.update((k, v) for k, v in self._evaluate_prepared(X, y, split=True).items() if k != "loss")
                 else:
                     logs = metrics.running_logs(self.loss.kind, r.loss, r.correct, r.rows)
                 if val is not None:
-                    logs.update(("val_" + k, v) for k, v in self._evaluate_prepared(*val).items())
+                    logs.update(("val_" + k, v) for k, v in self._evaluate_prepared(*val, split=True).items())
                 for cb in cbs:
                     cb.on_epoch_end(epoch, logs)
                 if prog is not None:
