@@ -154,11 +154,12 @@ class Trainer:
     @property
     def is_main(self) -> bool:
         """True unless this is a rank other than 0 of a distributed job (which prints and saves nothing)."""
-        return not self.distributed or dist.is_main()
+        return self._comm() is None or self._comm().rank == 0
 
     def _comm(self):
-        """The core's communicator when distributed, else None (one process)."""
-        return dist.communicator() if self.distributed else None
+        """The core's communicator when distributed (``init`` is idempotent: an unpickled Trainer
+        joins the job of the process it lands in), else None (one process)."""
+        return dist.init() if self.distributed else None
 
     def _net(self):
         """The compiled network, or None for the module-by-module path."""
