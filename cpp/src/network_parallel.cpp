@@ -4,11 +4,13 @@
 // One step on one rank, for rows [row0, row0 + B) of a batch of batch_rows rows:
 //   forward (B rows; the ops see them as those rows of the whole batch: dropout's stream)
 //   loss sum over the B rows, gradient scaled by 1 / batch_rows (the whole batch's divisor)
-//   all-reduce {loss sum, arg-max hits}            -> the whole batch's loss, on every rank
-//   finite check                                   -> the same error on every rank, no update
 //   backward (overwrites this network's gradient spans; B = 0 writes zeros)
 //   all-reduce of each arena's gradient span       -> the whole batch's gradient, on every rank
+//   all-reduce {loss sum, arg-max hits}            -> the whole batch's loss, on every rank
+//   finite check                                   -> the same error on every rank, no update
 //   optimizer step                                 -> the same update on every rank
+// The ranks wait for each other once per step (at the gradient all-reduce; the scalars follow at
+// once): a second meeting point after the forward pass would add the ranks' imbalance twice.
 // The all-reduce sums are the same bits on every rank (comm.h), and the optimizer is a pure
 // function of them, so the weights stay bitwise identical across ranks with no broadcast.
 // Host-staged on cuda (download, all-reduce in host memory, upload): enough while the gradient
@@ -58,16 +60,15 @@ double Network::step_shard(Optimizer& opt, LossKind loss, const void* x, const v
   double sums[2] = {0, 0};  // loss sum, arg-max hits (exact as a double below 2^53)
   be_->download(&sums[0], sum_dev, sizeof(double));
   if (correct) sums[1] = double(count_correct(*be_, dt_, values_.back(), static_cast<const int32_t*>(target), B, cols));
-  auto t0 = std::chrono::steady_clock::now();
+  backward_ops(B, false, false);
+  // The ranks meet once per step: the gradients, then (all ranks already there) the two scalars.
+  const auto t0 = std::chrono::steady_clock::now();
+  allreduce_grads(comm);
   comm.allreduce_sum(sums, 2);
   *comm_seconds += seconds_since(t0);
   const double value = sums[0] / loss_divisor(loss, batch_rows, cols);
   if (check_finite && !std::isfinite(value)) throw_nonfinite(value, epoch, batch);
   if (correct) *correct += int64_t(sums[1]);
-  backward_ops(B, false, false);
-  t0 = std::chrono::steady_clock::now();
-  allreduce_grads(comm);
-  *comm_seconds += seconds_since(t0);
   opt.step();
   return value;
 }

@@ -96,12 +96,13 @@ class Network {
   // Data parallel (`comm` of more than one rank, comm.h): every rank passes the same X, Y, n and
   // arguments (checked: ValueError on every rank otherwise) and batch_size is the global batch.
   // Each rank gathers only its rows [rows*r/p, rows*(r+1)/p) of every batch (of the same
-  // permutation) and runs them; the loss divisor is the whole batch's row count. Per step: one
-  // all-reduce of the loss sum and arg-max hits after the forward pass (so the finite check sees
-  // the whole batch's loss and throws on every rank alike, before any update), then, between
-  // backward and the optimizer step, one all-reduce of each arena's gradient span (one call per
-  // arena; host-staged on cuda). Every rank then takes the same step: the weights stay bitwise
-  // identical across ranks, and equal to one process's up to the rounding of the split sums.
+  // permutation) and runs them; the loss divisor is the whole batch's row count. Per step,
+  // between backward and the finite check + optimizer step: one all-reduce of each arena's
+  // gradient span (one call per arena; host-staged on cuda), and one of the loss sum and arg-max
+  // hits (so the finite check sees the whole batch's loss and throws on every rank alike, before
+  // any update; the gradients are then those of the failed batch). Every rank then takes the same
+  // step: the weights stay bitwise identical across ranks, and equal to one process's up to the
+  // rounding of the split sums.
   // Dropout draws the masks of the whole batch's rows. A network with non-parameter state
   // (running statistics) is refused. comm of one rank (or null): the single-process path.
   EpochResult train_epoch(Optimizer& opt, LossKind loss, const void* X, const void* Y, int64_t n,
