@@ -91,7 +91,17 @@ from . import callbacks
 from .callbacks import History
 from .trainer import Trainer
 from . import datasets
-from .io import from_torch, load, load_bytes, load_checkpoint, load_state_into, save, save_bytes, to_torch
+from .io import (
+    export_onnx,
+    from_torch,
+    load,
+    load_bytes,
+    load_checkpoint,
+    load_state_into,
+    save,
+    save_bytes,
+    to_torch,
+)
 
 __all__ = [
     "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "GELU", "Identity", "LeakyReLU", "Linear", "Maxout",
@@ -100,6 +110,6 @@ __all__ = [
     "get_batch_invariant", "get_check_finite", "get_num_threads", "gradcheck", "manual_seed", "no_grad",
     "set_batch_invariant", "set_check_finite", "set_num_threads", "__version__",
     "Trainer", "History", "callbacks",
-    "datasets", "from_torch", "load", "load_bytes", "load_checkpoint", "load_state_into", "save", "save_bytes",
+    "datasets", "export_onnx", "from_torch", "load", "load_bytes", "load_checkpoint", "load_state_into", "save", "save_bytes",
     "to_torch",
 ]

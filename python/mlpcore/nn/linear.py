@@ -128,6 +128,13 @@ def _from_torch(t, torch, convert) -> Linear:
     return m
 
 
+def _onnx(m: Linear, ctx, x: str) -> str:
+    """One Gemm: y = x @ W.T + b (transB=1), or x @ W + b for a transposed TiedLinear (its weight
+    is the source's initializer, stored once)."""
+    inputs = [x, ctx.param(m.weight)] + ([ctx.param(m.bias)] if m.bias is not None else [])
+    return ctx.node("Gemm", inputs, transB=0 if m.transposed else 1)
+
+
 def _describe_tied(m: TiedLinear, ctx: registry.DescribeContext) -> dict:
     src = next((c for c in ctx.done.values() if type(c) is Linear and c.weight is m.weight), None)
     if src is None:
@@ -150,8 +157,9 @@ registry.register(registry.Layer(
     build=lambda d, ctx, path: Linear(d["in_features"], d["out_features"], bias=d["bias"],
                                       init=d.get("init", "he_uniform"), dtype=ctx.dtype, seed=0),
     lower=_lower, features=_features, repr=_repr,
-    torch=registry.TorchTwin(("Linear",), _to_torch, _from_torch),
+    torch=registry.TorchTwin(("Linear",), _to_torch, _from_torch), onnx=_onnx,
 ))
 registry.register(registry.Layer(
     TiedLinear, describe=_describe_tied, build=_build_tied, lower=_lower, features=_features, repr=_repr,
+    onnx=_onnx,
 ))

@@ -204,6 +204,12 @@ def _features(m: Sequential, width: Optional[int]) -> tuple:
     return expected, w
 
 
+def _onnx(m: Sequential, ctx, x: str) -> str:
+    for name, c in m._named_children():
+        x = ctx.export(c, x, name)
+    return x
+
+
 def _from_torch(t, torch, convert) -> Sequential:
     layers = [convert(c) for c in t]
     if not layers:
@@ -219,6 +225,7 @@ registry.register(registry.Layer(
     lower=_lower, features=_features,
     torch=registry.TorchTwin(("Sequential",), lambda m, torch, convert: torch.nn.Sequential(
         *[convert(c) for c in m.layers]), _from_torch),
+    onnx=_onnx,
 ))
 
 
