@@ -16,10 +16,12 @@ def _restore_global_state():
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Print the largest relative error seen against PyTorch (per dtype) and against finite
-    differences, as recorded by helpers.assert_close_torch / assert_close_fd."""
+    """Print the largest relative error seen against PyTorch (per dtype), against finite
+    differences, and of exported ONNX graphs under onnxruntime, as recorded by
+    helpers.assert_close_torch / assert_close_fd and tests/io/test_onnx.py."""
     rows = [("PyTorch", k, v) for k, v in sorted(helpers.MAX_REL_ERR.items())]
     rows += [("finite differences", k, v) for k, v in sorted(helpers.MAX_FD_ERR.items())]
+    rows += [("onnxruntime", k, v) for k, v in sorted(helpers.MAX_ONNX_ERR.items())]
     if not rows:
         return
     terminalreporter.section("mlpcore: largest relative error (max|got-want| / max|want|)")

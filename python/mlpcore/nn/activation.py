@@ -135,8 +135,10 @@ def _leaky_relu_onnx(m: LeakyReLU, ctx, x: str) -> str:
 def _elu_onnx(m: ELU, ctx, x: str) -> str:
     if ctx.native("Elu"):
         return ctx.node("Elu", [x], alpha=m.alpha)
-    # alpha (e^x - 1) where x <= 0: exp(x) - 1 is within 1.2e-16 of expm1(x) there (absolute)
-    em1 = ctx.node("Sub", [ctx.node("Exp", [x]), ctx.constant(1.0)])
+    # alpha expm1(x) where x <= 0, expm1(x) = 2 tanh(x/2) / (1 - tanh(x/2)): relative accuracy near 0,
+    # where exp(x) - 1 would cancel
+    t = ctx.node("Tanh", [ctx.node("Mul", [x, ctx.constant(0.5)])])
+    em1 = ctx.node("Div", [ctx.node("Add", [t, t]), ctx.node("Sub", [ctx.constant(1.0), t])])
     positive = ctx.node("Greater", [x, ctx.constant(0.0)])
     return ctx.node("Where", [positive, x, ctx.node("Mul", [em1, ctx.constant(m.alpha)])])
 
