@@ -130,30 +130,59 @@ class Optimizer:
         return self._impl.params.step
 
     def state_dict(self) -> dict:
-        """Hyper-parameters, step count and the flat state (momentum / moments) as numpy."""
+        """``{"type", "hyper", "step", "state"}``: the class name, the hyper-parameters, the step
+        count and the flat state (momentum / moments over the parameters' arenas) as a numpy copy
+        of shape ``(state_numel,)``."""
         impl = self._core
         p = impl.params
         return {"type": type(self).__name__, "hyper": {k: getattr(p, k) for k in _HYPER}, "step": p.step,
                 "state": impl.read_state()}
 
     def load_state_dict(self, sd: dict) -> None:
-        if not isinstance(sd, dict) or not {"type", "hyper", "step", "state"} <= set(sd):
+        """Load a ``state_dict()`` of an optimizer of the same class over parameters of the same
+        shapes. ValueError naming every problem (missing, unexpected or unknown keys, another
+        optimizer class, a bad hyper-parameter, a state of another shape, a negative step);
+        nothing is changed unless everything checks."""
+        if not isinstance(sd, dict):
             raise TypeError("state_dict: expected a dict with keys 'type', 'hyper', 'step', 'state' "
                             f"(from Optimizer.state_dict()), got {type(sd).__name__}")
-        if sd.get("type") != type(self).__name__:
-            raise ValueError(f"optimizer state is for {sd.get('type')!r}, not {type(self).__name__}")
         impl = self._core
         p = impl.params
-        for k, v in sd["hyper"].items():
-            if not hasattr(p, k) or k in ("kind", "step"):
-                raise ValueError(f"state_dict['hyper']: unknown hyper-parameter {k!r}")
-            if k in ("lr", "eps"):
-                v = positive(f"state_dict['hyper'][{k!r}]", v)
-            elif k in ("momentum", "weight_decay", "beta1", "beta2", "alpha"):
-                v = positive(f"state_dict['hyper'][{k!r}]", v, allow_zero=True)
-            setattr(p, k, type(getattr(p, k))(v))
+        keys = ("type", "hyper", "step", "state")
+        missing = [k for k in keys if k not in sd]
+        unexpected = [k for k in sd if k not in keys]
+        problems = [f"missing {missing or 'none'}, unexpected {unexpected or 'none'}"] if missing or unexpected else []
+        if "type" in sd and sd["type"] != type(self).__name__:
+            problems.append(f"optimizer state is for {sd['type']!r}, not {type(self).__name__}")
+        hyper = sd.get("hyper", {})
+        if not isinstance(hyper, dict):
+            problems.append(f"state_dict['hyper']: expected a dict, got {type(hyper).__name__}")
+            hyper = {}
+        values = {}
+        for k, v in hyper.items():
+            try:
+                if k not in _HYPER:
+                    raise ValueError(f"state_dict['hyper']: unknown hyper-parameter {k!r}")
+                if k in ("lr", "eps"):
+                    v = positive(f"state_dict['hyper'][{k!r}]", v)
+                elif k in ("momentum", "weight_decay", "beta1", "beta2", "alpha"):
+                    v = positive(f"state_dict['hyper'][{k!r}]", v, allow_zero=True)
+                values[k] = type(getattr(p, k))(v)
+            except (TypeError, ValueError) as e:
+                problems.append(str(e))
+        step = sd.get("step", 0)
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            problems.append(f"state_dict['step']: expected a non-negative int, got {step!r}")
+        state = np.asarray(sd.get("state", np.zeros(impl.state_numel)))
+        if state.shape != (impl.state_numel,) or state.dtype.kind not in "fiu":
+            problems.append(f"state_dict['state']: expected a float array of shape ({impl.state_numel},) (the "
+                            f"state of these parameters), got {state.dtype} of shape {state.shape}")
+        if problems:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: " + "; ".join(problems))
+        for k, v in values.items():
+            setattr(p, k, v)
         impl.params = p
-        impl.write_state(np.asarray(sd["state"]), int(sd["step"]))
+        impl.write_state(state, int(step))
 
     # The C++ optimizer is rebuilt over the unpickled parameters, with its hyper-parameters and state.
     def __getstate__(self) -> dict:

@@ -1,5 +1,7 @@
-"""model.state_dict() / load_state_dict() (PyTorch names, numpy copies, strict checks, a PyTorch
-twin loads it), model.summary(), and mc.manual_seed (layers without seed= draw from it)."""
+"""model.state_dict() / load_state_dict() (an ordered mapping of PyTorch names to numpy copies,
+buffers included; missing, unexpected and mis-shaped entries named; a PyTorch twin loads it),
+optimizer.state_dict() / load_state_dict() likewise, model.summary(), and mc.manual_seed (layers
+without seed= draw from it)."""
 
 import numpy as np
 import pytest
@@ -88,6 +90,75 @@ def test_optimizer_state_dict_round_trip():
     opt2.load_state_dict(sd)
     assert opt2.lr == pytest.approx(0.01) and opt2.step_count == 1
     np.testing.assert_array_equal(opt2.state_dict()["state"], sd["state"])
+
+
+def test_buffers_are_included_copied_checked_and_loaded_in_place():
+    """Non-parameter state (a module's ``_own_buffers``, as BatchNorm's running statistics) is part
+    of the state dict, after the parameters, under its module path."""
+
+    class Running(mc.Module):
+        def __init__(self):
+            self.lin = mc.Linear(3, 2, seed=0)
+            self.mean = np.zeros(2)
+
+        def _own_buffers(self):
+            return [("running_mean", self.mean)]
+
+    model = mc.Sequential(mc.Linear(4, 3, seed=1), Running())
+    sd = model.state_dict()
+    assert list(sd) == ["0.weight", "0.bias", "1.lin.weight", "1.lin.bias", "1.running_mean"]
+    sd["1.running_mean"][...] = 5.0
+    assert not np.any(model[1].mean)  # a copy
+    held = model[1].mean
+    model.load_state_dict(sd)
+    assert model[1].mean is held and np.all(held == 5.0)  # written in place: who holds it sees it
+    with pytest.raises(ValueError, match=r"'1.running_mean': expected shape \(2,\), got \(3,\)"):
+        model.load_state_dict({**sd, "1.running_mean": np.zeros(3)})
+    with pytest.raises(ValueError, match=r"missing \['1.running_mean'\]"):
+        model.load_state_dict({k: v for k, v in sd.items() if k != "1.running_mean"})
+
+
+def test_float32_state_loads_into_a_pytorch_twin_with_from_numpy():
+    torch = pytest.importorskip("torch")
+    model = _mlp()
+    sd = model.state_dict()
+    assert type(sd).__name__ == "OrderedDict" and all(type(v) is np.ndarray for v in sd.values())
+    twin = mc.to_torch(model)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.zero_()
+    twin.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})
+    assert [k for k in twin.state_dict()] == list(sd)
+    for k, v in twin.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), sd[k])
+
+
+def test_optimizer_load_state_dict_names_every_problem_and_changes_nothing():
+    model = _mlp()
+    opt = mc.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(_x())
+    model.backward(np.ones((6, 3), np.float32))
+    opt.step()
+    sd = opt.state_dict()
+    assert set(sd) == {"type", "hyper", "step", "state"} and sd["state"].shape == (opt._core.state_numel,)
+    good = {**sd, "state": sd["state"].copy()}
+    bad = {"type": "SGD", "hyper": {**sd["hyper"], "lr": 0.5, "bogus": 1}, "state": sd["state"][:-1], "extra": 0}
+    with pytest.raises(ValueError) as e:
+        opt.load_state_dict(bad)
+    msg = str(e.value)
+    for part in ("missing ['step'], unexpected ['extra']", "unknown hyper-parameter 'bogus'",
+                 f"expected a float array of shape ({sd['state'].size},)", f"shape ({sd['state'].size - 1},)"):
+        assert part in msg, (part, msg)
+    assert opt.lr == 0.1  # nothing was written, not even the valid lr
+    with pytest.raises(ValueError, match=r"got float32 of shape \(\d+, 1\)"):
+        opt.load_state_dict({**good, "state": good["state"].reshape(-1, 1)})
+    with pytest.raises(ValueError, match="step.*non-negative int, got -1"):
+        opt.load_state_dict({**good, "step": -1})
+    with pytest.raises(ValueError, match="'Adam', not SGD"):
+        opt.load_state_dict({**good, "type": "Adam"})
+    np.testing.assert_array_equal(opt.state_dict()["state"], sd["state"])
+    opt.load_state_dict({**good, "hyper": {"lr": 0.5}})  # a subset of the hyper-parameters is fine
+    assert opt.lr == 0.5 and opt.step_count == 1
 
 
 def test_summary_lists_layers_shapes_and_counts():
