@@ -110,6 +110,6 @@ __all__ = [
     "get_batch_invariant", "get_check_finite", "get_num_threads", "gradcheck", "manual_seed", "no_grad",
     "set_batch_invariant", "set_check_finite", "set_num_threads", "__version__",
     "Trainer", "History", "callbacks",
-    "datasets", "export_onnx", "from_torch", "load", "load_bytes", "load_checkpoint", "load_state_into", "save", "save_bytes",
-    "to_torch",
+    "datasets", "export_onnx", "from_torch", "load", "load_bytes", "load_checkpoint", "load_state_into",
+    "save", "save_bytes", "to_torch",
 ]

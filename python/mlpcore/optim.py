@@ -151,7 +151,9 @@ class Optimizer:
         keys = ("type", "hyper", "step", "state")
         missing = [k for k in keys if k not in sd]
         unexpected = [k for k in sd if k not in keys]
-        problems = [f"missing {missing or 'none'}, unexpected {unexpected or 'none'}"] if missing or unexpected else []
+        problems = []
+        if missing or unexpected:
+            problems.append(f"missing {missing or 'none'}, unexpected {unexpected or 'none'}")
         if "type" in sd and sd["type"] != type(self).__name__:
             problems.append(f"optimizer state is for {sd['type']!r}, not {type(self).__name__}")
         hyper = sd.get("hyper", {})
@@ -175,8 +177,8 @@ class Optimizer:
             problems.append(f"state_dict['step']: expected a non-negative int, got {step!r}")
         state = np.asarray(sd.get("state", np.zeros(impl.state_numel)))
         if state.shape != (impl.state_numel,) or state.dtype.kind not in "fiu":
-            problems.append(f"state_dict['state']: expected a float array of shape ({impl.state_numel},) (the "
-                            f"state of these parameters), got {state.dtype} of shape {state.shape}")
+            problems.append(f"state_dict['state']: expected a float array of shape ({impl.state_numel},) "
+                            f"(the state of these parameters), got {state.dtype} of shape {state.shape}")
         if problems:
             raise ValueError(f"{type(self).__name__}.load_state_dict: " + "; ".join(problems))
         for k, v in values.items():

@@ -51,7 +51,8 @@ CASES = {
     "Residual": lambda dt: mc.Residual(mc.Sequential(mc.Linear(5, 5, seed=2, dtype=dt), mc.GELU())),
     "Sequential-nested": lambda dt: mc.Sequential(
         mc.Linear(5, 8, seed=0, dtype=dt), mc.ELU(),
-        mc.Residual(mc.Sequential(mc.Linear(8, 8, seed=1, dtype=dt), mc.SiLU(), mc.Sequential(mc.LeakyReLU(0.1)))),
+        mc.Residual(mc.Sequential(mc.Linear(8, 8, seed=1, dtype=dt), mc.SiLU(),
+                                  mc.Sequential(mc.LeakyReLU(0.1)))),
         mc.Sequential(mc.Maxout(8, 6, pieces=2, seed=2, dtype=dt), mc.Dropout(0.2, seed=1)),
         mc.Linear(6, 3, seed=3, dtype=dt), mc.Softmax()),
 }
@@ -117,10 +118,12 @@ def test_the_cases_cover_every_registered_layer():
 
 
 def test_initializers_are_the_pytorch_names_and_tied_weights_are_stored_once():
-    model = mc.Sequential(mc.Linear(5, 6, seed=0), mc.ReLU(), mc.Residual(mc.Linear(6, 6, seed=1)), _tied(F32, True))
+    model = mc.Sequential(mc.Linear(5, 6, seed=0), mc.ReLU(), mc.Residual(mc.Linear(6, 6, seed=1)),
+                          _tied(F32, True))
     proto = mc.io.to_onnx(model)
     names = [i.name for i in proto.graph.initializer if not i.name.startswith("const/")]
-    assert names == ["0.weight", "0.bias", "2.block.weight", "2.block.bias", "3.0.weight", "3.0.bias", "3.2.bias"]
+    assert names == ["0.weight", "0.bias", "2.block.weight", "2.block.bias", "3.0.weight", "3.0.bias",
+                     "3.2.bias"]
     sd = model.state_dict()
     for init in proto.graph.initializer:
         if init.name in sd:
@@ -136,7 +139,8 @@ def test_opsets(opset, dt):
     """Every layer at each opset; GELU is the Gelu op from opset 20 (float32), Erf before; float64
     composes erf whatever the opset. ReduceMax takes its axes as an input from 18."""
     model = CASES["Sequential-nested"](dt)
-    model = mc.Sequential(model, mc.Linear(3, 4, seed=9, dtype=dt), mc.GELU(), mc.Maxout(4, 2, seed=5, dtype=dt))
+    model = mc.Sequential(model, mc.Linear(3, 4, seed=9, dtype=dt), mc.GELU(),
+                          mc.Maxout(4, 2, seed=5, dtype=dt))
     proto = mc.io.to_onnx(model, opset=opset)
     assert proto.opset_import[0].version == opset
     assert proto.ir_version == onnx.helper.find_min_ir_version_for(list(proto.opset_import))

@@ -142,12 +142,14 @@ def test_optimizer_load_state_dict_names_every_problem_and_changes_nothing():
     sd = opt.state_dict()
     assert set(sd) == {"type", "hyper", "step", "state"} and sd["state"].shape == (opt._core.state_numel,)
     good = {**sd, "state": sd["state"].copy()}
-    bad = {"type": "SGD", "hyper": {**sd["hyper"], "lr": 0.5, "bogus": 1}, "state": sd["state"][:-1], "extra": 0}
+    bad = {"type": "SGD", "hyper": {**sd["hyper"], "lr": 0.5, "bogus": 1}, "state": sd["state"][:-1],
+           "extra": 0}
     with pytest.raises(ValueError) as e:
         opt.load_state_dict(bad)
     msg = str(e.value)
+    n = sd["state"].size
     for part in ("missing ['step'], unexpected ['extra']", "unknown hyper-parameter 'bogus'",
-                 f"expected a float array of shape ({sd['state'].size},)", f"shape ({sd['state'].size - 1},)"):
+                 f"expected a float array of shape ({n},)", f"shape ({n - 1},)"):
         assert part in msg, (part, msg)
     assert opt.lr == 0.1  # nothing was written, not even the valid lr
     with pytest.raises(ValueError, match=r"got float32 of shape \(\d+, 1\)"):

@@ -21,6 +21,7 @@ from .onnx import export_onnx, to_onnx
 from .torch import from_torch, to_torch
 
 __all__ = [
-    "FORMAT", "FORMAT_VERSION", "atomic_write", "export_onnx", "from_torch", "load", "load_bytes", "load_checkpoint",
-    "load_checkpoint_bytes", "load_state_into", "save", "save_bytes", "to_onnx", "to_torch",
+    "FORMAT", "FORMAT_VERSION", "atomic_write", "export_onnx", "from_torch", "load", "load_bytes",
+    "load_checkpoint", "load_checkpoint_bytes", "load_state_into", "save", "save_bytes", "to_onnx",
+    "to_torch",
 ]

@@ -147,8 +147,8 @@ class OnnxContext:
         try:
             where = ".".join(self._path) or "the root"  # the module path, as named_modules() has it
             if e is None:
-                raise TypeError(f"export_onnx: {type(m).__name__} at {where!r} is a custom Python module, which has "
-                                f"no ONNX export; ONNX covers the built-in layers: {_exportable()}")
+                raise TypeError(f"export_onnx: {type(m).__name__} at {where!r} is a custom Python module, "
+                                f"which has no ONNX export; ONNX covers the built-in layers: {_exportable()}")
             if e.onnx is None:
                 raise TypeError(f"export_onnx: {type(m).__name__} at {where!r} has no ONNX export yet; "
                                 f"exportable: {_exportable()}")
@@ -186,7 +186,8 @@ def _check_opset(onnx, opset) -> int:
     newest = onnx.defs.onnx_opset_version()
     if opset is None:
         return min(DEFAULT_OPSET, newest)
-    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or not MIN_OPSET <= opset <= newest:
+    is_int = isinstance(opset, (int, np.integer)) and not isinstance(opset, bool)
+    if not is_int or not MIN_OPSET <= opset <= newest:
         raise ValueError(f"opset: expected an int from {MIN_OPSET} to {newest} (the newest this onnx "
                          f"{onnx.__version__} knows), got {opset!r}")
     return int(opset)
@@ -207,11 +208,11 @@ def to_onnx(model: Module, opset: Optional[int] = None):
     fin, _ = model._features(None)
     fout = model._features(fin)[1] if fin is not None else None
     elem = onnx.helper.np_dtype_to_tensor_dtype(ctx.dtype)
+    widths = [fin if fin is not None else "in_features", fout if fout is not None else "out_features"]
     graph = onnx.helper.make_graph(
         ctx.nodes, type(model).__name__,
-        [onnx.helper.make_tensor_value_info(INPUT, elem, ["batch", fin if fin is not None else "in_features"])],
-        [onnx.helper.make_tensor_value_info(OUTPUT, elem, ["batch", fout if fout is not None else "out_features"])],
-        ctx.initializers)
+        [onnx.helper.make_tensor_value_info(INPUT, elem, ["batch", widths[0]])],
+        [onnx.helper.make_tensor_value_info(OUTPUT, elem, ["batch", widths[1]])], ctx.initializers)
     ops = [onnx.helper.make_opsetid("", opset)]
     proto = onnx.helper.make_model(graph, opset_imports=ops, producer_name="mlpcore",
                                    producer_version=__version__, doc_string=repr(model))

@@ -147,7 +147,8 @@ def _gelu_onnx(m: GELU, ctx, x: str) -> str:
     if ctx.opset >= 20 and ctx.native("Gelu"):  # the Gelu op (approximate="none") is opset 20's
         return ctx.node("Gelu", [x])
     # 0.5 x (1 + erf(x / sqrt 2)), in the order the kernel computes it
-    cdf = ctx.node("Add", [ctx.constant(1.0), ctx.erf(ctx.node("Mul", [x, ctx.constant(0.70710678118654752440)]))])
+    u = ctx.node("Mul", [x, ctx.constant(0.70710678118654752440)])
+    cdf = ctx.node("Add", [ctx.constant(1.0), ctx.erf(u)])
     return ctx.node("Mul", [ctx.node("Mul", [ctx.constant(0.5), x]), cdf])
 
 
