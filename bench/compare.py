@@ -161,9 +161,9 @@ class _WorkerProcess:
     def __init__(self, peer: str, threads: int, baseline: Optional[str] = None):
         self.peer, self.threads = peer, threads
         env = dict(os.environ)
-        flags = ["-u"]
+        py_flags = ["-u"]
         if baseline:  # DIR ahead of site-packages, and no site hooks (an editable install's finder)
-            flags.append("-S")
+            py_flags.append("-S")
             paths = [os.path.abspath(baseline), *site.getsitepackages(), env.get("PYTHONPATH", "")]
             env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
@@ -179,7 +179,7 @@ class _WorkerProcess:
         # stderr goes to a file, not a pipe: a chatty library can never block the worker on it.
         self.stderr = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
-            [sys.executable, *flags, os.path.abspath(__file__), "--worker", peer,
+            [sys.executable, *py_flags, os.path.abspath(__file__), "--worker", peer,
              "--worker-threads", str(threads)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env)
         hello = self._read()
