@@ -60,7 +60,13 @@ Baseline build. ``--baseline DIR`` also runs the compiled-path rows (mlpcore, ml
 the mlpcore package found in DIR (another checkout's python/mlpcore with its built _core*.so
 copied in), as rows "mlpcore@base": their workers start with ``python -S`` (no site hooks, so an
 editable install cannot shadow DIR) and DIR ahead of this interpreter's site-packages. The
-compiled rows' budgets then include "no slower than the baseline" (within BASELINE_TOL).
+compiled rows' budgets then include "no slower than the baseline" (within BASELINE_TOL). A
+baseline package from a commit, built as the wheel builds it (Release, CPU):
+
+    git archive COMMIT | tar -x -C /tmp/base && cd /tmp/base && cmake -S . -B build -G Ninja \
+        -DCMAKE_BUILD_TYPE=Release -DMLPCORE_CUDA=OFF -Dpybind11_DIR=$(python -m pybind11 --cmakedir) \
+        && cmake --build build --target _core && mkdir pkg && cp -r python/mlpcore build/_core*.so pkg/ \
+        && mv pkg/_core*.so pkg/mlpcore/     # then: --baseline /tmp/base/pkg
 
 Re-reading. ``--show RESULT.json [--clock cpu] [--readme]`` prints the tables of a saved run again
 (--readme: the README's tables).
