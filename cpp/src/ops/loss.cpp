@@ -7,7 +7,8 @@
 // the sums over their rows in one batch (evaluate relies on it for batch-size invariance).
 // Unweighted losses without class weights know their divisor (rows or rows * cols) and run one
 // pass; weighted ones first add up their divisor Σ w n (one pass over the weights), then run the
-// same single pass with a per-row gradient factor w_r / D.
+// same single pass with a per-row gradient factor w_r / D (weights of 1 reproduce the unweighted
+// numbers bit for bit).
 #include "ops/loss.h"
 
 #include <algorithm>
@@ -102,7 +103,7 @@ void cross_entropy_cpu(LossSums& sums, T* grad, const T* pred, const int32_t* la
       std::fill(gr, gr + cols, T(0));
       continue;
     }
-    const T rs = w ? T(d != 0 ? double(w[r]) / d : 0.0) : scale;
+    const T rs = w ? w[r] * scale : scale;
     const T v = cross_entropy_row<T>(gr, pred + r * cols, labels[r], cols, cw, ls, rs);
     total += w ? double(w[r]) * double(v) : double(v);
   }
@@ -133,13 +134,14 @@ void elementwise_cpu(LossSums& sums, const F& f, T* grad, const T* pred, const T
         std::fill(gr, gr + cols, T(0));
         continue;
       }
-      const T rs = w ? T(d != 0 ? double(w[r]) / d : 0.0) : scale;
-      double row = 0;
+      // Weights of 1 give the unweighted path's numbers bit for bit: the same terms in the same
+      // order, and w * scale = scale.
+      const double wr = w ? double(w[r]) : 1.0;
+      const T rs = w ? w[r] * scale : scale;
       for (int64_t c = 0; c < cols; ++c) {
-        row += double(f.value(pr[c], tr[c], c));
+        total += wr * double(f.value(pr[c], tr[c], c));
         gr[c] = f.grad(pr[c], tr[c], c) * rs;
       }
-      total += w ? double(w[r]) * row : row;
     }
   }
   sums.value = total;
