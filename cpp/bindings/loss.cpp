@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "mlpcore/backend.h"
+
 namespace mc_py {
 
 namespace {
@@ -70,6 +72,11 @@ py::array as_weights(py::handle obj, const char* name, DType dt, int64_t rows, c
   if (a.shape(0) != rows)
     throw mc::ValueError(std::string(name) + ": has " + std::to_string(a.shape(0)) + " weights but " + rows_of +
                          " has " + std::to_string(rows) + " rows");
+  if (is_float && a.dtype().is(np_dtype(dt)) && (a.flags() & py::array::c_style)) {  // as is: no copy
+    if (check_values && get_check_finite() && !backend_for(Device::cpu).all_finite(dt, a.data(), rows))
+      throw mc::ValueError(std::string(name) + ": contains NaN or Inf (mlpcore.set_check_finite(False) skips this check)");
+    return a;
+  }
   // As a (rows, 1) matrix through as_matrix: conversion to dt, contiguity, the NaN / Inf scan.
   // Ints and bools go through float64 first (exact).
   if (!is_float) a = as_real_vector(a, name);
