@@ -94,8 +94,9 @@ void bind_kernels(py::module_& m) {
     return dx;
   }, py::arg("kind"), py::arg("param"), py::arg("grad_output"), py::arg("x"), py::arg("a"), py::arg("dtype"));
 
-  m.def("loss_forward_backward", [](const PyLoss& loss, py::handle pred_, py::handle target_, py::handle dtype,
+  m.def("loss_forward_backward", [](const LossArg& loss_, py::handle pred_, py::handle target_, py::handle dtype,
                                     py::handle sample_weight_) {
+    const PyLoss& loss = loss_arg(loss_);
     const DType dt = parse_dtype(dtype);
     py::array pred = as_matrix(pred_, "pred", dt);
     const int64_t B = pred.shape(0), C = pred.shape(1);

@@ -44,6 +44,36 @@ std::string fmt(double v) { return std::string(py::str(py::float_(v))); }
 
 }  // namespace
 
+const PyLoss& loss_arg(py::handle h) {
+  // The default spec of each kind, and the kinds' member objects (LossKind.mse, ...) to find them
+  // by identity: a bare kind costs a few pointer compares, not a cast (train_step on a tiny
+  // network is a few microseconds). Made once; the members live as long as the module.
+  struct Defaults {
+    std::vector<PyLoss> spec;
+    std::vector<PyObject*> member;
+    PyObject* spec_type;
+  };
+  static const Defaults d = [] {
+    Defaults t;
+    py::object kind_type = py::reinterpret_borrow<py::object>(py::type::handle_of(py::cast(LossKind::mse)));
+    for (int k = 0; k < kNumLossKinds; ++k) {
+      t.spec.emplace_back(LossKind(k));
+      t.member.push_back(kind_type.attr(loss_name(LossKind(k))).ptr());
+    }
+    t.spec_type = py::type::of<PyLoss>().ptr();
+    return t;
+  }();
+  PyObject* p = h.ptr();
+  for (int k = 0; k < kNumLossKinds; ++k)
+    if (p == d.member[size_t(k)]) return d.spec[size_t(k)];
+  if (reinterpret_cast<PyObject*>(Py_TYPE(p)) == d.spec_type) return h.cast<const PyLoss&>();
+  if (py::isinstance<LossKind>(h)) {  // a LossKind made from an int: not one of the members
+    const int k = int(h.cast<LossKind>());
+    if (k >= 0 && k < kNumLossKinds) return d.spec[size_t(k)];
+  }
+  throw mc::TypeError("loss: expected a LossKind or a LossSpec, got " + describe(h));
+}
+
 LossSpec PyLoss::for_dtype(DType dt, int64_t cols) const {
   LossSpec s = spec;
   auto pick = [&](const std::vector<double>& v64, const std::vector<float>& v32, const char* name) -> const void* {
@@ -159,7 +189,6 @@ void bind_loss(py::module_& m) {
         }
         return r + ")";
       });
-  py::implicitly_convertible<LossKind, PyLoss>();
   m.def("_as_sample_weight", [](py::handle w, const std::string& name, int64_t rows, py::handle dtype,
                                 const std::string& rows_of) {
     return as_weights(w, name.c_str(), parse_dtype(dtype), rows, rows_of.c_str());

@@ -2,6 +2,8 @@
 // and defaults), validated once when it is made. The kernels and the Network get a LossSpec
 // (mlpcore/loss.h) for a dtype and a prediction width from it.
 #pragma once
+#include <pybind11/typing.h>
+
 #include <vector>
 
 #include "input.h"
@@ -20,6 +22,11 @@ struct PyLoss {
   LossSpec for_dtype(DType dt, int64_t cols) const;
 };
 
+// A `loss` argument: a LossSpec, or a LossKind (which stands for that kind's default LossSpec,
+// made once per process: no conversion or allocation per call). TypeError otherwise.
+using LossArg = py::typing::Union<LossKind, PyLoss>;
+const PyLoss& loss_arg(py::handle h);
+
 // Sample weights (rows,): a 1-D array of real numbers (float, int, bool), returned as a
 // C-contiguous array of dtype dt; NaN / Inf refused (ValueError) when `check_values` and the
 // finiteness checks are on. `rows_of` names what the length must match.
@@ -30,7 +37,7 @@ py::array as_weights(py::handle obj, const char* name, DType dt, int64_t rows, c
 const void* weights_or_null(py::handle w, py::object& keep, DType dt, int64_t rows, const char* rows_of,
                             bool check_values = true);
 
-// LossSpec (implicitly made from a LossKind).
+// LossSpec, _as_sample_weight.
 void bind_loss(py::module_& m);
 
 }  // namespace mc_py

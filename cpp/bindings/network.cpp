@@ -265,8 +265,9 @@ void bind_network(py::module_& m) {
       // validate=False skips the O(n) NaN/Inf and label-range scans of x and y (dtype and shape are
       // still checked; class ids are still range-checked): for a caller that validated them once.
       // `loss`: a LossKind or a LossSpec; sample_weight: (B,) / (n,) weights or None.
-      .def("train_step", [](PyNetwork& net, PyOptimizer& opt, const PyLoss& loss, py::handle x_, py::handle y_,
+      .def("train_step", [](PyNetwork& net, PyOptimizer& opt, const LossArg& loss_, py::handle x_, py::handle y_,
                             bool check_finite, bool validate, py::handle w_) {
+        const PyLoss& loss = loss_arg(loss_);
         const DType dt = net.dtype();
         py::array x = as_matrix(x_, "x", dt, net.in_features(), -1, false, validate);
         const int64_t B = x.shape(0);
@@ -292,9 +293,10 @@ void bind_network(py::module_& m) {
          py::arg("validate") = true, py::arg("sample_weight") = py::none())
       // batch_begin/batch_end: run only that range of the epoch's batches (see network.h).
       // On cuda, the data set is uploaded by the first call and reused by the next ones.
-      .def("train_epoch", [](PyNetwork& net, PyOptimizer& opt, const PyLoss& loss, py::handle X_, py::handle Y_,
+      .def("train_epoch", [](PyNetwork& net, PyOptimizer& opt, const LossArg& loss_, py::handle X_, py::handle Y_,
                              int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch, bool check_finite,
                              int64_t batch_begin, int64_t batch_end, bool validate, py::handle W_) {
+        const PyLoss& loss = loss_arg(loss_);
         const LossSpec spec = loss.for_dtype(net.dtype(), net.out_features());
         if (on_cuda(net)) {
           check_batch_size(batch_size);  // before the upload
@@ -317,8 +319,9 @@ void bind_network(py::module_& m) {
          py::arg("seed"), py::arg("epoch") = 0, py::arg("check_finite") = true, py::arg("batch_begin") = 0,
          py::arg("batch_end") = -1, py::arg("validate") = true, py::arg("sample_weight") = py::none(),
          "sample_weight (n,): gathered with the rows; each batch's loss is its weighted mean (mlpcore/loss.h).")
-      .def("evaluate", [](PyNetwork& net, const PyLoss& loss, py::handle X_, py::handle Y_, int64_t batch_size,
+      .def("evaluate", [](PyNetwork& net, const LossArg& loss_, py::handle X_, py::handle Y_, int64_t batch_size,
                           bool validate, py::handle W_) {
+        const PyLoss& loss = loss_arg(loss_);
         check_batch_size(batch_size);
         const LossSpec spec = loss.for_dtype(net.dtype(), net.out_features());
         int64_t correct = 0;

@@ -547,7 +547,7 @@ class Network:
         """
         Backward of the last forward: adds to the parameter gradients (dropout masks of that forward), returns d loss / d x (B, in_features). RuntimeError if another call used the network since.
         """
-    def evaluate(self, loss: LossSpec, X: typing.Any, y: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex = 1024, validate: bool = True, sample_weight: typing.Any = None) -> tuple[float, int]:
+    def evaluate(self, loss: LossKind | LossSpec, X: typing.Any, y: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex = 1024, validate: bool = True, sample_weight: typing.Any = None) -> tuple[float, int]:
         """
         (mean loss over all rows, arg-max hits (cross-entropy, unweighted)); with sample_weight (n,) the mean is sum(w v) / sum(w n) over the whole set.
         """
@@ -561,11 +561,11 @@ class Network:
         """
         Drop the cached device copies of data sets (a network on cuda); the next call uploads again.
         """
-    def train_epoch(self, optimizer: Optimizer, loss: LossSpec, X: typing.Any, y: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, shuffle: bool, seed: typing.SupportsInt | typing.SupportsIndex, epoch: typing.SupportsInt | typing.SupportsIndex = 0, check_finite: bool = True, batch_begin: typing.SupportsInt | typing.SupportsIndex = 0, batch_end: typing.SupportsInt | typing.SupportsIndex = -1, validate: bool = True, sample_weight: typing.Any = None) -> EpochResult:
+    def train_epoch(self, optimizer: Optimizer, loss: LossKind | LossSpec, X: typing.Any, y: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, shuffle: bool, seed: typing.SupportsInt | typing.SupportsIndex, epoch: typing.SupportsInt | typing.SupportsIndex = 0, check_finite: bool = True, batch_begin: typing.SupportsInt | typing.SupportsIndex = 0, batch_end: typing.SupportsInt | typing.SupportsIndex = -1, validate: bool = True, sample_weight: typing.Any = None) -> EpochResult:
         """
         sample_weight (n,): gathered with the rows; each batch's loss is its weighted mean (mlpcore/loss.h).
         """
-    def train_step(self, optimizer: Optimizer, loss: LossSpec, x: typing.Any, y: typing.Any, check_finite: bool = True, validate: bool = True, sample_weight: typing.Any = None) -> float:
+    def train_step(self, optimizer: Optimizer, loss: LossKind | LossSpec, x: typing.Any, y: typing.Any, check_finite: bool = True, validate: bool = True, sample_weight: typing.Any = None) -> float:
         ...
     @property
     def arenas(self) -> list[ParamArena]:
@@ -628,7 +628,7 @@ def linear_forward(x: typing.Any, weight: numpy.ndarray, bias: typing.Any, trans
     """
     z = x @ W.T + bias (and x as converted, kept for backward). fixed_order: the batch-invariant GEMM.
     """
-def loss_forward_backward(kind: LossSpec, pred: typing.Any, target: typing.Any, dtype: typing.Any, sample_weight: typing.Any = None) -> tuple[float, numpy.ndarray]:
+def loss_forward_backward(kind: LossKind | LossSpec, pred: typing.Any, target: typing.Any, dtype: typing.Any, sample_weight: typing.Any = None) -> tuple[float, numpy.ndarray]:
     """
     (mean loss, d loss / d pred) of a batch: `kind` a LossKind or LossSpec; with sample_weight (B,) the weighted mean sum(w v) / sum(w n) of mlpcore/loss.h (0, and a zero gradient, when that sum is 0).
     """

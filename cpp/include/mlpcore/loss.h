@@ -45,6 +45,7 @@ enum class LossKind : int {
   smooth_l1 = 5,
   poisson_nll = 6,
 };
+constexpr int kNumLossKinds = 7;
 
 struct LossDef {
   const char* name;
