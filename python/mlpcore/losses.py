@@ -67,8 +67,8 @@ class _Loss:
 
     kind = _core.LossKind.mse
     name = "loss"
-    # (parameter, default) pairs of the constructor beyond reduction: repr shows the ones that
-    # differ from their default; spec_args maps them onto LossSpec's keywords.
+    # (parameter, default) pairs of the constructor beyond reduction, named as LossSpec's keywords
+    # and properties: repr shows the ones that differ from their default.
     _params: tuple = ()
 
     def __init__(self, reduction: str = "mean", **params):
@@ -79,12 +79,12 @@ class _Loss:
             setattr(self, name, params[name])
         self._build()
 
-    def _spec_args(self) -> dict:
-        """LossSpec keywords from the parameters."""
-        return {name: getattr(self, name) for name, _ in self._params}
-
     def _build(self) -> None:
-        self.spec = _core.LossSpec(self.kind, **self._spec_args())
+        """The core's LossSpec from the parameters (validated there); the parameters then read back
+        as validated (floats, float64 weight vectors)."""
+        self.spec = _core.LossSpec(self.kind, **{name: getattr(self, name) for name, _ in self._params})
+        for name, _ in self._params:
+            setattr(self, name, getattr(self.spec, name))
         self._grad = None
 
     def __call__(self, pred: np.ndarray, target: np.ndarray, sample_weight: Optional[np.ndarray] = None) -> float:
@@ -173,10 +173,6 @@ class CrossEntropyLoss(_Loss):
     def __init__(self, weight=None, *, reduction: str = "mean", label_smoothing: float = 0.0):
         super().__init__(reduction, weight=weight, label_smoothing=label_smoothing)
 
-    def _build(self) -> None:
-        super()._build()
-        self.weight = self.spec.weight  # as validated: float64 (C,), or None
-
 
 class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy on logits, PyTorch's BCEWithLogitsLoss: targets in [0, 1] shaped like
@@ -188,10 +184,6 @@ class BCEWithLogitsLoss(_Loss):
 
     def __init__(self, reduction: str = "mean", pos_weight=None):
         super().__init__(reduction, pos_weight=pos_weight)
-
-    def _build(self) -> None:
-        super()._build()
-        self.pos_weight = self.spec.pos_weight
 
 
 class PoissonNLLLoss(_Loss):
