@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
-
 import mlpcore as mc
+import numpy as np
 
 
 def class_weights(c: int) -> np.ndarray:

@@ -4,11 +4,10 @@ evaluation and an all-zero-weight batch, from the same initial parameters, float
 Skips cleanly without a usable GPU or a CUDA build; the kernels themselves are compared one by
 one in cpp/tests/test_cuda_backend.cpp."""
 
-import numpy as np
-import pytest
-
 import loss_cases as lc
 import mlpcore as mc
+import numpy as np
+import pytest
 from mlpcore import _core
 
 gpu = pytest.mark.skipif(not mc.cuda_available(),

@@ -5,15 +5,14 @@ mini-batches, SGD with momentum, 3 epochs, float64 — against a PyTorch loop do
 for step (each batch's loss the weighted mean sum(w v) / sum(w n) of its rows).
 """
 
+import mlpcore as mc
 import numpy as np
 import pytest
-
-import mlpcore as mc
 from helpers import assert_close_torch, import_torch
 
 torch = import_torch()
 
-import loss_cases as lc  # noqa: E402
+import loss_cases as lc
 
 N_IN, HIDDEN, N_OUT = 5, 7, 3
 FAST = ["mse", "huber_0.3", "smooth_l1_0.3", "l1", "bce_pos_weight", "poisson_full", "poisson_rate", "ce_weight_smooth",

@@ -13,15 +13,14 @@ With k outputs and per-batch weights w (scikit-learn's np.average within a batch
 
 import warnings
 
+import mlpcore as mc
 import numpy as np
 import pytest
 
-import mlpcore as mc
-
 sk_base = pytest.importorskip("sklearn.neural_network._base")
-from scipy.special import xlogy  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.neural_network import MLPClassifier, MLPRegressor  # noqa: E402
+from scipy.special import xlogy
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 K = 3
 

@@ -5,15 +5,14 @@ values too, and against float64 central differences. Plus the weighted mean's ed
 weights 0 (loss 0, gradient 0), rows of weight 0, negative weights, integer weights.
 """
 
+import mlpcore as mc
 import numpy as np
 import pytest
-
-import mlpcore as mc
 from helpers import DTYPES, assert_close_fd, assert_close_torch, import_torch, numeric_grad
 
 torch = import_torch()
 
-import loss_cases as lc  # noqa: E402  (after torch: the catalogue's oracles use it)
+import loss_cases as lc
 
 SHAPES = [(1, 1), (1, 3), (8, 3), (33, 10)]
 

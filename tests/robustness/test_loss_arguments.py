@@ -2,10 +2,9 @@
 the loss is made (scalar parameters, as PyTorch refuses them) or, for a vector whose length must
 match the outputs, at the first call on either path — never a crash, never a silent mismatch."""
 
+import mlpcore as mc
 import numpy as np
 import pytest
-
-import mlpcore as mc
 
 _K = mc._core.LossKind
 

@@ -5,10 +5,9 @@ losses with parameters as objects (repr, pickling, deep copies, Trainer pickling
 import copy
 import pickle
 
+import mlpcore as mc
 import numpy as np
 import pytest
-
-import mlpcore as mc
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -149,7 +148,7 @@ def test_train_metrics_are_weighted():
 
 
 def test_new_losses_get_their_metrics():
-    X, Y, w = regression()
+    X, Y, _ = regression()
     for loss in (mc.L1Loss(), mc.HuberLoss(), mc.SmoothL1Loss()):
         tr = trainer(loss)
         h = tr.fit(X, Y, epochs=1, progress=False, validation_data=(X, Y))

@@ -54,7 +54,7 @@ __global__ void weight_total_kernel(double* own, const T* w, const int32_t* labe
 }
 
 // The gradient factor of a row: `scale` when the divisor is known on the host (no sample or class
-// weights); else w_r / D (1 / D without sample weights), D = `given` when > 0, else this call's
+// weights); else w_r * (1 / D) (1 / D without sample weights), D = `given` when > 0, else this call's
 // own Σ w n, which weight_total_kernel left in device memory. CPU twin: the `rs` of ops/loss.cpp.
 template <class T>
 struct RowScale {
