@@ -142,6 +142,72 @@ EpochResult Network::train_epoch(Optimizer& opt, LossKind loss, const void* X, c
   return r;
 }
 
+double Network::loss_and_grad(double* grad_out, const double* theta, const std::vector<FlatSegment>& layout,
+                              LossKind loss, const void* X, const void* Y, int64_t n, double l2_alpha,
+                              double value_scale, double grad_scale) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  invalidate("loss_and_grad() reused the workspace after the last forward()");
+  MC_CHECK_VALUE(n > 0, "loss_and_grad: need n > 0 rows");
+  for (size_t k = 0; k < layout.size(); ++k) {
+    const FlatSegment& s = layout[k];
+    MC_CHECK_VALUE(s.arena >= 0 && s.arena < int64_t(arenas_.size()), "loss_and_grad: segment ", k, " names arena ",
+                   s.arena, " but the network has ", arenas_.size());
+    MC_CHECK_VALUE(s.offset >= 0 && s.numel >= 0 && s.offset + s.numel <= arenas_[size_t(s.arena)]->numel(),
+                   "loss_and_grad: segment ", k, " lies outside its arena");
+  }
+  const size_t es = dtype_size(dt_);
+  // theta -> the arenas, segment by segment, through a host buffer in the network's dtype.
+  double sq = 0;  // sum of squares of the penalised values, in double as the caller holds them
+  int64_t at = 0;
+  for (const FlatSegment& s : layout) {
+    const double* src = theta + at;
+    if (flat_host_.size() < size_t(s.numel) * es) flat_host_.resize(size_t(s.numel) * es);
+    dtype_dispatch(dt_, [&](auto tag) {
+      using T = decltype(tag);
+      T* h = reinterpret_cast<T*>(flat_host_.data());
+      for (int64_t i = 0; i < s.numel; ++i) h[i] = T(src[i]);
+    });
+    if (s.penalised)
+      for (int64_t i = 0; i < s.numel; ++i) sq += src[i] * src[i];
+    be_->upload(arenas_[size_t(s.arena)]->param_at(s.offset), flat_host_.data(), size_t(s.numel) * es);
+    at += s.numel;
+  }
+  // Rows per chunk: the workspace already reserved, or what fits in kChunkBytes (>= 256 rows).
+  constexpr size_t kChunkBytes = size_t(64) << 20;
+  const int64_t chunk = std::min(n, std::max({capacity_, int64_t(kChunkBytes / row_bytes()), int64_t(256)}));
+  reserve(chunk);
+  const int64_t oc = width_.back();
+  const bool labels = loss_def(loss).labels;
+  double* sum_dev = static_cast<double*>(loss_dev_.data());
+  be_->fill(DType::f64, sum_dev, 1, 0.0);
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t rows = std::min(chunk, n - start);
+    forward_ops(static_cast<const char*>(X) + size_t(start * in_features_) * es, rows, training_);
+    const void* yb = labels ? static_cast<const void*>(static_cast<const int32_t*>(Y) + start)
+                            : static_cast<const void*>(static_cast<const char*>(Y) + size_t(start * oc) * es);
+    loss_forward_backward(*be_, dt_, loss, sum_dev, grads_.back(), values_.back(), yb, nullptr, rows, oc, n);
+    backward_ops(rows, false, start > 0);  // the first chunk overwrites the gradients, later ones add
+  }
+  double sum = 0;
+  be_->download(&sum, sum_dev, sizeof(double));
+  // The gradients -> grad_out (scaled, plus the L2 term), segment by segment.
+  const double l2 = l2_alpha / double(n);
+  at = 0;
+  for (const FlatSegment& s : layout) {
+    be_->download(flat_host_.data(), arenas_[size_t(s.arena)]->grad_at(s.offset), size_t(s.numel) * es);
+    double* g = grad_out + at;
+    const double* th = theta + at;
+    const double decay = s.penalised ? l2 : 0.0;
+    dtype_dispatch(dt_, [&](auto tag) {
+      using T = decltype(tag);
+      const T* h = reinterpret_cast<const T*>(flat_host_.data());
+      for (int64_t i = 0; i < s.numel; ++i) g[i] = grad_scale * double(h[i]) + decay * th[i];
+    });
+    at += s.numel;
+  }
+  return value_scale * (sum / loss_divisor(loss, n, oc)) + 0.5 * l2 * sq;
+}
+
 void Network::predict(void* out, const void* X, int64_t n, int64_t batch_size) {
   std::lock_guard<std::mutex> lock(mutex_);
   invalidate("predict() reused the workspace after the last forward()");

@@ -45,6 +45,14 @@ struct EpochResult {
 void set_batch_invariant(bool on);
 bool get_batch_invariant();
 
+// One parameter tensor of a flat parameter vector (Network::loss_and_grad): `numel` values at
+// element `offset` of the network's arena number `arena`. `penalised`: the L2 term covers it
+// (scikit-learn's MLPs penalise weights, not biases).
+struct FlatSegment {
+  int64_t arena = 0, offset = 0, numel = 0;
+  bool penalised = false;
+};
+
 class Network {
  public:
   Network(std::vector<std::shared_ptr<ParamArena>> arenas, std::vector<OpSpec> ops, int64_t in_features);
@@ -94,6 +102,20 @@ class Network {
   // Mean loss and number of correct arg-max predictions (labels only) over n rows, in eval mode.
   // The loss terms are summed row after row across batches, so the batch size does not change it.
   double evaluate(LossKind loss, const void* X, const void* Y, int64_t n, int64_t batch_size, int64_t* correct);
+  // Full-batch loss and gradient at a point given as one flat vector, for optimizers driven from
+  // the host (scipy's L-BFGS-B). theta (host, float64) is the concatenation of `layout`'s segments
+  // (distinct parameters of this network, in the caller's order); it is written into the arenas,
+  // converted to the network's dtype. Forward + loss + backward then run over all n rows (device
+  // memory; in chunks of rows that bound the workspace: the loss terms are summed row after row
+  // and the chunks' parameter gradients add up), in the current train/eval mode, and
+  //     value = value_scale * L + l2_alpha / (2 n) * sum over penalised segments of theta^2
+  //     grad  = grad_scale  * dL/dtheta + l2_alpha / n * theta   (penalised segments only)
+  // is returned, grad written to grad_out (host, float64, theta's layout). L is the loss's mean
+  // over the n rows. The parameters keep theta (in the network's dtype); their gradients hold
+  // dL/dtheta.
+  double loss_and_grad(double* grad_out, const double* theta, const std::vector<FlatSegment>& layout, LossKind loss,
+                       const void* X, const void* Y, int64_t n, double l2_alpha, double value_scale = 1.0,
+                       double grad_scale = 1.0);
   // Largest batch the workspace currently fits (for tests of the allocation policy).
   int64_t capacity() const { return capacity_; }
 
@@ -113,6 +135,8 @@ class Network {
   };
 
   void reserve(int64_t B);
+  // Workspace bytes per batch row (what reserve(B) allocates is about B times this).
+  size_t row_bytes() const;
   OpCall call_of(size_t i, int64_t B) const;
   void forward_ops(const void* x, int64_t B, bool training);
   // input_grad: also compute d loss / d input (grads_[0]); accumulate: every gradient write adds.
@@ -141,6 +165,7 @@ class Network {
   std::vector<int64_t> perm_host_;  // drawn on the host, uploaded once per epoch
   uint64_t perm_seed_ = 0;          // (seed, n) of the permutation now in perm_ (n = 0: none)
   int64_t perm_n_ = 0;
+  std::vector<char> flat_host_;      // loss_and_grad: one segment in the network's dtype, on the host
   std::vector<const void*> written_;  // gradients written so far in this backward (tied weights)
   // backward() state: why it cannot run (null: it can), and the forward it follows.
   const char* stale_ = "no forward() has run yet";

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import RegressorMixin
+from sklearn.metrics import r2_score
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ..losses import MSELoss
-from ..training import metrics
-from .base import _BaseMLP, _num_threads
+from .base import LossSpec, _BaseMLP, _num_threads, _stochastic_solver
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
@@ -46,6 +47,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_fun=15000,
         device="cpu",
         n_threads=None,
     ):
@@ -73,6 +75,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             beta_2=beta_2,
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
             device=device,
             n_threads=n_threads,
         )
@@ -83,8 +86,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         super()._validate_params()
 
     def _validate_input(self, X, y, incremental: bool, reset: bool):
-        """Returns (X as scikit-learn checked it (n, features), Y float32 (n, outputs), y as given
-        (1-D or 2-D))."""
+        """Returns (X as scikit-learn checked it (n, features), Y float64 (n, outputs), y as given
+        (1-D or 2-D)); the fit converts Y to the network's dtype."""
         X, y = validate_data(
             self,
             X,
@@ -97,45 +100,49 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        Y = np.ascontiguousarray(y.reshape(len(y), -1), dtype=np.float32)
+        Y = np.ascontiguousarray(y.reshape(len(y), -1), dtype=np.float64)
         return X, Y, y
 
     def _n_outputs_for(self, Y: np.ndarray) -> int:
         return Y.shape[1]
 
-    def _loss_for(self, n_outputs: int):
-        self.out_activation_ = "identity"
-        return MSELoss(), 2.0 / n_outputs
+    def _out_activation(self) -> str:
+        return "identity"
 
-    def _sklearn_loss(self, value: float) -> float:
-        return 0.5 * value  # scikit-learn: 0.5 * mean over all elements
+    def _loss_spec(self) -> LossSpec:
+        """Squared error. The core's MSE is mean((pred - y)^2) over all n * outputs elements;
+        scikit-learn's loss is half of it, and its gradient is that of half the squared error
+        summed over the outputs (so its value and gradient differ by a factor n_outputs; L-BFGS
+        reproduces both)."""
+        return LossSpec(MSELoss(), 2.0 / self.n_outputs_, 0.5)
 
     def _decode(self, out: np.ndarray) -> np.ndarray:
         return out[:, 0] if out.shape[1] == 1 else out
 
-    def _validation_score(self, X_val: np.ndarray, Y_val: np.ndarray, y_val) -> float:
-        """scikit-learn's score (R^2, averaged over outputs) against the targets as given (float64)."""
-        out = self._forward(X_val, invariant=False)
-        if not np.isfinite(out).all():
-            return np.nan
-        return metrics.r2_score(out, np.reshape(y_val, (len(y_val), -1)))
+    @staticmethod
+    def _score_function(y, pred, sample_weight=None) -> float:
+        return r2_score(y, pred, sample_weight=sample_weight)
 
-    def fit(self, X, y):
-        """Fit on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_outputs). Returns self."""
-        return self._fit(X, y, incremental=False)
+    def fit(self, X, y, sample_weight=None):
+        """Fit on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_outputs);
+        sample_weight (n_samples,) or None. Returns self."""
+        return self._fit(X, y, sample_weight, incremental=False)
 
-    def partial_fit(self, X, y):
-        """One epoch over (X, y); the first call initialises the network."""
-        return self._fit(X, y, incremental=True)
+    @available_if(_stochastic_solver)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y); the first call initialises the network. Only for the stochastic
+        solvers ('sgd', 'adam')."""
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X) -> np.ndarray:
-        """Predictions (n_samples,) for one output, else (n_samples, n_outputs); float64."""
+        """Predictions (n_samples,) for one output, else (n_samples, n_outputs); float32 for
+        float32 X and float32 parameters, else float64 (scikit-learn's promotion)."""
         check_is_fitted(self)
         with _num_threads(self.n_threads):
-            return self._decode(self._forward(self._check_X(X)))
+            X = self._check_X(X)
+            return self._decode(self._forward(X)).astype(self._out_dtype(X), copy=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
-
