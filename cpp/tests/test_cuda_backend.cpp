@@ -78,11 +78,11 @@ void dropout_at(Backend& be, DType dt, void* y, void* mask, const void* x, int64
 void optim_step(Backend& be, DType dt, const OptimParams& p, void* param, const void* grad, void* state, int64_t n) {
   kernels_of<OptimKernels>(be).step(dt, p, param, grad, state, n);
 }
-// The mean loss over rows_total rows; `sum` is a double in be's memory.
-void loss_sum(Backend& be, DType dt, LossKind kind, double* sum, void* grad, const void* pred, const void* target,
+// The loss sums of a batch that is part of a mean over rows_total rows; `sums` in be's memory.
+void loss_sum(Backend& be, DType dt, LossKind kind, LossSums* sums, void* grad, const void* pred, const void* target,
               int64_t rows, int64_t cols, int64_t rows_total) {
-  be.fill(DType::f64, sum, 1, 0.0);
-  loss_forward_backward(be, dt, kind, sum, grad, pred, target, nullptr, rows, cols, rows_total);
+  be.fill(DType::f64, sums, 2, 0.0);
+  loss_forward_backward(be, dt, kind, sums, grad, pred, target, nullptr, rows, cols, loss_divisor(kind, rows_total, cols));
 }
 
 template <class T>
@@ -178,11 +178,12 @@ TYPED_TEST(CudaVsCpu, LossValueAndGradient) {
       const void* target_cpu = kind == LossKind::cross_entropy ? static_cast<const void*>(labels.data()) : t.data();
       Dev<T> dpred(pred), dt(t), dgrad(rows * cols);
       Dev<int32_t> dlab(labels);
-      Dev<double> dloss(1);
+      Dev<double> dloss(2);
       std::vector<T> grad(rows * cols);
-      double loss = 0;
-      loss_sum(cpu(), dtype<T>(), kind, &loss, grad.data(), pred.data(), target_cpu, rows, cols, rows_total);
-      loss_sum(gpu(), dtype<T>(), kind, dloss.p(), dgrad.p(), dpred.p(),
+      LossSums sums;
+      loss_sum(cpu(), dtype<T>(), kind, &sums, grad.data(), pred.data(), target_cpu, rows, cols, rows_total);
+      const double loss = sums.value;
+      loss_sum(gpu(), dtype<T>(), kind, reinterpret_cast<LossSums*>(dloss.p()), dgrad.p(), dpred.p(),
                kind == LossKind::cross_entropy ? static_cast<const void*>(dlab.p()) : dt.p(), rows, cols, rows_total);
       EXPECT_LT(std::abs(dloss.host()[0] - loss) / std::abs(loss), tol<T>()) << loss_name(kind) << " rows=" << rows;
       EXPECT_LT(rel_err(dgrad.host(), grad), tol<T>()) << loss_name(kind) << " rows=" << rows;
