@@ -62,7 +62,7 @@ def fit_lbfgs(est, X, Y: np.ndarray, sample_weight) -> None:
 
     def loss_and_grad(theta: np.ndarray) -> tuple:
         grad = np.empty_like(theta)  # scipy may keep the previous gradient: a fresh array per call
-        last[0] = net.loss_and_grad(layout, theta, grad, kind, X, Y, alpha, value_scale, grad_scale, validate=False)
+        last[0] = net.loss_and_grad(layout, theta, grad, kind, X, Y, None, alpha, value_scale, grad_scale, validate=False)
         return last[0], grad
 
     def record(intermediate_result) -> None:
