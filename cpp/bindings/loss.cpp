@@ -51,7 +51,7 @@ LossSpec PyLoss::for_dtype(DType dt, int64_t cols) const {
                            "), got " + std::to_string(v64.size()) + " values");
     return dt == DType::f64 ? static_cast<const void*>(v64.data()) : static_cast<const void*>(v32.data());
   };
-  s.class_weight = pick(class_weight64, class_weight32, "class_weight");
+  s.class_weight = pick(class_weight64, class_weight32, "weight");
   s.pos_weight = pick(pos_weight64, pos_weight32, "pos_weight");
   return s;
 }
@@ -84,9 +84,10 @@ const void* weights_or_null(py::handle w, py::object& keep, DType dt, int64_t ro
 
 void bind_loss(py::module_& m) {
   py::class_<PyLoss>(m, "LossSpec",
-                     "A loss and its parameters, validated once (PyTorch's names and defaults). Networks and "
-                     "loss_forward_backward take it wherever they take a LossKind.")
-      .def(py::init([](LossKind kind, double delta, double beta, double label_smoothing, py::object class_weight,
+                     "A loss and its parameters, validated once (PyTorch's names and defaults; `weight`: "
+                     "cross_entropy's class weights). Networks and loss_forward_backward take it wherever they take "
+                     "a LossKind.")
+      .def(py::init([](LossKind kind, double delta, double beta, double label_smoothing, py::object weight,
                        py::object pos_weight, bool log_input, bool full, double eps) {
              PyLoss l(kind);
              l.spec.delta = delta;
@@ -96,11 +97,11 @@ void bind_loss(py::module_& m) {
              l.spec.full = full;
              l.spec.eps = eps;
              loss_check(l.spec);
-             if (!class_weight.is_none()) {
+             if (!weight.is_none()) {
                if (kind != LossKind::cross_entropy)
-                 throw mc::ValueError(std::string("class_weight: only cross_entropy takes class weights, not ") +
+                 throw mc::ValueError(std::string("weight: only cross_entropy takes class weights, not ") +
                                       loss_name(kind));
-               l.class_weight64 = loss_vector(class_weight, "class_weight");
+               l.class_weight64 = loss_vector(weight, "weight");
              }
              if (!pos_weight.is_none()) {
                if (kind != LossKind::bce_with_logits)
@@ -113,7 +114,7 @@ void bind_loss(py::module_& m) {
              return l;
            }),
            py::arg("kind"), py::kw_only(), py::arg("delta") = 1.0, py::arg("beta") = 1.0,
-           py::arg("label_smoothing") = 0.0, py::arg("class_weight") = py::none(), py::arg("pos_weight") = py::none(),
+           py::arg("label_smoothing") = 0.0, py::arg("weight") = py::none(), py::arg("pos_weight") = py::none(),
            py::arg("log_input") = true, py::arg("full") = false, py::arg("eps") = 1e-8)
       .def_property_readonly("kind", [](const PyLoss& l) { return l.spec.kind; })
       .def_property_readonly("delta", [](const PyLoss& l) { return l.spec.delta; })
@@ -122,8 +123,8 @@ void bind_loss(py::module_& m) {
       .def_property_readonly("log_input", [](const PyLoss& l) { return l.spec.log_input; })
       .def_property_readonly("full", [](const PyLoss& l) { return l.spec.full; })
       .def_property_readonly("eps", [](const PyLoss& l) { return l.spec.eps; })
-      .def_property_readonly("class_weight", [](const PyLoss& l) { return vector_or_none(l.class_weight64); },
-                             "float64 copy, or None")
+      .def_property_readonly("weight", [](const PyLoss& l) { return vector_or_none(l.class_weight64); },
+                             "cross_entropy's class weights (PyTorch's `weight`): a float64 copy, or None")
       .def_property_readonly("pos_weight", [](const PyLoss& l) { return vector_or_none(l.pos_weight64); },
                              "float64 copy, or None")
       .def("__repr__", [](const PyLoss& l) {
@@ -134,7 +135,7 @@ void bind_loss(py::module_& m) {
           case LossKind::smooth_l1: r += ", beta=" + fmt(s.beta); break;
           case LossKind::cross_entropy:
             r += ", label_smoothing=" + fmt(s.label_smoothing);
-            if (!l.class_weight64.empty()) r += ", class_weight=[" + std::to_string(l.class_weight64.size()) + "]";
+            if (!l.class_weight64.empty()) r += ", weight=[" + std::to_string(l.class_weight64.size()) + "]";
             break;
           case LossKind::bce_with_logits:
             if (!l.pos_weight64.empty()) r += ", pos_weight=[" + std::to_string(l.pos_weight64.size()) + "]";
@@ -149,9 +150,10 @@ void bind_loss(py::module_& m) {
         return r + ")";
       });
   py::implicitly_convertible<LossKind, PyLoss>();
-  m.def("_as_sample_weight", [](py::handle w, const std::string& name, int64_t rows, py::handle dtype) {
-    return as_weights(w, name.c_str(), parse_dtype(dtype), rows, "X");
-  }, py::arg("w"), py::arg("name"), py::arg("rows"), py::arg("dtype"),
+  m.def("_as_sample_weight", [](py::handle w, const std::string& name, int64_t rows, py::handle dtype,
+                                const std::string& rows_of) {
+    return as_weights(w, name.c_str(), parse_dtype(dtype), rows, rows_of.c_str());
+  }, py::arg("w"), py::arg("name"), py::arg("rows"), py::arg("dtype"), py::arg("rows_of") = "X",
      "Validate/convert sample weights (rows,) exactly as the core does (used by the Python layer).");
 }
 

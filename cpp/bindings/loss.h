@@ -15,8 +15,8 @@ struct PyLoss {
 
   PyLoss(LossKind kind = LossKind::mse) : spec(kind) {}  // NOLINT: a bare LossKind converts
   // The spec for dtype dt and a prediction of `cols` columns: its vectors point into this object
-  // (host memory, alive as long as it is). ValueError naming class_weight / pos_weight when their
-  // length is not cols.
+  // (host memory, alive as long as it is). ValueError naming weight (the class weights, PyTorch's
+  // name) / pos_weight when their length is not cols.
   LossSpec for_dtype(DType dt, int64_t cols) const;
 };
 
