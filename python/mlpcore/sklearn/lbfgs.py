@@ -4,8 +4,9 @@
 float64 vector; each function evaluation is one C++ call, ``Network.loss_and_grad``: the vector
 is written into the parameters, forward, loss and backward run over the whole data set (in
 chunks of rows that bound the workspace) and the gradient comes back in the vector's layout,
-with scikit-learn's L2 term (alpha / (2 n) * ||W||^2 over the weights, not the biases) and
-scaling (see ``LossSpec``). No Python runs per layer.
+with scikit-learn's L2 term (alpha / (2 s) * ||W||^2 over the weights, not the biases; s the
+number of rows or the sum of the sample weights) and scaling (see ``LossSpec``). No Python runs
+per layer. With sample weights the loss is their weighted mean, as scikit-learn's.
 
 The flat vector is the concatenation of the parameters in ``model.parameters()`` order (weight
 (out, in) then bias, per layer); scikit-learn packs all coefs (in, out) then all intercepts. The
@@ -46,13 +47,12 @@ def _convergence_warning(result, n_iter: int, max_iter: int) -> None:
 def fit_lbfgs(est, X, Y: np.ndarray, sample_weight) -> None:
     """Minimise scikit-learn's regularised loss over (X, Y) from the current parameters; the
     parameters end at scipy's result."""
-    if sample_weight is not None:
-        raise ValueError("sample_weight: not supported by mlpcore's L-BFGS yet")
     spec = est._loss_spec()
     model = est._model
     net = model.compiled()
-    kind = spec.loss.kind
-    X, Y = data.prepare(X, Y, kind, model.dtype, net.in_features, net.out_features)  # scanned once
+    offset = est._loss_offset(Y, sample_weight)
+    X, Y = data.prepare(X, Y, spec.loss.kind, model.dtype, net.in_features, net.out_features)  # scanned once
+    W = data.as_sample_weight(sample_weight, "sample_weight", X.shape[0], model.dtype)
     params = [p for lin in est._linears() for p in (lin.weight, lin.bias)]
     layout = [(*place(p), p is lin.weight) for lin in est._linears() for p in (lin.weight, lin.bias)]
     theta0 = np.concatenate([p.data.ravel() for p in params]).astype(np.float64)
@@ -62,7 +62,9 @@ def fit_lbfgs(est, X, Y: np.ndarray, sample_weight) -> None:
 
     def loss_and_grad(theta: np.ndarray) -> tuple:
         grad = np.empty_like(theta)  # scipy may keep the previous gradient: a fresh array per call
-        last[0] = net.loss_and_grad(layout, theta, grad, kind, X, Y, None, alpha, value_scale, grad_scale, validate=False)
+        value = net.loss_and_grad(layout, theta, grad, spec.loss.spec, X, Y, W, alpha, value_scale, grad_scale,
+                                  validate=False)
+        last[0] = value + offset  # scipy's stopping rule is relative to |f|: the value scikit-learn reports
         return last[0], grad
 
     def record(intermediate_result) -> None:

@@ -5,19 +5,21 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
+from scipy.special import xlogy
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ..losses import MSELoss
+from ..losses import MSELoss, PoissonNLLLoss
 from .base import LossSpec, _BaseMLP, _num_threads, _stochastic_solver
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor with scikit-learn's API, trained by mlpcore's C++ core.
 
-    Identity output, squared error (``loss='squared_error'`` is the only choice); ``y`` may be
-    (n_samples,) or (n_samples, n_outputs). ``loss_curve_`` is half the mean squared error plus
-    the L2 term, as scikit-learn reports it. Other parameters and attributes: see
+    ``loss='squared_error'``: identity output, ``loss_curve_`` is half the mean squared error plus
+    the L2 term, as scikit-learn reports it. ``loss='poisson'``: log link (predictions are the
+    exp of the network's output, ``out_activation_ = 'exp'``), half the Poisson deviance, as
+    scikit-learn's. ``y`` may be (n_samples,) or (n_samples, n_outputs). Other parameters and attributes: see
     :class:`MLPClassifier` and the module docstring.
     """
 
@@ -81,8 +83,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         )
 
     def _validate_params(self) -> None:
-        if self.loss != "squared_error":
-            raise ValueError(f"loss: mlpcore's MLPRegressor supports only 'squared_error', got {self.loss!r}")
+        if self.loss not in ("squared_error", "poisson"):
+            raise ValueError(f"loss: expected 'squared_error' or 'poisson', got {self.loss!r}")
         super()._validate_params()
 
     def _validate_input(self, X, y, incremental: bool, reset: bool):
@@ -107,16 +109,31 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return Y.shape[1]
 
     def _out_activation(self) -> str:
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _loss_spec(self) -> LossSpec:
-        """Squared error. The core's MSE is mean((pred - y)^2) over all n * outputs elements;
+        """Squared error: the core's MSE is mean((pred - y)^2) over all n * outputs elements;
         scikit-learn's loss is half of it, and its gradient is that of half the squared error
         summed over the outputs (so its value and gradient differ by a factor n_outputs; L-BFGS
-        reproduces both)."""
-        return LossSpec(MSELoss(), 2.0 / self.n_outputs_, 0.5)
+        reproduces both). Poisson: the core's PoissonNLLLoss on the log-rate z (the network's
+        output) is mean(exp(z) - y z); scikit-learn's half Poisson deviance sums over the outputs
+        and adds the constant of ``_loss_offset``."""
+        k = self.n_outputs_
+        if self.loss == "poisson":
+            return LossSpec(PoissonNLLLoss(log_input=True), 1.0 / k, float(k))
+        return LossSpec(MSELoss(), 2.0 / k, 0.5)
+
+    def _loss_offset(self, Y: np.ndarray, sample_weight) -> float:
+        """Poisson: scikit-learn's deviance xlogy(y, y / p) - y + p is exp(z) - y z plus
+        xlogy(y, y) - y, a constant of the targets (weighted mean over rows, summed over outputs)."""
+        if self.loss != "poisson":
+            return 0.0
+        return float(np.average(xlogy(Y, Y) - Y, weights=sample_weight, axis=0).sum())
 
     def _decode(self, out: np.ndarray) -> np.ndarray:
+        if self.out_activation_ == "exp":
+            with np.errstate(over="ignore"):  # a diverged model predicts inf, as scikit-learn's would
+                out = np.exp(out)
         return out[:, 0] if out.shape[1] == 1 else out
 
     @staticmethod

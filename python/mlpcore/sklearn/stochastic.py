@@ -69,8 +69,6 @@ def fit_stochastic(est, X, Y: np.ndarray, y_orig, sample_weight, rng, incrementa
     score are recorded (scikit-learn records them too), training stops with a ConvergenceWarning
     and the best weights are restored (scikit-learn keeps iterating on the non-finite weights up to
     max_iter, recording NaN scores, and then restores them)."""
-    if sample_weight is not None:
-        raise ValueError("sample_weight: not supported by mlpcore's stochastic solvers yet")
     spec = est._loss_spec()
     est._loss_gain = spec.gain
     if est._optimizer is None or not incremental:
@@ -79,6 +77,7 @@ def fit_stochastic(est, X, Y: np.ndarray, y_orig, sample_weight, rng, incrementa
     # the one input path: C-contiguous features in the network's dtype, targets in the core's
     # format, scanned once here; the epochs read them without further checks
     X, Y = trainer._prepare(X, Y, trainer._net())
+    W = trainer._prepare_weights(sample_weight, X.shape[0])
     early_stopping = bool(est.early_stopping)
     if early_stopping:
         # stratified for one output only (binary classification), as scikit-learn
@@ -90,32 +89,37 @@ def fit_stochastic(est, X, Y: np.ndarray, y_orig, sample_weight, rng, incrementa
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' or the size of your dataset."
             )
-        val = (X[idx_val], y_orig[idx_val], None)
+        val = (X[idx_val], y_orig[idx_val], None if sample_weight is None else sample_weight[idx_val])
         X, Y = X[idx_train], Y[idx_train]  # fancy indexing: fresh C-contiguous copies
+        W = None if W is None else W[idx_train]
         if est.validation_scores_ is None:
             est.validation_scores_ = []
         if est.best_validation_score_ is None:
             est.best_validation_score_ = -np.inf
         best_params = est._model.state_dict()
+    offset = est._loss_offset(Y, W)  # of the rows trained on
     n = X.shape[0]
     batch_size = _batch_size(est, n)
     n_batches = -(-n // batch_size)
     alpha = float(est.alpha)
-    configure_optimizer(est, batch_size)
+    # scikit-learn divides a batch's L2 term by its sum of weights: the batch size times the mean
+    # weight here (exact for one batch per epoch; the weights of a shuffled batch vary)
+    l2_rows = batch_size * (float(np.mean(W, dtype=np.float64)) if W is not None else 1.0) or batch_size
+    configure_optimizer(est, l2_rows)
 
     est.n_iter_ = 0
     for _ in range(est.max_iter):
         seed = int(rng.randint(2**31 - 1))  # a fresh shuffle per epoch, drawn from random_state
         try:
             r = trainer._run_epoch(X, Y, batch_size, bool(est.shuffle), seed, est.n_iter_,
-                                   check_finite=not early_stopping)
+                                   check_finite=not early_stopping, sample_weight=W)
         except RuntimeError as e:
             if "non-finite" not in str(e):
                 raise
             raise ValueError(f"{_NON_FINITE} ({e})") from None
-        epoch_loss = spec.value_scale * r.loss
+        epoch_loss = spec.value_scale * r.loss + offset
         if alpha > 0:
-            epoch_loss += 0.5 * alpha * est._weights_sq_norm() * n_batches / n
+            epoch_loss += 0.5 * alpha * est._weights_sq_norm() * n_batches * batch_size / (n * l2_rows)
         est.n_iter_ += 1
         est.loss_ = epoch_loss
         est.t_ += n
@@ -152,14 +156,14 @@ def fit_stochastic(est, X, Y: np.ndarray, y_orig, sample_weight, rng, incrementa
 
         if est.solver == "sgd" and est.learning_rate == "invscaling":
             est._learning_rate = float(est.learning_rate_init) / (est.t_ + 1) ** float(est.power_t)
-            configure_optimizer(est, batch_size)
+            configure_optimizer(est, l2_rows)
 
         if est._no_improvement_count > est.n_iter_no_change:
             what = "Validation score" if early_stopping else "Training loss"
             msg = f"{what} did not improve more than tol={est.tol:f} for {est.n_iter_no_change} consecutive epochs."
             if est.solver == "sgd" and est.learning_rate == "adaptive" and est._learning_rate > 1e-6:
                 est._learning_rate /= 5.0
-                configure_optimizer(est, batch_size)
+                configure_optimizer(est, l2_rows)
                 est._no_improvement_count = 0
                 if est.verbose:
                     print(f"{msg} Setting learning rate to {est._learning_rate:f}")
