@@ -159,7 +159,8 @@ EpochResult Network::train_epoch(Optimizer& opt, const LossSpec& host_loss, cons
 
 double Network::loss_and_grad(double* grad_out, const double* theta, const std::vector<FlatSegment>& layout,
                               const LossSpec& host_loss, const void* X, const void* Y, int64_t n,
-                              const void* sample_weight, double l2_alpha, double value_scale, double grad_scale) {
+                              const void* sample_weight, double l2_alpha, double value_scale, double grad_scale,
+                              int64_t chunk_rows) {
   std::lock_guard<std::mutex> lock(mutex_);
   invalidate("loss_and_grad() reused the workspace after the last forward()");
   MC_CHECK_VALUE(n > 0, "loss_and_grad: need n > 0 rows");
@@ -201,9 +202,10 @@ double Network::loss_and_grad(double* grad_out, const double* theta, const std::
     be_->upload(arenas_[size_t(s.arena)]->param_at(s.offset), h, size_t(s.numel) * es);
     at += s.numel;
   }
-  // Rows per chunk: the workspace already reserved, or what fits in kChunkBytes (>= 256 rows).
+  // Rows per pass: the workspace already reserved, or what fits in kChunkBytes (>= 256 rows).
   constexpr size_t kChunkBytes = size_t(64) << 20;
-  const int64_t chunk = std::min(n, std::max({capacity_, int64_t(kChunkBytes / row_bytes()), int64_t(256)}));
+  const int64_t chunk = std::min(
+      n, chunk_rows > 0 ? chunk_rows : std::max({capacity_, int64_t(kChunkBytes / row_bytes()), int64_t(256)}));
   reserve(chunk);
   const LossSpec loss = loss_on_device(host_loss);
   const int64_t oc = width_.back();

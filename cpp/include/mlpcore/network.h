@@ -123,11 +123,12 @@ class Network {
   // is returned, grad written to grad_out (host, float64, theta's layout). L is the loss's mean
   // over all n rows (loss.h: Σ w v / Σ w n, weighted by sample_weight (n,) when not null); s is
   // n, or the sum of the sample weights (scikit-learn's L2 divisor). The parameters keep theta (in
-  // the network's dtype); their gradients are left holding d(Σ w v)/dtheta.
+  // the network's dtype); their gradients are left holding d(Σ w v)/dtheta. `chunk_rows` > 0 sets
+  // the rows per pass (0: the workspace already reserved, or what fits in 64 MiB, >= 256 rows).
   double loss_and_grad(double* grad_out, const double* theta, const std::vector<FlatSegment>& layout,
                        const LossSpec& loss, const void* X, const void* Y, int64_t n,
                        const void* sample_weight = nullptr, double l2_alpha = 0.0, double value_scale = 1.0,
-                       double grad_scale = 1.0);
+                       double grad_scale = 1.0, int64_t chunk_rows = 0);
   // Largest batch the workspace currently fits (for tests of the allocation policy).
   int64_t capacity() const { return capacity_; }
 
