@@ -325,10 +325,11 @@ class _BaseMLP(BaseEstimator):
                 self.best_validation_score_ = None
                 self.best_loss_ = np.inf
 
-    def _loss_offset(self, Y: np.ndarray, sample_weight) -> float:
-        """A constant of the targets that scikit-learn's loss value adds to value_scale * core value
-        (0 but for the Poisson deviance)."""
-        return 0.0
+    def _loss_constants(self, Y: np.ndarray):
+        """Per row (n,), a constant of the targets that scikit-learn's loss adds to value_scale *
+        the core's loss (its weighted mean over a batch), or None when there is none (all but the
+        Poisson deviance)."""
+        return None
 
     def _validation_score(self, X_val: np.ndarray, y_val, sample_weight) -> float:
         """scikit-learn's ``_score``: the score function on the predictions, NaN when float

@@ -50,7 +50,8 @@ def fit_lbfgs(est, X, Y: np.ndarray, sample_weight) -> None:
     spec = est._loss_spec()
     model = est._model
     net = model.compiled()
-    offset = est._loss_offset(Y, sample_weight)
+    consts = est._loss_constants(Y)
+    offset = 0.0 if consts is None else float(np.average(consts, weights=sample_weight))
     X, Y = data.prepare(X, Y, spec.loss.kind, model.dtype, net.in_features, net.out_features)  # scanned once
     W = data.as_sample_weight(sample_weight, "sample_weight", X.shape[0], model.dtype)
     params = [p for lin in est._linears() for p in (lin.weight, lin.bias)]

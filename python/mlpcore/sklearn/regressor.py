@@ -123,12 +123,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             return LossSpec(PoissonNLLLoss(log_input=True), 1.0 / k, float(k))
         return LossSpec(MSELoss(), 2.0 / k, 0.5)
 
-    def _loss_offset(self, Y: np.ndarray, sample_weight) -> float:
+    def _loss_constants(self, Y: np.ndarray):
         """Poisson: scikit-learn's deviance xlogy(y, y / p) - y + p is exp(z) - y z plus
-        xlogy(y, y) - y, a constant of the targets (weighted mean over rows, summed over outputs)."""
+        xlogy(y, y) - y, a constant of the targets: per row, summed over the outputs."""
         if self.loss != "poisson":
-            return 0.0
-        return float(np.average(xlogy(Y, Y) - Y, weights=sample_weight, axis=0).sum())
+            return None
+        Y = np.asarray(Y, dtype=np.float64)
+        return (xlogy(Y, Y) - Y).sum(axis=1)
 
     def _decode(self, out: np.ndarray) -> np.ndarray:
         if self.out_activation_ == "exp":

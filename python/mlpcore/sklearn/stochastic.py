@@ -13,6 +13,7 @@ from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
+from .. import _core
 from ..optim import SGD, Adam
 from ..training.trainer import Trainer
 
@@ -59,6 +60,24 @@ def _batch_size(est, n: int) -> int:
     return int(np.clip(est.batch_size, 1, n))
 
 
+def _epoch_constant(consts: np.ndarray, W, batch_size: int, shuffle: bool, seed: int) -> float:
+    """What the per-row loss constants add to an epoch's loss in scikit-learn's accounting: each
+    batch's weighted mean, averaged over the batches with their row counts (the mean over all rows
+    without weights; with weights it depends on which rows share a batch, so the batches are
+    formed as the epoch formed them)."""
+    if W is None:
+        return float(np.mean(consts))
+    n = consts.shape[0]
+    order = _core.permutation(n, seed) if shuffle else np.arange(n)
+    total = 0.0
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        w = W[idx].astype(np.float64)
+        s = w.sum()
+        total += (float(w @ consts[idx]) / s if s != 0 else 0.0) * len(idx)
+    return total / n
+
+
 def fit_stochastic(est, X, Y: np.ndarray, y_orig, sample_weight, rng, incremental: bool) -> None:
     """One fit (or one ``partial_fit`` epoch) with scikit-learn's stochastic solver rules.
 
@@ -97,7 +116,7 @@ def fit_stochastic(est, X, Y: np.ndarray, y_orig, sample_weight, rng, incrementa
         if est.best_validation_score_ is None:
             est.best_validation_score_ = -np.inf
         best_params = est._model.state_dict()
-    offset = est._loss_offset(Y, W)  # of the rows trained on
+    consts = est._loss_constants(Y)  # of the rows trained on
     n = X.shape[0]
     batch_size = _batch_size(est, n)
     n_batches = -(-n // batch_size)
@@ -117,7 +136,9 @@ def fit_stochastic(est, X, Y: np.ndarray, y_orig, sample_weight, rng, incrementa
             if "non-finite" not in str(e):
                 raise
             raise ValueError(f"{_NON_FINITE} ({e})") from None
-        epoch_loss = spec.value_scale * r.loss + offset
+        epoch_loss = spec.value_scale * r.loss
+        if consts is not None:
+            epoch_loss += _epoch_constant(consts, W, batch_size, bool(est.shuffle), seed)
         if alpha > 0:
             epoch_loss += 0.5 * alpha * est._weights_sq_norm() * n_batches * batch_size / (n * l2_rows)
         est.n_iter_ += 1
