@@ -337,7 +337,8 @@ class _BaseMLP(BaseEstimator):
         pred = self._decode(self._forward(X_val, invariant=False))
         if np.issubdtype(pred.dtype, np.floating) and not np.isfinite(pred).all():
             return np.nan
-        return float(self._score_function(y_val, pred, sample_weight=sample_weight))
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging fit scores -inf: recorded, not warned
+            return float(self._score_function(y_val, pred, sample_weight=sample_weight))
 
     # ---- fitted parameters in scikit-learn's layout: coefs_[i] (fan_in, fan_out), intercepts_[i] (fan_out,) ----
     def _layers_of(self, name: str) -> list:

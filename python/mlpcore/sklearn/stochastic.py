@@ -129,6 +129,9 @@ def fit_stochastic(est, X, Y: np.ndarray, y_orig, sample_weight, rng, incrementa
     est.n_iter_ = 0
     for _ in range(est.max_iter):
         seed = int(rng.randint(2**31 - 1))  # a fresh shuffle per epoch, drawn from random_state
+        # scikit-learn adds each batch's L2 term at the weights before its update: the epoch's first
+        # weights (exact with one batch per epoch)
+        sq_norm = est._weights_sq_norm() if alpha > 0 else 0.0
         try:
             r = trainer._run_epoch(X, Y, batch_size, bool(est.shuffle), seed, est.n_iter_,
                                    check_finite=not early_stopping, sample_weight=W)
@@ -140,7 +143,7 @@ def fit_stochastic(est, X, Y: np.ndarray, y_orig, sample_weight, rng, incrementa
         if consts is not None:
             epoch_loss += _epoch_constant(consts, W, batch_size, bool(est.shuffle), seed)
         if alpha > 0:
-            epoch_loss += 0.5 * alpha * est._weights_sq_norm() * n_batches * batch_size / (n * l2_rows)
+            epoch_loss += 0.5 * alpha * sq_norm * n_batches * batch_size / (n * l2_rows)
         est.n_iter_ += 1
         est.loss_ = epoch_loss
         est.t_ += n
