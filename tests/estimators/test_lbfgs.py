@@ -137,6 +137,21 @@ def test_warm_start_continues_from_the_current_weights():
     _assert_same_fit(a, b)
 
 
+def test_switching_solver_with_warm_start():
+    """A warm-started fit may change the solver: 'lbfgs' then 'adam' continues from the L-BFGS
+    weights (scikit-learn fails there: its stochastic loop needs attributes L-BFGS never set), and
+    'adam' then 'lbfgs' continues from Adam's."""
+    y = TARGETS["multiclass"][1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=20, warm_start=True, random_state=0)
+        first = m.fit(_X, y).loss_
+        m.set_params(solver="adam", max_iter=3).fit(_X, y)
+        assert len(m.loss_curve_) == 20 + 3 and m.best_loss_ == min(m.loss_curve_[20:])  # appended
+        m.set_params(solver="lbfgs", max_iter=20).fit(_X, y)
+    assert m.loss_ < first and m.score(_X, y) > 0.9 and len(m.loss_curve_) == 23 + m.n_iter_
+
+
 def test_partial_fit_is_hidden_for_lbfgs():
     """scikit-learn hides partial_fit for 'lbfgs' (available_if): hasattr is False and the
     AttributeError says why. Its MLPRegressor's condition returns the bound check method itself

@@ -315,15 +315,20 @@ class _BaseMLP(BaseEstimator):
         self.t_ = 0
         self.loss_curve_ = []
         if self.solver in _STOCHASTIC_SOLVERS:
-            self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
-                self.best_loss_ = None
-            else:
-                self.validation_scores_ = None
-                self.best_validation_score_ = None
-                self.best_loss_ = np.inf
+            self._init_stochastic_attributes()
+
+    def _init_stochastic_attributes(self) -> None:
+        """The stopping state of the stochastic solvers (set by a first fit with one of them, or by
+        a warm-started one after 'lbfgs', which has none)."""
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = np.inf
 
     def _loss_constants(self, Y: np.ndarray):
         """Per row (n,), a constant of the targets that scikit-learn's loss adds to value_scale *

@@ -16,7 +16,8 @@ What follows scikit-learn's ``_fit_lbfgs``: ``max_iter`` (scipy's maxiter), ``ma
 (maxfun), ``tol`` (gtol), ``n_iter_`` (scipy's iteration count, at most max_iter), ``loss_``
 (the final value), a ConvergenceWarning with its message when scipy stops for any reason but
 convergence, ``early_stopping`` ignored. An extra: ``loss_curve_`` holds the loss after each
-iteration (scikit-learn's L-BFGS leaves no curve).
+iteration (a warm-started fit appends, as with the stochastic solvers; scikit-learn's L-BFGS
+leaves no curve).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def fit_lbfgs(est, X, Y: np.ndarray, sample_weight) -> None:
     if result.status != 0:
         _convergence_warning(result, est.n_iter_, int(est.max_iter))
     est.loss_ = float(result.fun)
-    est.loss_curve_ = curve
+    est.loss_curve_ = list(getattr(est, "loss_curve_", [])) + curve  # a warm start appends, as the other solvers
     if not np.all(np.isfinite(result.x)):
         raise ValueError(_NON_FINITE)
     at = 0

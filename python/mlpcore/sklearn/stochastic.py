@@ -90,6 +90,8 @@ def fit_stochastic(est, X, Y: np.ndarray, y_orig, sample_weight, rng, incrementa
     max_iter, recording NaN scores, and then restores them)."""
     spec = est._loss_spec()
     est._loss_gain = spec.gain
+    if not hasattr(est, "_no_improvement_count"):
+        est._init_stochastic_attributes()
     if est._optimizer is None or not incremental:
         make_optimizer(est)
     trainer = Trainer(est._model, loss=spec.loss, optimizer=est._optimizer)
