@@ -36,9 +36,8 @@ import statistics
 import time
 import warnings
 
-import numpy as np
-
 import mlpcore as mc
+import numpy as np
 from mlpcore.sklearn import MLPClassifier as McMLPClassifier
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
@@ -74,8 +73,8 @@ def _per_call_cpu(f, reps: int) -> float:
 def evaluation_costs(mc_est, sk_est, Xtr: np.ndarray, ytr: np.ndarray) -> tuple[float, float]:
     """CPU seconds of one loss-and-gradient evaluation at the fitted weights: mlpcore's
     Network.loss_and_grad (as its L-BFGS calls it) and scikit-learn's _loss_grad_lbfgs."""
-    from mlpcore.sklearn.lbfgs import fit_lbfgs  # noqa: F401 (the module whose call is timed)
     from mlpcore.nn.parameter import place
+    from mlpcore.sklearn.lbfgs import fit_lbfgs  # noqa: F401 (the module whose call is timed)
     from mlpcore.training import data as mcdata
     from sklearn.neural_network._multilayer_perceptron import _pack
 

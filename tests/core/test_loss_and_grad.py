@@ -4,10 +4,9 @@ L-BFGS-B drives (mlpcore.sklearn's solver='lbfgs'). Checked against float64 cent
 span two arenas, with a float32 network, a data set split into several passes, and the errors of
 its edge."""
 
+import mlpcore as mc
 import numpy as np
 import pytest
-
-import mlpcore as mc
 from mlpcore import _core
 from mlpcore.nn.parameter import place
 
@@ -60,7 +59,7 @@ def test_gradient_matches_central_differences(name, weighted):
     X = rng.standard_normal((37, 4))
     y = _targets(tkind, 37, 3, rng)
     w = rng.integers(0, 4, 37).astype(np.float64) if weighted else None
-    kw = dict(sample_weight=w, l2_alpha=0.4, value_scale=0.7, grad_scale=1.9)
+    kw = {"sample_weight": w, "l2_alpha": 0.4, "value_scale": 0.7, "grad_scale": 1.9}
     theta = rng.uniform(-0.5, 0.5, sum(p.numel for p in params))
     value, g = _call(net, layout, theta, loss, X, y, **kw)
     # the value: scale * the loss's (weighted) mean + alpha / (2 s) * ||W||^2, s = n or sum(w)

@@ -111,7 +111,7 @@ def test_fitted_attributes_are_sklearns_plus_a_loss_curve():
     y = TARGETS["regression"][1]
     a, b = _fit_both("regression", max_iter=30)
     for attr in ("best_loss_", "validation_scores_", "best_validation_score_"):
-        assert hasattr(a, attr) == hasattr(b, attr) == False  # noqa: E712
+        assert not hasattr(a, attr) and not hasattr(b, attr)
     assert a.t_ == b.t_ == 0
     assert not hasattr(b, "loss_curve_")
     assert len(a.loss_curve_) == a.n_iter_ and a.loss_curve_[-1] == pytest.approx(a.loss_, rel=1e-12)

@@ -334,7 +334,6 @@ class _BaseMLP(BaseEstimator):
         """Per row (n,), a constant of the targets that scikit-learn's loss adds to value_scale *
         the core's loss (its weighted mean over a batch), or None when there is none (all but the
         Poisson deviance)."""
-        return None
 
     def _validation_score(self, X_val: np.ndarray, y_val, sample_weight) -> float:
         """scikit-learn's ``_score``: the score function on the predictions, NaN when float
