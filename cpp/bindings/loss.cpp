@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "mlpcore/backend.h"
+
 namespace mc_py {
 
 namespace {
@@ -59,19 +61,27 @@ LossSpec PyLoss::for_dtype(DType dt, int64_t cols) const {
 py::array as_weights(py::handle obj, const char* name, DType dt, int64_t rows, const char* rows_of,
                      bool check_values) {
   py::array a = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj) : py::array::ensure(obj);
-  if (a && a.ndim() == 1 && a.shape(0) != rows)
-    throw mc::ValueError(std::string(name) + ": has " + std::to_string(a.shape(0)) + " weights but " + rows_of +
-                         " has " + std::to_string(rows) + " rows");
-  if (a && a.ndim() != 1)
+  if (!a) throw mc::TypeError(std::string(name) + ": expected a 1-D array of numbers, got " + describe(obj));
+  const char kind = a.dtype().kind();
+  const bool is_float = kind == 'f' && (a.dtype().itemsize() == 4 || a.dtype().itemsize() == 8);
+  if (!is_float && kind != 'i' && kind != 'u' && kind != 'b')
+    throw mc::TypeError(std::string(name) + ": expected float, int or bool values, got " + describe(a));
+  if (a.ndim() != 1)
     throw mc::ValueError(std::string(name) + ": expected a 1-D array of " + std::to_string(rows) +
                          " weights (one per row), got " + describe(a));
-  if (a && a.dtype().kind() == 'f' && (a.dtype().itemsize() == 4 || a.dtype().itemsize() == 8)) {
-    // as_matrix's float path: conversion to dt, contiguity, the NaN / Inf scan
-    py::array m = as_matrix(a.attr("reshape")(rows, 1), name, dt, 1, rows, false, check_values);
-    return m.attr("reshape")(rows);
+  if (a.shape(0) != rows)
+    throw mc::ValueError(std::string(name) + ": has " + std::to_string(a.shape(0)) + " weights but " + rows_of +
+                         " has " + std::to_string(rows) + " rows");
+  if (is_float && a.dtype().is(np_dtype(dt)) && (a.flags() & py::array::c_style)) {  // as is: no copy
+    if (check_values && get_check_finite() && !backend_for(Device::cpu).all_finite(dt, a.data(), rows))
+      throw mc::ValueError(std::string(name) + ": contains NaN or Inf (mlpcore.set_check_finite(False) skips this check)");
+    return a;
   }
-  py::array_t<double> v = as_real_vector(obj, name);  // ints and bools: exact in float64
-  return as_matrix(v.attr("reshape")(rows, 1), name, dt, 1, rows, false, false).attr("reshape")(rows);
+  // As a (rows, 1) matrix through as_matrix: conversion to dt, contiguity, the NaN / Inf scan.
+  // Ints and bools go through float64 first (exact).
+  if (!is_float) a = as_real_vector(a, name);
+  py::array m = as_matrix(a.attr("reshape")(rows, 1), name, dt, 1, rows, false, check_values && is_float);
+  return m.attr("reshape")(rows);
 }
 
 const void* weights_or_null(py::handle w, py::object& keep, DType dt, int64_t rows, const char* rows_of,

@@ -64,7 +64,7 @@ struct RowScale {
   __device__ double divisor() const { return given > 0 ? given : *own; }
   __device__ T row(const T* w, int64_t r, double d) const {
     if (!own) return scale;
-    return w ? T(d != 0 ? double(w[r]) / d : 0.0) : loss_scale<T>(d);
+    return w ? w[r] * loss_scale<T>(d) : loss_scale<T>(d);
   }
 };
 

@@ -7,7 +7,8 @@
 // the sums over their rows in one batch (evaluate relies on it for batch-size invariance).
 // Unweighted losses without class weights know their divisor (rows or rows * cols) and run one
 // pass; weighted ones first add up their divisor Σ w n (one pass over the weights), then run the
-// same single pass with a per-row gradient factor w_r / D.
+// same single pass with a per-row gradient factor w_r / D (weights of 1 reproduce the unweighted
+// numbers bit for bit).
 #include "ops/loss.h"
 
 #include <algorithm>
@@ -35,14 +36,18 @@ int64_t count_correct(Backend& be, DType dt, const void* pred, const int32_t* la
 
 namespace {
 
-// Σ_r w_r n_r of a weighted or class-weighted batch (n_r: `per_row`, or the label's class weight).
+// Σ_r w_r n_r of a weighted or class-weighted batch (n_r: `per_row`, or the label's class weight),
+// returned; the same terms are added to `*carried` row after row (the sums' weight, continued
+// across calls as the value is).
 template <class T>
-double weight_total(const T* w, const int32_t* labels, const T* cw, double per_row, int64_t rows) {
-  double d = 0;
+double weight_total(double* carried, const T* w, const int32_t* labels, const T* cw, double per_row, int64_t rows) {
+  double d = 0, c = *carried;
   for (int64_t r = 0; r < rows; ++r) {
-    const double n = cw ? double(cw[labels[r]]) : per_row;
-    d += (w ? double(w[r]) : 1.0) * n;
+    const double term = (w ? double(w[r]) : 1.0) * (cw ? double(cw[labels[r]]) : per_row);
+    d += term;
+    c += term;
   }
+  *carried = c;
   return d;
 }
 
@@ -87,7 +92,8 @@ template <class T>
 void cross_entropy_cpu(LossSums& sums, T* grad, const T* pred, const int32_t* labels, const T* w, const T* cw, T ls,
                        int64_t rows, int64_t cols, double divisor) {
   const bool plain = !w && !cw;
-  const double own = plain ? double(rows) : weight_total<T>(w, labels, cw, 1.0, rows);
+  const double own = plain ? double(rows) : weight_total<T>(&sums.weight, w, labels, cw, 1.0, rows);
+  if (plain) sums.weight += own;
   const double d = divisor > 0 ? divisor : own;
   const T scale = loss_scale<T>(d);
   double total = sums.value;
@@ -97,18 +103,19 @@ void cross_entropy_cpu(LossSums& sums, T* grad, const T* pred, const int32_t* la
       std::fill(gr, gr + cols, T(0));
       continue;
     }
-    const T rs = w ? T(d != 0 ? double(w[r]) / d : 0.0) : scale;
+    const T rs = w ? w[r] * scale : scale;
     const T v = cross_entropy_row<T>(gr, pred + r * cols, labels[r], cols, cw, ls, rs);
     total += w ? double(w[r]) * double(v) : double(v);
   }
   sums.value = total;
-  sums.weight += own;
 }
 
 template <class F, class T>
 void elementwise_cpu(LossSums& sums, const F& f, T* grad, const T* pred, const T* t, const T* w, int64_t rows,
                      int64_t cols, double divisor) {
-  const double own = w ? weight_total<T>(w, nullptr, nullptr, double(cols), rows) : double(rows) * double(cols);
+  const double own = w ? weight_total<T>(&sums.weight, w, nullptr, nullptr, double(cols), rows)
+                       : double(rows) * double(cols);
+  if (!w) sums.weight += own;
   const double d = divisor > 0 ? divisor : own;
   const T scale = loss_scale<T>(d);
   double total = sums.value;
@@ -127,17 +134,17 @@ void elementwise_cpu(LossSums& sums, const F& f, T* grad, const T* pred, const T
         std::fill(gr, gr + cols, T(0));
         continue;
       }
-      const T rs = w ? T(d != 0 ? double(w[r]) / d : 0.0) : scale;
-      double row = 0;
+      // Weights of 1 give the unweighted path's numbers bit for bit: the same terms in the same
+      // order, and w * scale = scale.
+      const double wr = w ? double(w[r]) : 1.0;
+      const T rs = w ? w[r] * scale : scale;
       for (int64_t c = 0; c < cols; ++c) {
-        row += double(f.value(pr[c], tr[c], c));
+        total += wr * double(f.value(pr[c], tr[c], c));
         gr[c] = f.grad(pr[c], tr[c], c) * rs;
       }
-      total += w ? double(w[r]) * row : row;
     }
   }
   sums.value = total;
-  sums.weight += own;
 }
 
 void forward_backward_cpu(DType dt, const LossSpec& loss, LossSums* sums, void* grad, const void* pred,
