@@ -4,6 +4,8 @@
 // network every method computes on the device; its inputs go through device_data.h.
 #include <pybind11/stl.h>
 
+#include <algorithm>
+
 #include "device_data.h"
 #include "loss.h"
 #include "mlpcore/network.h"
@@ -345,6 +347,59 @@ void bind_network(py::module_& m) {
          py::arg("sample_weight") = py::none(),
          "(mean loss over all rows, arg-max hits (cross-entropy, unweighted)); with sample_weight (n,) the mean is "
          "sum(w v) / sum(w n) over the whole set.")
+      // layout: the flat vector's segments, (ParamArena, offset, numel, penalised) each, in order.
+      .def("loss_and_grad", [](PyNetwork& net, py::handle layout_, py::handle theta_, py::array grad_out,
+                               const PyLoss& loss, py::handle X_, py::handle Y_, py::handle W_, double l2_alpha,
+                               double value_scale, double grad_scale, bool validate) {
+        const LossSpec spec = loss.for_dtype(net.dtype(), net.out_features());
+        std::vector<FlatSegment> layout;
+        int64_t total = 0;
+        for (py::handle item : py::reinterpret_borrow<py::iterable>(layout_)) {
+          std::tuple<std::shared_ptr<ParamArena>, int64_t, int64_t, bool> seg;
+          try {
+            seg = py::cast<decltype(seg)>(item);
+          } catch (const py::cast_error&) {
+            throw mc::TypeError("layout: expected (ParamArena, offset, numel, penalised) tuples, got " +
+                                describe(item));
+          }
+          auto [arena, off, numel, penalised] = seg;
+          const auto& own = net.arenas();
+          const auto it = std::find(own.begin(), own.end(), arena);
+          if (it == own.end())
+            throw mc::ValueError("layout: segment " + std::to_string(layout.size()) +
+                                 " lies in an arena that is not this network's");
+          layout.push_back(FlatSegment{int64_t(it - own.begin()), off, numel, penalised});
+          total += numel;
+        }
+        auto theta = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(theta_);
+        if (!theta || theta.ndim() != 1 || theta.size() != total)
+          throw mc::ValueError("theta: expected a 1-D float array of " + std::to_string(total) +
+                               " values (the layout's), got " + describe(theta_));
+        double* g = static_cast<double*>(out_view(grad_out, "grad_out", DType::f64, total));
+        if (on_cuda(net)) {
+          auto d = device_data(net, net.cache, X_, Y_, ykind_of(spec.kind), validate, W_);
+          py::gil_scoped_release nogil;
+          return net.loss_and_grad(g, theta.data(), layout, spec, d->X.data(), d->Y.data(), d->n, d->weights(),
+                                   l2_alpha, value_scale, grad_scale);
+        }
+        const DType dt = net.dtype();
+        py::array X = as_matrix(X_, "X", dt, net.in_features(), -1, false, validate);
+        const int64_t n = X.shape(0);
+        py::array Y = as_targets(net, Y_, ykind_of(spec.kind), n, validate);
+        py::object keep;
+        const void* W = weights_or_null(W_, keep, dt, n, "X", validate);
+        py::gil_scoped_release nogil;
+        return net.loss_and_grad(g, theta.data(), layout, spec, X.data(), Y.data(), n, W, l2_alpha, value_scale,
+                                 grad_scale);
+      }, py::arg("layout"), py::arg("theta"), py::arg("grad_out"), py::arg("loss"), py::arg("X"), py::arg("y"),
+         py::arg("sample_weight") = py::none(), py::arg("l2_alpha") = 0.0, py::arg("value_scale") = 1.0,
+         py::arg("grad_scale") = 1.0, py::arg("validate") = true,
+         "Full-batch loss and gradient at the flat parameter vector theta (float64): writes theta into the "
+         "parameters, runs forward, loss and backward over all rows, writes the gradient (theta's layout) to "
+         "grad_out and returns value_scale * loss + l2_alpha / (2 s) * sum of the penalised segments' squares "
+         "(gradient: grad_scale * d loss + l2_alpha / s * theta on them); loss is the mean over all rows "
+         "(weighted by sample_weight (n,) when given), s the number of rows or the sum of the weights. layout: "
+         "(ParamArena, offset, numel, penalised) per segment, distinct parameters of this network.")
       .def("release_device_data", [](PyNetwork& net) { net.cache.release(); },
            "Drop the cached device copies of data sets (a network on cuda); the next call uploads again.")
       .def_property_readonly("cached_device_data", [](const PyNetwork& net) { return net.cache.size(); },

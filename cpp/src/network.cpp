@@ -141,6 +141,14 @@ void Network::reserve(int64_t B) {
   capacity_ = B;
 }
 
+size_t Network::row_bytes() const {
+  const size_t es = dtype_size(dt_);
+  size_t b = size_t(2 * in_features_ + width_.back()) * es + sizeof(int32_t);  // d/d input, batch x, batch y
+  for (size_t v = 1; v < width_.size(); ++v) b += 2 * size_t(width_[v]) * es;
+  for (const Node& n : nodes_) b += size_t(n.work.per_row);
+  return b;
+}
+
 OpCall Network::call_of(size_t i, int64_t B) const {
   const Node& n = nodes_[i];
   return OpCall{*be_,     dt_,    n.spec,      B,      n.in_w,  n.out_w,

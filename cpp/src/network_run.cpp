@@ -157,6 +157,93 @@ EpochResult Network::train_epoch(Optimizer& opt, const LossSpec& host_loss, cons
   return r;
 }
 
+double Network::loss_and_grad(double* grad_out, const double* theta, const std::vector<FlatSegment>& layout,
+                              const LossSpec& host_loss, const void* X, const void* Y, int64_t n,
+                              const void* sample_weight, double l2_alpha, double value_scale, double grad_scale,
+                              int64_t chunk_rows) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  invalidate("loss_and_grad() reused the workspace after the last forward()");
+  MC_CHECK_VALUE(n > 0, "loss_and_grad: need n > 0 rows");
+  for (size_t k = 0; k < layout.size(); ++k) {
+    const FlatSegment& s = layout[k];
+    MC_CHECK_VALUE(s.arena >= 0 && s.arena < int64_t(arenas_.size()), "loss_and_grad: segment ", k, " names arena ",
+                   s.arena, " but the network has ", arenas_.size());
+    MC_CHECK_VALUE(s.offset >= 0 && s.numel >= 0 && s.offset + s.numel <= arenas_[size_t(s.arena)]->numel(),
+                   "loss_and_grad: segment ", k, " lies outside its arena");
+  }
+  const size_t es = dtype_size(dt_);
+  auto host = [&](size_t nbytes) {  // the host staging buffer, grown once per size
+    if (flat_host_.size() < nbytes) flat_host_.resize(nbytes);
+    return flat_host_.data();
+  };
+  // s: the L2 divisor, n or the sum of the sample weights (summed in double on the host).
+  double s_rows = double(n);
+  if (sample_weight) {
+    be_->download(host(size_t(n) * es), sample_weight, size_t(n) * es);
+    s_rows = 0;
+    dtype_dispatch(dt_, [&](auto tag) {
+      using T = decltype(tag);
+      const T* w = reinterpret_cast<const T*>(flat_host_.data());
+      for (int64_t i = 0; i < n; ++i) s_rows += double(w[i]);
+    });
+  }
+  // theta -> the arenas, segment by segment, through the host buffer in the network's dtype.
+  double sq = 0;  // sum of squares of the penalised values, in double as the caller holds them
+  int64_t at = 0;
+  for (const FlatSegment& s : layout) {
+    const double* src = theta + at;
+    char* h = host(size_t(s.numel) * es);
+    dtype_dispatch(dt_, [&](auto tag) {
+      using T = decltype(tag);
+      for (int64_t i = 0; i < s.numel; ++i) reinterpret_cast<T*>(h)[i] = T(src[i]);
+    });
+    if (s.penalised)
+      for (int64_t i = 0; i < s.numel; ++i) sq += src[i] * src[i];
+    be_->upload(arenas_[size_t(s.arena)]->param_at(s.offset), h, size_t(s.numel) * es);
+    at += s.numel;
+  }
+  // Rows per pass: the workspace already reserved, or what fits in kChunkBytes (>= 256 rows).
+  constexpr size_t kChunkBytes = size_t(64) << 20;
+  const int64_t chunk = std::min(
+      n, chunk_rows > 0 ? chunk_rows : std::max({capacity_, int64_t(kChunkBytes / row_bytes()), int64_t(256)}));
+  reserve(chunk);
+  const LossSpec loss = loss_on_device(host_loss);
+  const int64_t oc = width_.back();
+  const bool labels = loss_def(loss.kind).labels;
+  LossSums* sums_dev = static_cast<LossSums*>(loss_dev_.data());
+  be_->fill(DType::f64, sums_dev, 2, 0.0);
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t rows = std::min(chunk, n - start);
+    forward_ops(static_cast<const char*>(X) + size_t(start * in_features_) * es, rows, training_);
+    const void* yb = labels ? static_cast<const void*>(static_cast<const int32_t*>(Y) + start)
+                            : static_cast<const void*>(static_cast<const char*>(Y) + size_t(start * oc) * es);
+    const void* wb = sample_weight ? static_cast<const char*>(sample_weight) + size_t(start) * es : nullptr;
+    // divisor 1: the gradient of the sum Σ w v; the mean's divisor Σ w n is known after the last
+    // chunk and scales the parameter gradients below (backward is linear in its output gradient)
+    loss_forward_backward(*be_, dt_, loss, sums_dev, grads_.back(), values_.back(), yb, wb, rows, oc, 1.0);
+    backward_ops(rows, false, start > 0);  // the first chunk overwrites the gradients, later ones add
+  }
+  LossSums sums;
+  be_->download(&sums, sums_dev, sizeof(sums));
+  // The gradients -> grad_out (scaled, plus the L2 term), segment by segment.
+  const double gscale = sums.weight != 0 ? grad_scale / sums.weight : 0.0;
+  const double l2 = l2_alpha / s_rows;
+  at = 0;
+  for (const FlatSegment& s : layout) {
+    char* h = host(size_t(s.numel) * es);
+    be_->download(h, arenas_[size_t(s.arena)]->grad_at(s.offset), size_t(s.numel) * es);
+    double* g = grad_out + at;
+    const double* th = theta + at;
+    const double decay = s.penalised ? l2 : 0.0;
+    dtype_dispatch(dt_, [&](auto tag) {
+      using T = decltype(tag);
+      for (int64_t i = 0; i < s.numel; ++i) g[i] = gscale * double(reinterpret_cast<const T*>(h)[i]) + decay * th[i];
+    });
+    at += s.numel;
+  }
+  return value_scale * loss_mean(sums) + 0.5 * l2 * sq;
+}
+
 void Network::predict(void* out, const void* X, int64_t n, int64_t batch_size) {
   std::lock_guard<std::mutex> lock(mutex_);
   invalidate("predict() reused the workspace after the last forward()");

@@ -555,6 +555,10 @@ class Network:
         """
         Forward in the network's train/eval mode; keeps what backward needs until another call uses the network.
         """
+    def loss_and_grad(self, layout: typing.Any, theta: typing.Any, grad_out: numpy.ndarray, loss: typing.Any, X: typing.Any, y: typing.Any, sample_weight: typing.Any = None, l2_alpha: typing.SupportsFloat | typing.SupportsIndex = 0.0, value_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, grad_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, validate: bool = True) -> float:
+        """
+        Full-batch loss and gradient at the flat parameter vector theta (float64): writes theta into the parameters, runs forward, loss and backward over all rows, writes the gradient (theta's layout) to grad_out and returns value_scale * loss + l2_alpha / (2 s) * sum of the penalised segments' squares (gradient: grad_scale * d loss + l2_alpha / s * theta on them); loss is the mean over all rows (weighted by sample_weight (n,) when given), s the number of rows or the sum of the weights. layout: (ParamArena, offset, numel, penalised) per segment, distinct parameters of this network.
+        """
     def predict(self, X: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex = 1024) -> numpy.ndarray:
         ...
     def release_device_data(self) -> None:

@@ -45,6 +45,14 @@ struct EpochResult {
 void set_batch_invariant(bool on);
 bool get_batch_invariant();
 
+// One parameter tensor of a flat parameter vector (Network::loss_and_grad): `numel` values at
+// element `offset` of the network's arena number `arena`. `penalised`: the L2 term covers it
+// (scikit-learn's MLPs penalise weights, not biases).
+struct FlatSegment {
+  int64_t arena = 0, offset = 0, numel = 0;
+  bool penalised = false;
+};
+
 class Network {
  public:
   Network(std::vector<std::shared_ptr<ParamArena>> arenas, std::vector<OpSpec> ops, int64_t in_features);
@@ -104,6 +112,23 @@ class Network {
   // terms summed row after row across batches, so the batch size does not change it.
   double evaluate(const LossSpec& loss, const void* X, const void* Y, int64_t n, int64_t batch_size,
                   int64_t* correct, const void* sample_weight = nullptr);
+  // Full-batch loss and gradient at a point given as one flat vector, for optimizers driven from
+  // the host (scipy's L-BFGS-B). theta (host, float64) is the concatenation of `layout`'s segments
+  // (distinct parameters of this network, in the caller's order); it is written into the arenas,
+  // converted to the network's dtype. Forward + loss + backward then run over all n rows (device
+  // memory; in chunks of rows that bound the workspace: the loss terms are summed row after row
+  // and the chunks' parameter gradients add up), in the current train/eval mode, and
+  //     value = value_scale * L + l2_alpha / (2 s) * sum over penalised segments of theta^2
+  //     grad  = grad_scale  * dL/dtheta + l2_alpha / s * theta   (penalised segments only)
+  // is returned, grad written to grad_out (host, float64, theta's layout). L is the loss's mean
+  // over all n rows (loss.h: Σ w v / Σ w n, weighted by sample_weight (n,) when not null); s is
+  // n, or the sum of the sample weights (scikit-learn's L2 divisor). The parameters keep theta (in
+  // the network's dtype); their gradients are left holding d(Σ w v)/dtheta. `chunk_rows` > 0 sets
+  // the rows per pass (0: the workspace already reserved, or what fits in 64 MiB, >= 256 rows).
+  double loss_and_grad(double* grad_out, const double* theta, const std::vector<FlatSegment>& layout,
+                       const LossSpec& loss, const void* X, const void* Y, int64_t n,
+                       const void* sample_weight = nullptr, double l2_alpha = 0.0, double value_scale = 1.0,
+                       double grad_scale = 1.0, int64_t chunk_rows = 0);
   // Largest batch the workspace currently fits (for tests of the allocation policy).
   int64_t capacity() const { return capacity_; }
 
@@ -123,6 +148,8 @@ class Network {
   };
 
   void reserve(int64_t B);
+  // Workspace bytes per batch row (what reserve(B) allocates is about B times this).
+  size_t row_bytes() const;
   OpCall call_of(size_t i, int64_t B) const;
   void forward_ops(const void* x, int64_t B, bool training);
   // input_grad: also compute d loss / d input (grads_[0]); accumulate: every gradient write adds.
@@ -155,6 +182,7 @@ class Network {
   std::vector<int64_t> perm_host_;  // drawn on the host, uploaded once per epoch
   uint64_t perm_seed_ = 0;          // (seed, n) of the permutation now in perm_ (n = 0: none)
   int64_t perm_n_ = 0;
+  std::vector<char> flat_host_;      // loss_and_grad: one segment in the network's dtype, on the host
   std::vector<const void*> written_;  // gradients written so far in this backward (tied weights)
   // backward() state: why it cannot run (null: it can), and the forward it follows.
   const char* stale_ = "no forward() has run yet";
