@@ -40,8 +40,10 @@ void Network::backward_to_host(void* host_dx, const void* host_dy, int64_t B) {
 }
 
 double Network::step_on(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B,
-                        bool check_finite, int64_t epoch, int64_t batch, int64_t* correct) {
+                        bool check_finite, int64_t epoch, int64_t batch, int64_t* correct, double max_grad_norm,
+                        void* output) {
   forward_ops(x, B, training_);
+  if (output) be_->copy(output, values_.back(), size_t(B * width_.back()) * dtype_size(dt_));
   double* sum_dev = static_cast<double*>(loss_dev_.data());
   be_->fill(DType::f64, sum_dev, 1, 0.0);
   loss_forward_backward(*be_, dt_, loss, sum_dev, grads_.back(), values_.back(), target, nullptr, B, width_.back(), B);
@@ -57,6 +59,8 @@ double Network::step_on(Optimizer& opt, LossKind loss, const void* x, const void
   if (correct)
     *correct += count_correct(*be_, dt_, values_.back(), static_cast<const int32_t*>(target), B, width_.back());
   backward_ops(B, false, false);
+  // Between backward and the optimizer step: gradient clipping (the norm, then the scale).
+  if (max_grad_norm >= 0) opt.clip_grad_norm(max_grad_norm);
   opt.step();
   return value;
 }
@@ -77,17 +81,18 @@ void Network::check_optimizer(const Optimizer& opt) const {
 }
 
 double Network::train_step(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B,
-                           bool check_finite) {
+                           bool check_finite, double max_grad_norm) {
   std::lock_guard<std::mutex> lock(mutex_);
   invalidate("train_step() reused the workspace after the last forward()");
   check_optimizer(opt);
   reserve(B);
-  return step_on(opt, loss, x, target, B, check_finite, -1, 0, nullptr);
+  return step_on(opt, loss, x, target, B, check_finite, -1, 0, nullptr, max_grad_norm, nullptr);
 }
 
 EpochResult Network::train_epoch(Optimizer& opt, LossKind loss, const void* X, const void* Y, int64_t n,
                                  int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch_index,
-                                 bool check_finite, int64_t batch_begin, int64_t batch_end) {
+                                 bool check_finite, int64_t batch_begin, int64_t batch_end, double max_grad_norm,
+                                 void* outputs) {
   std::lock_guard<std::mutex> lock(mutex_);
   invalidate("train_epoch() reused the workspace after the last forward()");
   check_optimizer(opt);
@@ -134,7 +139,9 @@ EpochResult Network::train_epoch(Optimizer& opt, LossKind loss, const void* X, c
       yb = labels ? static_cast<const void*>(static_cast<const int32_t*>(Y) + start)
                   : static_cast<const void*>(static_cast<const char*>(Y) + size_t(start * ycols) * es);
     }
-    total += step_on(opt, loss, xb, yb, rows, check_finite, epoch_index, batch, count ? &r.correct : nullptr) *
+    void* out = outputs ? static_cast<char*>(outputs) + size_t(start * ycols) * es : nullptr;
+    total += step_on(opt, loss, xb, yb, rows, check_finite, epoch_index, batch, count ? &r.correct : nullptr,
+                     max_grad_norm, out) *
              double(rows);
     r.rows += rows;
   }
