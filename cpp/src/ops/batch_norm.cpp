@@ -156,8 +156,8 @@ OpWork work(const OpSpec&, int64_t in_w, int64_t, DType dt) { return {0, 4 * in_
 
 void forward(const OpCall& c) {
   const bool batch = batch_stats(c);
-  MC_CHECK_VALUE(!batch || c.rows > 1, "BatchNorm1d: expected more than 1 value per channel when training, got an "
-                 "input of shape (", c.rows, ", ", c.in_w, ") (batch statistics of one row are undefined; use batches "
+  MC_CHECK_VALUE(!batch || c.rows > 1, "BatchNorm1d: Expected more than 1 value per channel when training, got "
+                 "input of shape (", c.rows, ", ", c.in_w, ") (batch statistics of one row are undefined: use batches "
                  "of at least 2 rows, or eval mode with running statistics)");
   batch_norm_forward(c.be, c.dt, c.y, c.saved, c.state, c.x, c.weight, c.bias, c.rows, c.out_w, c.spec.attrs[0],
                      c.spec.attrs[1], batch);

@@ -90,7 +90,7 @@ def save_bytes(model: Module, optimizer=None, epoch: Optional[int] = None, extra
         if not allow_nonfinite and not np.all(np.isfinite(b)):
             raise ValueError(f"model: buffer {name!r} contains NaN or Inf; refusing to save it "
                              "(pass allow_nonfinite=True to save anyway)")
-        tensors[name] = np.ascontiguousarray(b)
+        tensors[name] = np.array(b, order="C")  # ascontiguousarray would make the () count (1,)
     if not tensors:
         raise ValueError("model: has no parameters to save")
     arch, why_not = _architecture(model)
