@@ -2,11 +2,10 @@
 the oracle (max|cuda - cpu| / max|cpu| <= 1e-5, float32). BatchNorm's running statistics move
 with ``.to(device)``. Tests marked ``gpu`` skip cleanly without a usable GPU / CUDA build."""
 
+import mlpcore as mc
 import numpy as np
 import pytest
 from mlpcore import _core
-
-import mlpcore as mc
 
 HAS_CUDA = mc.cuda_available()
 gpu = pytest.mark.skipif(not HAS_CUDA, reason="no usable CUDA GPU / CUDA build: " + _core.cuda_unavailable_reason())

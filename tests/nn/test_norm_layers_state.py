@@ -6,10 +6,9 @@ import copy
 import pickle
 
 import helpers
+import mlpcore as mc
 import numpy as np
 import pytest
-
-import mlpcore as mc
 
 F64 = np.float64
 

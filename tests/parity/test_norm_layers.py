@@ -9,11 +9,10 @@ track_running_stats=False and frozen parameters.
 """
 
 import helpers
+import mlpcore as mc
 import numpy as np
 import pytest
 from helpers import assert_close_fd, assert_close_torch, numeric_grad
-
-import mlpcore as mc
 
 torch = helpers.import_torch()
 

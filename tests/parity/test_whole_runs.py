@@ -4,10 +4,9 @@ running statistics, the eval-mode validation loss; float64; full batch and mini-
 compiled path and the module path)."""
 
 import helpers
+import mlpcore as mc
 import numpy as np
 import pytest
-
-import mlpcore as mc
 
 torch = helpers.import_torch()
 F64 = np.float64

@@ -3,10 +3,9 @@
 (alone and chained with a per-epoch schedule), resume, and their argument checks."""
 
 import helpers
+import mlpcore as mc
 import numpy as np
 import pytest
-
-import mlpcore as mc
 
 torch = helpers.import_torch()
 CB = mc.callbacks
@@ -74,7 +73,7 @@ def test_one_cycle_fit_equals_pytorch(opt_name, kw):
     trainer = mc.Trainer(model, optimizer=opt, batch_size=bs)
     h = trainer.fit(X, y, epochs=epochs, seed=5, callbacks=[CB.OneCycleLR(0.5, epochs, 4, **kw), rec],
                     progress=False)
-    lrs, moms, losses = _torch_fit(twin, topt, sched.step, X, y, epochs, bs, 5)
+    lrs, moms, _ = _torch_fit(twin, topt, sched.step, X, y, epochs, bs, 5)
     np.testing.assert_allclose(rec.lrs, lrs, rtol=1e-12)
     np.testing.assert_allclose(rec.moms, moms, rtol=1e-12)
     assert h.history["lr"] == [rec.lrs[4 * e + 3] for e in range(epochs)]
@@ -166,11 +165,11 @@ def test_resume_continues_a_batch_schedule_bit_exactly(tmp_path, make):
 
 
 def test_schedule_arguments_are_checked():
-    for bad in (dict(max_lr=0), dict(max_lr=1.0, pct_start=1.5), dict(max_lr=1.0, anneal_strategy="exp"),
-                dict(max_lr=1.0, div_factor=0), dict(max_lr=1.0, epochs=0)):
+    for bad in ({"max_lr": 0}, {"max_lr": 1.0, "pct_start": 1.5}, {"max_lr": 1.0, "anneal_strategy": "exp"},
+                {"max_lr": 1.0, "div_factor": 0}, {"max_lr": 1.0, "epochs": 0}):
         with pytest.raises(ValueError):
             CB.OneCycleLR(**bad)
-    for bad in (dict(warmup_steps=0), dict(warmup_steps=3, start_factor=0), dict(warmup_steps=3, end_factor=2)):
+    for bad in ({"warmup_steps": 0}, {"warmup_steps": 3, "start_factor": 0}, {"warmup_steps": 3, "end_factor": 2}):
         with pytest.raises(ValueError):
             CB.LinearWarmup(**bad)
     with pytest.raises(TypeError, match="schedule"):

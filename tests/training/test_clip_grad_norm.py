@@ -3,10 +3,9 @@ the compiled epoch (between backward and the optimizer step) against the module 
 a PyTorch loop, and its argument checks."""
 
 import helpers
+import mlpcore as mc
 import numpy as np
 import pytest
-
-import mlpcore as mc
 
 torch = helpers.import_torch()
 

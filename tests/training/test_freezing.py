@@ -4,10 +4,9 @@ layer), optimizers skip them and keep their state, and a fit with frozen layers 
 loop. Freezing never changes the optimizer's state_dict layout."""
 
 import helpers
+import mlpcore as mc
 import numpy as np
 import pytest
-
-import mlpcore as mc
 
 torch = helpers.import_torch()
 

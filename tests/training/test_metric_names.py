@@ -3,10 +3,9 @@
 running training values from the epoch's own training outputs (no second forward pass), and the
 errors for unknown or misplaced names."""
 
+import mlpcore as mc
 import numpy as np
 import pytest
-
-import mlpcore as mc
 from mlpcore.training import metrics as M
 
 skm = pytest.importorskip("sklearn.metrics")
@@ -131,7 +130,7 @@ def test_running_training_metrics_come_from_the_training_forward_passes():
     running metrics equal sklearn on outputs recorded by the same loop run batch by batch, and
     fit runs one eval-mode predict per epoch (the validation set), none for training."""
     X, y = _blobs(96)
-    make = lambda: mc.Sequential(mc.Linear(4, 8, seed=1, dtype=np.float64), mc.BatchNorm1d(8, dtype=np.float64),  # noqa: E731
+    make = lambda: mc.Sequential(mc.Linear(4, 8, seed=1, dtype=np.float64), mc.BatchNorm1d(8, dtype=np.float64),
                                  mc.Dropout(0.2, seed=3), mc.ReLU(), mc.Linear(8, 2, seed=2, dtype=np.float64))
     a, b = make(), make()
     ta = mc.Trainer(a, optimizer=mc.SGD(a.parameters(), lr=0.1), batch_size=16, metrics=["f1", "roc_auc"])

@@ -144,7 +144,7 @@ def _is_classification(loss_kind) -> bool:
     return loss_kind in (_CE, _BCE)
 
 
-def resolve(metrics, loss_kind) -> "list | None":
+def resolve(metrics, loss_kind) -> list | None:
     """[(name, fn or None)] for ``Trainer(metrics=...)`` (None: the default logs); fn is None for a
     named metric. ValueError for an unknown name or one that does not fit the loss, TypeError for
     anything else."""

@@ -310,7 +310,7 @@ class Trainer:
             return metrics_mod.output_logs(kind, value, out, y)
         return {"loss": float(value), **metrics_mod.compute(kind, wanted, out, y)}
 
-    def _training_logs(self, r: "EpochResult", y: np.ndarray, outputs: Optional[np.ndarray], order) -> dict:
+    def _training_logs(self, r: EpochResult, y: np.ndarray, outputs: Optional[np.ndarray], order) -> dict:
         """An epoch's training logs from what it measured: the loss, and the metrics running over
         the epoch (the default ones, or the Trainer's from the batches' training outputs)."""
         kind, wanted = self.loss.kind, self._metrics
