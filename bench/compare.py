@@ -508,7 +508,7 @@ class _JaxRunner(_Runner):
         norms = [(jnp.ones((o,), jnp.float32), jnp.zeros((o,), jnp.float32)) for o in S[1:-1]] if cfg.norm else []
         stats = [(jnp.zeros((o,), jnp.float32), jnp.ones((o,), jnp.float32)) for o in S[1:-1]] \
             if cfg.norm == "bn" else []
-        self.params = (params, norms, stats)
+        self.params, self.extra = params, (norms, stats)
         X, y = _make_data(cfg, np.float32)
         self.xs = [jax.device_put(X[i * B:(i + 1) * B]) for i in range(cfg.pool)]
         self.ys = [jax.device_put(y[i * B:(i + 1) * B]) for i in range(cfg.pool)]
@@ -540,33 +540,33 @@ class _JaxRunner(_Runner):
                 out, batch = forward(params, norms, x)
                 return jnp.mean((out - y) ** 2), batch
 
-        def step(state, x, y):
-            params, norms, stats = state
+        def step(params, extra, x, y):
+            norms, stats = extra
             (loss, batch), grads = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(params, norms, x, y)
-            new = jax.tree_util.tree_map(lambda p, g: p - LR * g, (params, norms), grads)
+            params, norms = jax.tree_util.tree_map(lambda p, g: p - LR * g, (params, norms), grads)
             unbias = x.shape[0] / (x.shape[0] - 1)
             stats = [((1 - momentum) * rm + momentum * m, (1 - momentum) * rv + momentum * v * unbias)
                      for (rm, rv), (m, v) in zip(stats, batch)]
-            return (new[0], new[1], stats), loss
+            return params, (norms, stats), loss
 
-        self.step = jax.jit(step, donate_argnums=0)
-        self.fwd = jax.jit(lambda state, x: forward(state[0], state[1], x)[0])
+        self.step = jax.jit(step, donate_argnums=(0, 1))
+        self.fwd = jax.jit(lambda params, extra, x: forward(params, extra[0], x)[0])
         self.i = 0
 
     def run(self, n: int) -> None:
         P = self.cfg.pool
         if self.cfg.kind == "infer":
             for k in range(n):
-                self.fwd(self.params, self.xs[(self.i + k) % P]).block_until_ready()
+                self.fwd(self.params, self.extra, self.xs[(self.i + k) % P]).block_until_ready()
             self.i += n
             return
-        params, step, xs, ys = self.params, self.step, self.xs, self.ys
+        params, extra, step, xs, ys = self.params, self.extra, self.step, self.xs, self.ys
         loss = None
         for k in range(n):
             j = (self.i + k) % P
-            params, loss = step(params, xs[j], ys[j])
-        self.jax.block_until_ready((params, loss))
-        self.params = params
+            params, extra, loss = step(params, extra, xs[j], ys[j])
+        self.jax.block_until_ready((params, extra, loss))
+        self.params, self.extra = params, extra
         self.i += n
 
     def info(self) -> dict:
