@@ -126,7 +126,6 @@ class Trainer:
         self.batch_size = pos_int("batch_size", batch_size)
         self.compiled = compiled
         self.metrics = metrics
-        self._metrics = metrics_mod.resolve(metrics, loss.kind)
         if clip_grad_norm is not None:
             clip_grad_norm = positive("clip_grad_norm", clip_grad_norm, allow_zero=True)
         self.clip_grad_norm = clip_grad_norm
@@ -138,6 +137,16 @@ class Trainer:
         if compiled is True and self._net() is None:
             raise ValueError("compiled=True: the model cannot be lowered to the compiled network (it contains a "
                              "custom module, or is not a Sequential of built-in modules)")
+
+    @property
+    def metrics(self):
+        """The metrics as given (None: the default logs); setting them checks them again."""
+        return self._metrics_arg
+
+    @metrics.setter
+    def metrics(self, value) -> None:
+        self._metrics = metrics_mod.resolve(value, self.loss.kind)  # [(name, callable or None)] or None
+        self._metrics_arg = value
 
     # ----- helpers -----
     def _net(self):
