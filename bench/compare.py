@@ -5,7 +5,10 @@
     python bench/compare.py --configs mnist_b128 --peers mlpcore,torch --threads 2
 
 What it measures. One full training step (forward, loss, backward, plain SGD update) of an MLP
-with ReLU hidden layers, or one eval-mode forward of a batch (the inference workloads), for each peer:
+with ReLU hidden layers, or one eval-mode forward of a batch (the inference workloads), for each
+peer. The normalised workloads (``mnist_bn_b128``, ``mnist_ln_b128``) put a BatchNorm1d (train
+mode: batch statistics, running statistics updated) or a LayerNorm between each hidden Linear and
+its ReLU; mlpcore, PyTorch eager and JAX run them (the other peers have no such layers: "n/a"):
 
   mlpcore        the compiled path: ``net = model.compiled(); net.train_step(opt._core, loss, x, y)``
                  (inference: ``net.predict(x, B)``, the compiled predict)
@@ -139,6 +142,10 @@ CONFIGS = [
     Config("infer_b64", (784, 256, 256, 10), 64, "ce", kind="infer", pool=8, entry=("mlpcore-inv",)),
     Config("infer_b1024", (784, 256, 256, 10), 1024, "ce", kind="infer", pool=4, rounds=5, per_round=2,
            target_s=0.06, entry=("mlpcore-inv",)),
+    Config("mnist_bn_b128", (784, 256, 256, 10), 128, "ce", pool=8, norm="bn",
+           budget={"text": ">= 1.2x PyTorch eager", "min_vs_torch": 1.2}),
+    Config("mnist_ln_b128", (784, 256, 256, 10), 128, "ce", pool=8, norm="ln",
+           budget={"text": ">= 1.2x PyTorch eager", "min_vs_torch": 1.2}),
 ]
 CONFIG_BY_NAME = {c.name: c for c in CONFIGS}
 

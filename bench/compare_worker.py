@@ -60,10 +60,11 @@ class _MlpcoreRunner(_Runner):
         if kind == "mlpcore-epoch" and infer:
             raise _NotApplicable("train_epoch is a training call; mlpcore's inference row is 'mlpcore'")
         layers = []
+        norm = {"bn": mc.BatchNorm1d, "ln": mc.LayerNorm}.get(cfg.norm)
         for i, (a, b) in enumerate(zip(cfg.sizes[:-1], cfg.sizes[1:])):
             layers.append(mc.Linear(a, b, seed=i))
             if i < len(cfg.sizes) - 2:
-                layers.append(mc.ReLU())
+                layers += ([norm(b)] if norm else []) + [mc.ReLU()]
         self.mc, self.model = mc, mc.Sequential(*layers)
         self.net = self.model.compiled()
         if self.net is None:
@@ -224,6 +225,8 @@ class _Worker:
             runner = _MlpcoreRunner(cfg, self.lib["mc"], kind)
         elif kind == "torch":
             runner = P._TorchRunner(cfg, self.lib["torch"])
+        elif kind in ("torch-manual", "numpy", "sklearn") and cfg.norm:
+            raise _NotApplicable(f"{kind} has no normalisation layers")
         elif kind == "torch-manual":
             runner = P._TorchManualRunner(cfg, self.lib["torch"])
         elif kind == "numpy":

@@ -11,8 +11,11 @@ emits its own nodes through the :class:`OnnxContext` handed to it, next to the l
 Linear / TiedLinear are one ``Gemm``; ReLU, Sigmoid, Tanh, Softmax (last axis), LeakyReLU and ELU
 are their ONNX ops; SiLU is ``x * Sigmoid(x)``; GELU (exact erf form) is the ``Gelu`` op from
 opset 20 and ``0.5 x (1 + Erf(x / sqrt 2))`` before; Maxout is ``Gemm``, ``Reshape`` to
-``(B, out, pieces)`` and ``ReduceMax``; Residual adds its input; Identity and Dropout emit
-nothing. A custom Python module has no export: TypeError naming it and its path.
+``(B, out, pieces)`` and ``ReduceMax``; Residual adds its input; LayerNorm is
+``LayerNormalization`` from opset 17 (composed of ReduceMean, Sub, Mul, Sqrt, Div before);
+BatchNorm1d is ``BatchNormalization`` with its running statistics as initializers (their PyTorch
+names), or the batch statistics composed when it keeps none; Identity and Dropout emit nothing.
+A custom Python module has no export: TypeError naming it and its path.
 
 Opsets: ``MIN_OPSET`` (13: Softmax over one axis, optional Gemm bias, every op used in its current
 form; older runtimes are not tested) to the newest the installed ``onnx`` knows; default
@@ -80,7 +83,10 @@ class OnnxContext:
     - ``param(p) -> str``: the initializer holding Parameter ``p`` (its PyTorch name; once per
       Parameter, so tied weights are shared);
     - ``constant(value) -> str``: an initializer holding ``value`` (floats in the model's dtype,
-      integer arrays as int64; equal constants are stored once);
+      integer arrays as int64; equal constants are stored once); ``buffer(name, value) -> str``:
+      one holding a buffer under the module's PyTorch name;
+    - ``reduce_mean(x, axis)``, ``normalise(x, axis, eps, weight, bias)``: the opset-dependent
+      pieces the normalisation layers share;
     - ``export(child, x, name) -> str``: a child module's export, its nodes named under ``name``;
     - ``native(op) -> bool``: whether ``op`` runs in this dtype on ONNX Runtime (False for
       :data:`NO_FLOAT64_KERNEL` in float64): a layer writes the op, or else a composition;
@@ -129,6 +135,29 @@ class OnnxContext:
             a = p._read().astype(self.dtype, copy=False)
             name = self._params[id(p)] = self._initializer(self._param_names.get(id(p), "param"), a)
         return name
+
+    def buffer(self, name: str, value) -> str:
+        """An initializer holding a buffer's ``value`` (in the model's dtype) under the module's
+        PyTorch name (``1.running_mean``)."""
+        prefix = ".".join(self._path)
+        return self._initializer(f"{prefix}.{name}" if prefix else name, np.asarray(value).astype(self.dtype))
+
+    def reduce_mean(self, x: str, axis: int) -> str:
+        """The mean over ``axis``, kept as a dimension of 1 (ReduceMean takes its axes as an input
+        from opset 18)."""
+        if self.opset >= 18:
+            return self.node("ReduceMean", [x, self.constant([axis])], keepdims=1)
+        return self.node("ReduceMean", [x], axes=[axis], keepdims=1)
+
+    def normalise(self, x: str, axis: int, eps: float, weight=None, bias=None) -> str:
+        """(x - mean) / sqrt(var + eps) * weight + bias with the mean and biased variance over
+        ``axis`` (LayerNorm: 1, BatchNorm without running statistics: 0); weight / bias: value
+        names or None."""
+        d = self.node("Sub", [x, self.reduce_mean(x, axis)])
+        var = self.reduce_mean(self.node("Mul", [d, d]), axis)
+        y = self.node("Div", [d, self.node("Sqrt", [self.node("Add", [var, self.constant(eps)])])])
+        y = self.node("Mul", [y, weight]) if weight is not None else y
+        return self.node("Add", [y, bias]) if bias is not None else y
 
     def constant(self, value) -> str:
         a = np.asarray(value)
