@@ -1,7 +1,7 @@
-"""model.state_dict() / load_state_dict() (an ordered mapping of PyTorch names to numpy copies,
-buffers included; missing, unexpected and mis-shaped entries named; a PyTorch twin loads it),
-optimizer.state_dict() / load_state_dict() likewise, model.summary(), and mc.manual_seed (layers
-without seed= draw from it)."""
+"""model.state_dict() / load_state_dict() (an ordered mapping of PyTorch names to numpy copies;
+missing, unexpected and mis-shaped entries named; a PyTorch twin loads it; buffers: see
+test_norm_layers_state.py), optimizer.state_dict() / load_state_dict() likewise, model.summary(),
+and mc.manual_seed (layers without seed= draw from it)."""
 
 import numpy as np
 import pytest
@@ -92,32 +92,6 @@ def test_optimizer_state_dict_round_trip():
     np.testing.assert_array_equal(opt2.state_dict()["state"], sd["state"])
 
 
-def test_buffers_are_included_copied_checked_and_loaded_in_place():
-    """Non-parameter state (a module's ``_own_buffers``, as BatchNorm's running statistics) is part
-    of the state dict, after the parameters, under its module path."""
-
-    class Running(mc.Module):
-        def __init__(self):
-            self.lin = mc.Linear(3, 2, seed=0)
-            self.mean = np.zeros(2)
-
-        def _own_buffers(self):
-            return [("running_mean", self.mean)]
-
-    model = mc.Sequential(mc.Linear(4, 3, seed=1), Running())
-    sd = model.state_dict()
-    assert list(sd) == ["0.weight", "0.bias", "1.lin.weight", "1.lin.bias", "1.running_mean"]
-    sd["1.running_mean"][...] = 5.0
-    assert not np.any(model[1].mean)  # a copy
-    held = model[1].mean
-    model.load_state_dict(sd)
-    assert model[1].mean is held and np.all(held == 5.0)  # written in place: who holds it sees it
-    with pytest.raises(ValueError, match=r"'1.running_mean': expected shape \(2,\), got \(3,\)"):
-        model.load_state_dict({**sd, "1.running_mean": np.zeros(3)})
-    with pytest.raises(ValueError, match=r"missing \['1.running_mean'\]"):
-        model.load_state_dict({k: v for k, v in sd.items() if k != "1.running_mean"})
-
-
 def test_float32_state_loads_into_a_pytorch_twin_with_from_numpy():
     torch = pytest.importorskip("torch")
     model = _mlp()
@@ -161,6 +135,27 @@ def test_optimizer_load_state_dict_names_every_problem_and_changes_nothing():
     np.testing.assert_array_equal(opt.state_dict()["state"], sd["state"])
     opt.load_state_dict({**good, "hyper": {"lr": 0.5}})  # a subset of the hyper-parameters is fine
     assert opt.lr == 0.5 and opt.step_count == 1
+
+
+def test_optimizer_state_dict_checks_the_layout_it_saves_with_frozen_parameters():
+    """With a parameter frozen the state dict keeps the layout with nothing frozen; the checks
+    expect that layout, and a round trip restores the state."""
+    model = _mlp()
+    opt = mc.Adam(model.parameters(), lr=0.01)
+    model(_x())
+    model.backward(np.ones((6, 3), np.float32))
+    opt.step()
+    model[0].weight.requires_grad = False
+    sd = opt.state_dict()
+    n = sd["state"].size
+    assert n > opt._core.state_numel  # the frozen weight's moments are kept in the saved layout
+    opt.load_state_dict({**sd, "state": np.zeros(n, np.float32)})
+    assert not np.any(opt.state_dict()["state"])
+    opt.load_state_dict(sd)
+    np.testing.assert_array_equal(opt.state_dict()["state"], sd["state"])
+    live = opt._core.state_numel
+    with pytest.raises(ValueError, match=rf"shape \({n},\) .*got float32 of shape \({live},\)"):
+        opt.load_state_dict({**sd, "state": np.zeros(live, np.float32)})
 
 
 def test_summary_lists_layers_shapes_and_counts():
