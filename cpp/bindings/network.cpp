@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include "device_data.h"
+#include "interrupt.h"
 #include "mlpcore/network.h"
 
 namespace mc_py {
@@ -35,6 +36,36 @@ std::vector<std::shared_ptr<ParamArena>> arenas_of(py::handle h) {
   } catch (const py::cast_error&) {
     throw mc::TypeError("arenas: expected a ParamArena or a list of ParamArena, got " + describe(h));
   }
+}
+
+// Network::train_epoch with the GIL released and Ctrl-C watched (interrupt.h): when a SIGINT
+// stops the epoch between two batches, Python's handlers run here; KeyboardInterrupt propagates,
+// a handler that does not raise lets the epoch continue at the next batch.
+EpochResult train_epoch_interruptible(Network& net, Optimizer& opt, LossKind loss, const void* X, const void* Y,
+                                      int64_t n, int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch,
+                                      bool check_finite, int64_t batch_begin, int64_t batch_end) {
+  const int64_t bs = std::min(batch_size, n);
+  const int64_t end = batch_end < 0 ? (n + bs - 1) / bs : batch_end;
+  double total = 0;
+  EpochResult sum;
+  for (;;) {
+    EpochResult r;
+    {
+      SigintWatch watch(end - batch_begin > 1);
+      py::gil_scoped_release nogil;
+      r = net.train_epoch(opt, loss, X, Y, n, batch_size, shuffle, seed, epoch, check_finite, batch_begin, batch_end,
+                          watch.flag());
+    }
+    if (!r.interrupted && sum.rows == 0) return r;
+    total += r.loss * double(r.rows);
+    sum.correct += r.correct;
+    sum.rows += r.rows;
+    if (!r.interrupted) break;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    batch_begin += r.rows / bs;  // an interrupted call ran whole batches only
+  }
+  sum.loss = total / double(sum.rows);
+  return sum;
 }
 
 }  // namespace
@@ -287,21 +318,24 @@ void bind_network(py::module_& m) {
       .def("train_epoch", [](PyNetwork& net, PyOptimizer& opt, LossKind loss, py::handle X_, py::handle Y_,
                              int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch, bool check_finite,
                              int64_t batch_begin, int64_t batch_end, bool validate) {
+        const void* X;
+        const void* Y;
+        int64_t n;
+        std::shared_ptr<DeviceData> d;
+        py::array Xa, Ya;
         if (on_cuda(net)) {
           check_batch_size(batch_size);  // before the upload
-          auto d = device_data(net, net.cache, X_, Y_, ykind_of(loss), validate);
-          py::gil_scoped_release nogil;
-          return net.train_epoch(*opt.opt, loss, d->X.data(), d->Y.data(), d->n, batch_size, shuffle, seed, epoch,
-                                 check_finite, batch_begin, batch_end);
+          d = device_data(net, net.cache, X_, Y_, ykind_of(loss), validate);
+          X = d->X.data(), Y = d->Y.data(), n = d->n;
+        } else {
+          Xa = as_matrix(X_, "X", net.dtype(), net.in_features(), -1, false, validate);
+          n = Xa.shape(0);
+          Ya = as_targets(net, Y_, ykind_of(loss), n, validate);
+          check_batch_size(batch_size);
+          X = Xa.data(), Y = Ya.data();
         }
-        const DType dt = net.dtype();
-        py::array X = as_matrix(X_, "X", dt, net.in_features(), -1, false, validate);
-        const int64_t n = X.shape(0);
-        py::array Y = as_targets(net, Y_, ykind_of(loss), n, validate);
-        check_batch_size(batch_size);
-        py::gil_scoped_release nogil;
-        return net.train_epoch(*opt.opt, loss, X.data(), Y.data(), n, batch_size, shuffle, seed, epoch, check_finite,
-                               batch_begin, batch_end);
+        return train_epoch_interruptible(net, *opt.opt, loss, X, Y, n, batch_size, shuffle, seed, epoch, check_finite,
+                                         batch_begin, batch_end);
       }, py::arg("optimizer"), py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size"), py::arg("shuffle"),
          py::arg("seed"), py::arg("epoch") = 0, py::arg("check_finite") = true, py::arg("batch_begin") = 0,
          py::arg("batch_end") = -1, py::arg("validate") = true)

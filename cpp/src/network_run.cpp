@@ -49,9 +49,12 @@ double Network::step_on(Optimizer& opt, LossKind loss, const void* x, const void
   be_->download(&sum, sum_dev, sizeof(double));
   const double value = sum / loss_divisor(loss, B, width_.back());
   if (check_finite && !std::isfinite(value))  // epoch < 0: a single train_step, not part of an epoch
-    throw std::runtime_error("mlpcore: non-finite loss (" + std::to_string(value) + ")" +
+    // Epochs and batches counted from 1, as the progress display counts them.
+    throw std::runtime_error("non-finite loss (" + std::string(std::isnan(value) ? "nan" : value > 0 ? "inf" : "-inf") +
+                             ")" +
                              (epoch < 0 ? std::string(" in train_step")
-                                        : " at epoch " + std::to_string(epoch) + ", batch " + std::to_string(batch)) +
+                                        : " at epoch " + std::to_string(epoch + 1) + ", batch " +
+                                              std::to_string(batch + 1)) +
                              "; training stopped before this batch updated the weights (lower the learning "
                              "rate or check the data)");
   if (correct)
@@ -87,7 +90,8 @@ double Network::train_step(Optimizer& opt, LossKind loss, const void* x, const v
 
 EpochResult Network::train_epoch(Optimizer& opt, LossKind loss, const void* X, const void* Y, int64_t n,
                                  int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch_index,
-                                 bool check_finite, int64_t batch_begin, int64_t batch_end) {
+                                 bool check_finite, int64_t batch_begin, int64_t batch_end,
+                                 const std::atomic<bool>* stop) {
   std::lock_guard<std::mutex> lock(mutex_);
   invalidate("train_epoch() reused the workspace after the last forward()");
   check_optimizer(opt);
@@ -137,6 +141,12 @@ EpochResult Network::train_epoch(Optimizer& opt, LossKind loss, const void* X, c
     total += step_on(opt, loss, xb, yb, rows, check_finite, epoch_index, batch, count ? &r.correct : nullptr) *
              double(rows);
     r.rows += rows;
+    // The one place the loop polls for a stop request (Ctrl-C): between two whole steps, one
+    // relaxed load per batch.
+    if (stop && batch + 1 < batch_end && stop->load(std::memory_order_relaxed)) {
+      r.interrupted = true;
+      break;
+    }
   }
   r.loss = total / double(r.rows);
   return r;

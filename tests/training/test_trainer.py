@@ -481,7 +481,7 @@ def test_non_finite_loss_stops_with_epoch_and_batch(compiled):
     X, Y = rng.normal(size=(64, 3)), rng.normal(size=(64, 1))
     m = mlp([3, 8, 1], np.float64, act=mc.ReLU)
     tr = mc.Trainer(m, loss=mc.MSELoss(), optimizer=mc.SGD(m.parameters(), lr=1e150), batch_size=8, compiled=compiled)
-    with pytest.raises(RuntimeError, match=r"non-finite loss .* at epoch 0, batch 1"):
+    with pytest.raises(RuntimeError, match=r"non-finite loss .* at epoch 1, batch 2"):
         tr.fit(X, Y, epochs=3, progress=False)
     assert all(np.isfinite(w).all() for w in weights(m))  # stopped before the bad update
     # check_finite=False trains on (to non-finite numbers) without an error; module by module,

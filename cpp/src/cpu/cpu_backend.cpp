@@ -5,6 +5,7 @@
 #include "cpu/cpu_backend.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -19,6 +20,51 @@ MC_FOR_KERNEL_SETS(MC_X)
 #undef MC_X
 
 namespace {
+
+// ---- thread policy ---------------------------------------------------------------------------
+// OpenBLAS's thread count is process-wide: this build exports set/get_num_threads and a thread-
+// server callback, no per-call count. Splitting a GEMM costs a hand-off to the worker threads and
+// a join; a worker that has to wait for a core (another process on it) makes the join wait a
+// scheduler time slice, milliseconds, which turns a 0.1 ms GEMM into 10 ms or more. So unless the
+// user pinned a count, a GEMM with fewer than kSplitMinWork multiply-adds (M·N·K) runs on one
+// thread and a larger one on the default count: on an idle machine the split only pays from
+// about there, and above it a time slice lost to a busy core costs a fraction of the GEMM
+// instead of multiples (bench/threads.py measures both). The choice depends on the shape alone,
+// so results stay a function of (shape, thread count). The count is switched only when it
+// changes; a switch stores OpenBLAS's count (~80 ns, no system call).
+constexpr int64_t kSplitMinWork = int64_t(64) << 20;
+
+struct ThreadPolicy {
+  std::atomic<int> pinned{0};   // the user's count; 0: automatic
+  int full = 1;                 // automatic: the count for large GEMMs (OpenBLAS's default)
+  std::atomic<int> applied{0};  // the count last given to OpenBLAS by this policy (0: unknown)
+  ThreadPolicy() {
+    full = std::max(1, MC_OPENBLAS(get_num_threads)());
+    // OPENBLAS_NUM_THREADS / GOTO_NUM_THREADS name a count for OpenBLAS itself: a pin, as
+    // set_num_threads. (OMP_NUM_THREADS, often set for a whole machine, only sets the default.)
+    for (const char* var : {"OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS"}) {
+      const char* v = std::getenv(var);
+      if (v && std::atoi(v) > 0) pinned = full;
+    }
+    applied = full;
+  }
+};
+
+ThreadPolicy& thread_policy() {
+  static ThreadPolicy p;
+  return p;
+}
+
+// Before a BLAS call of `work` multiply-adds: one thread for a small one unless the count is pinned.
+void threads_for(int64_t work) {
+  ThreadPolicy& p = thread_policy();
+  if (p.pinned.load(std::memory_order_relaxed)) return;
+  const int want = work < kSplitMinWork ? 1 : p.full;
+  if (p.applied.load(std::memory_order_relaxed) != want) {
+    MC_OPENBLAS(set_num_threads)(want);
+    p.applied.store(want, std::memory_order_relaxed);
+  }
+}
 
 class CpuBackend final : public Backend {
  public:
@@ -54,6 +100,7 @@ class CpuBackend final : public Backend {
     // would pack the whole weight matrix for one row (90% of a batch-1 forward was packing);
     // GEMV streams it once. The output is zeroed first when beta == 0 so that NaN in C is never
     // read, whatever the BLAS's scal does with a zero factor.
+    threads_for(M * N * K);
     if (M == 1 || N == 1) {
       if (beta == 0.0) {
         const size_t es = dtype_size(dt);
@@ -149,8 +196,19 @@ Backend& cpu_backend() {
   return be;
 }
 
-void cpu_set_num_threads(int n) { MC_OPENBLAS(set_num_threads)(n); }
-int cpu_get_num_threads() { return MC_OPENBLAS(get_num_threads)(); }
+void cpu_set_num_threads(int n) {
+  ThreadPolicy& p = thread_policy();
+  const int count = n > 0 ? n : p.full;
+  p.pinned.store(n > 0 ? n : 0, std::memory_order_relaxed);
+  MC_OPENBLAS(set_num_threads)(count);
+  p.applied.store(count, std::memory_order_relaxed);
+}
+int cpu_get_num_threads() {
+  const ThreadPolicy& p = thread_policy();
+  const int pinned = p.pinned.load(std::memory_order_relaxed);
+  return pinned ? pinned : p.full;
+}
+bool cpu_num_threads_pinned() { return thread_policy().pinned.load(std::memory_order_relaxed) != 0; }
 std::string cpu_blas_info() {
   return std::string(MC_OPENBLAS(get_config)()) + " core=" + MC_OPENBLAS(get_corename)();
 }

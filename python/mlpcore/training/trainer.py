@@ -142,7 +142,7 @@ class Trainer:
         value = self.loss(out, yb)
         if check_finite and not math.isfinite(value):
             raise RuntimeError(
-                f"mlpcore: non-finite loss ({value}) at epoch {epoch}, batch {batch}; training stopped before this "
+                f"non-finite loss ({value}) at epoch {epoch + 1}, batch {batch + 1}; training stopped before this "
                 "batch updated the weights (lower the learning rate or check the data)")
         self.model._backward_modules(self.loss.backward())
         self.optimizer.step()
