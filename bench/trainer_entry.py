@@ -72,7 +72,7 @@ def worker(n_samples: int, target_s: float) -> dict:
     X = rng.normal(size=(64 * 50, 2)).astype(np.float32)
     y = rng.integers(0, 2, len(X))
     tr = trainer(SMALL, 64)
-    res["fit/batch [2,16,16,2] B64"] = _samples(lambda: tr.fit(X, y, epochs=4, progress=False), 4 * 50, n_samples,
+    res["fit/batch [2,16,16,2] B64"] = _samples(lambda: tr.fit(X, y, epochs=4, verbose=0), 4 * 50, n_samples,
                                                 target_s)
     xb, yb = X[:64].copy(), y[:64].copy()
     res["train_on_batch [2,16,16,2] B64"] = _samples(lambda: tr.train_on_batch(xb, yb), 1, n_samples, target_s)
@@ -82,7 +82,7 @@ def worker(n_samples: int, target_s: float) -> dict:
     Xb = rng.normal(size=(4096, 784)).astype(np.float32)
     yb = rng.integers(0, 10, len(Xb))
     tb = trainer(BIG, 128)
-    res["fit/epoch [784,256,256,10] B128"] = _samples(lambda: tb.fit(Xb, yb, epochs=1, progress=False), 1, n_samples,
+    res["fit/epoch [784,256,256,10] B128"] = _samples(lambda: tb.fit(Xb, yb, epochs=1, verbose=0), 1, n_samples,
                                                       target_s)
     return res
 

@@ -147,7 +147,7 @@ def test_manual_seed_then_fit_is_reproducible(restore_seed_stream):
         mc.manual_seed(0)
         model = mc.Sequential(mc.Linear(4, 16), mc.ReLU(), mc.Dropout(0.2), mc.Linear(16, 3))
         mc.Trainer(model, optimizer=mc.SGD(model.parameters(), lr=0.1, momentum=0.9), batch_size=16).fit(
-            X, y, epochs=2, seed=0, progress=False)
+            X, y, epochs=2, seed=0, verbose=0)
         return [p.data.copy() for p in model.parameters()]
 
     for p, q in zip(run(), run()):

@@ -911,7 +911,7 @@ def test_trainer(data, lname, fin, fout, dtype, compiled, epochs, bs, vsplit, se
                 validation_split=vsplit,
                 seed=seed,
                 shuffle=shuffle,
-                progress=False,
+                verbose=0,
             )
         except (ValueError, TypeError, RuntimeError) as e:
             if type(e) is RuntimeError and not errs and huge:

@@ -176,7 +176,7 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     resumable = tmp_path / "r.safetensors"  # resume checks for optimizer state first
     mc.save(model, resumable, optimizer=mc.SGD(model.parameters()), epoch=1)
     with pytest.raises(ValueError, match="resume_from: .*do not match the model"):
-        mc.Trainer(deeper, loss=mc.MSELoss()).fit(X, Y, epochs=2, resume_from=str(resumable), progress=False)
+        mc.Trainer(deeper, loss=mc.MSELoss()).fit(X, Y, epochs=2, resume_from=str(resumable), verbose=0)
     # another dtype with the same architecture loads, converted (documented: weights are copied in)
     mc.load_state_into(f64, path)
     for p, q in zip(weights(f64), weights(model)):

@@ -32,12 +32,12 @@ def _resume_matches_full_run(tmp_path, make, compiled):
         return mc.Trainer(m, optimizer=mc.Adam(m.parameters(), lr=0.01), batch_size=16, compiled=compiled)
 
     full = trainer(0)
-    h_full = full.fit(X, y, epochs=4, seed=3, progress=False)
+    h_full = full.fit(X, y, epochs=4, seed=3, verbose=0)
     path = tmp_path / "ck.safetensors"
     trainer(0).fit(X, y, epochs=2, seed=3, callbacks=[mc.callbacks.ModelCheckpoint(path, monitor="loss")],
-                   progress=False)
+                   verbose=0)
     resumed = trainer(1)  # other weights and other dropout seeds: everything comes from the file
-    h = resumed.fit(X, y, epochs=4, seed=3, resume_from=path, progress=False)
+    h = resumed.fit(X, y, epochs=4, seed=3, resume_from=path, verbose=0)
     assert h.epoch == [2, 3]
     assert h.history["loss"] == h_full.history["loss"][2:]
     for (name, p), (_, q) in zip(resumed.model.named_parameters(), full.model.named_parameters()):
@@ -73,5 +73,5 @@ def test_resume_without_optimizer_state_leaves_the_model_alone(tmp_path):
     before = other[0].weight.data.copy()
     X, y = _blobs(16)
     with pytest.raises(ValueError, match="no optimizer state"):
-        mc.Trainer(other).fit(X, y, epochs=2, resume_from=path, progress=False)
+        mc.Trainer(other).fit(X, y, epochs=2, resume_from=path, verbose=0)
     np.testing.assert_array_equal(other[0].weight.data, before)
