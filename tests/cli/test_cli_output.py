@@ -5,9 +5,13 @@ goes away (`| head`), and the thread policy it reports."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 from test_cli import PYTHONPATH, _one_line_error, run
+
+from mlpcore import cli
 
 
 def test_verbose_levels(tmp_path):
@@ -65,3 +69,12 @@ def test_threads_reported():
                         "--out", "none", "--threads", "2", "--verbose", "0"], env=env, capture_output=True,
                        text=True, timeout=240)
     assert r.returncode == 0 and "cpu, 2 thread(s)" in r.stdout, r.stderr
+
+
+def test_default_checkpoint_is_git_ignored():
+    """`mlpcore train` in the checkout writes ./mlpcore-model.safetensors: git leaves it out."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    r = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", cli.DEFAULT_OUT], capture_output=True)
+    assert r.returncode == 0, f"{cli.DEFAULT_OUT} is not in .gitignore"
