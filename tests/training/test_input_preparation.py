@@ -94,8 +94,12 @@ def test_dataframe_column_that_cannot_be_cast_is_named():
     with pytest.raises(TypeError, match="column 'city' has dtype category"):
         tr.predict(cat)
     with_na = pd.DataFrame({"a": pd.array([1, None, 3] * 4, dtype="Int64"), "b": 1.0, "c": True})
-    with pytest.raises(ValueError, match="NaN"):  # a missing value is NaN, refused as such
+    with pytest.raises(ValueError, match=r"X: column 'a' holds a missing value \(NA\) at row 1; fill or drop"):
         tr.predict(with_na)
+    with pytest.raises(ValueError, match=r"X: column 'b' holds inf at row 'r2'"):
+        tr.predict(pd.DataFrame({"a": 1, "b": [0.0, 1.0, np.inf], "c": 2.0}, index=["r0", "r1", "r2"]))
+    mc.set_check_finite(False)  # conftest restores it
+    assert np.isnan(tr.predict(with_na)[1]).all()
 
 
 def test_object_arrays_of_numbers_are_cast_and_text_is_named():
@@ -178,6 +182,10 @@ def test_label_errors_suggest_the_fix(compiled):
         tr.fit(X, y - 1, epochs=1, verbose=0)
     with pytest.raises(TypeError, match=r"integer class ids.*whole numbers: pass y.astype\(int\)"):
         tr.train_on_batch(X, y.astype(np.float32))
+    with pytest.raises(TypeError, match=r"integer class ids.*look one-hot: pass y.argmax\(axis=1\)"):
+        tr.fit(X, np.eye(3, dtype=np.float32)[y], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"a column of class ids: pass y.ravel\(\)"):
+        tr.fit(X, y.reshape(-1, 1), epochs=1, verbose=0)
     with pytest.raises(TypeError, match=r"integer class ids.*np.unique\(y, return_inverse=True\).*MLPClassifier"):
         tr.fit(X, np.array(["a", "b", "c"])[y], epochs=1, verbose=0)
     assert_same(weights(tr.model), before)  # nothing trained on refused data
