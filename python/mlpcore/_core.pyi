@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ActKind', 'DropoutState', 'EpochResult', 'InitKind', 'LossKind', 'Network', 'OpKind', 'OpSpec', 'OptimKind', 'OptimParams', 'Optimizer', 'ParamArena', 'act_backward', 'act_forward', 'blas_info', 'cuda_available', 'cuda_unavailable_reason', 'dropout_forward', 'epoch_seed', 'get_batch_invariant', 'get_check_finite', 'get_num_threads', 'linear_backward', 'linear_forward', 'loss_forward_backward', 'maxout_backward', 'maxout_forward', 'mul', 'permutation', 'set_batch_invariant', 'set_check_finite', 'set_num_threads']
+__all__: list[str] = ['ActKind', 'DropoutState', 'EpochResult', 'InitKind', 'LossKind', 'Network', 'OpKind', 'OpSpec', 'OptimKind', 'OptimParams', 'Optimizer', 'ParamArena', 'act_backward', 'act_forward', 'blas_info', 'cuda_available', 'cuda_unavailable_reason', 'dropout_forward', 'epoch_seed', 'get_batch_invariant', 'get_check_finite', 'get_num_threads', 'linear_backward', 'linear_forward', 'loss_forward_backward', 'maxout_backward', 'maxout_forward', 'mul', 'num_threads_pinned', 'permutation', 'set_batch_invariant', 'set_check_finite', 'set_num_threads']
 class ActKind:
     """
     Members:
@@ -562,7 +562,9 @@ def get_batch_invariant() -> bool:
 def get_check_finite() -> bool:
     ...
 def get_num_threads() -> int:
-    ...
+    """
+    The pinned count, else the count large GEMMs use.
+    """
 def linear_backward(grad_output: typing.Any, x: numpy.ndarray, weight: numpy.ndarray, dweight: numpy.ndarray, dbias: typing.Any, need_dx: bool, transposed: bool, dtype: typing.Any) -> typing.Any:
     ...
 def linear_forward(x: typing.Any, weight: numpy.ndarray, bias: typing.Any, transposed: bool, dtype: typing.Any, fixed_order: bool = False) -> tuple[numpy.ndarray, numpy.ndarray]:
@@ -577,6 +579,10 @@ def maxout_forward(x: typing.Any, pieces: typing.SupportsInt | typing.SupportsIn
     ...
 def mul(a: typing.Any, b: numpy.ndarray, dtype: typing.Any) -> numpy.ndarray:
     ...
+def num_threads_pinned() -> bool:
+    """
+    True after set_num_threads(n) or with OPENBLAS_NUM_THREADS set; False under the automatic policy.
+    """
 def permutation(n: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
     """
     The shuffling order Network.train_epoch uses for (n, seed): int64 (n,).
@@ -587,5 +593,7 @@ def set_batch_invariant(enabled: bool) -> None:
     """
 def set_check_finite(enabled: bool) -> None:
     ...
-def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
-    ...
+def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex | None) -> None:
+    """
+    Pin n OpenBLAS threads for every GEMM; None: the automatic default (one thread for GEMMs too small to split, OpenBLAS's default count for larger ones).
+    """

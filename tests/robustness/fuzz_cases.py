@@ -821,18 +821,21 @@ def test_module_constructors(fin, fout, bias, init, dtype, seed, p):
 @given(st.sampled_from([1, 2, 0, -1, -(2**40), 2**40, 2.0, "2", None]))
 def test_set_num_threads(n):
     count("threads")
-    before = mc.get_num_threads()
+    before, pinned = mc.get_num_threads(), mc._core.num_threads_pinned()
     try:
-        if n in (1, 2) and isinstance(n, int):
+        if (n in (1, 2) and isinstance(n, int)) or n is None:  # None: the automatic policy
             errs = set()
         elif n in (0, -1):
             errs = {ValueError}
         else:  # not an int, or beyond the C int: pybind11's TypeError
             errs = {TypeError, ValueError}
         ok, _ = outcome(lambda: mc.set_num_threads(n), errs)
-        assert mc.get_num_threads() == (int(n) if ok else before)
+        if ok and n is None:
+            assert not mc._core.num_threads_pinned()
+        else:
+            assert mc.get_num_threads() == (int(n) if ok else before)
     finally:
-        mc.set_num_threads(before)
+        mc.set_num_threads(before if pinned else None)
 
 
 # ----- the Trainer ------------------------------------------------------------------------------------------

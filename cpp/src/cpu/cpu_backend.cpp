@@ -23,16 +23,19 @@ namespace {
 
 // ---- thread policy ---------------------------------------------------------------------------
 // OpenBLAS's thread count is process-wide: this build exports set/get_num_threads and a thread-
-// server callback, no per-call count. Splitting a GEMM costs a hand-off to the worker threads and
-// a join; a worker that has to wait for a core (another process on it) makes the join wait a
-// scheduler time slice, milliseconds, which turns a 0.1 ms GEMM into 10 ms or more. So unless the
-// user pinned a count, a GEMM with fewer than kSplitMinWork multiply-adds (M·N·K) runs on one
-// thread and a larger one on the default count: on an idle machine the split only pays from
-// about there, and above it a time slice lost to a busy core costs a fraction of the GEMM
-// instead of multiples (bench/threads.py measures both). The choice depends on the shape alone,
-// so results stay a function of (shape, thread count). The count is switched only when it
-// changes; a switch stores OpenBLAS's count (~80 ns, no system call).
-constexpr int64_t kSplitMinWork = int64_t(64) << 20;
+// server callback, no per-call count. A split GEMM hands half its work to a worker thread and
+// waits for it. On an idle machine that pays from a few million multiply-adds on; on a busy one
+// the worker waits for a core (another process holds it) and the join waits a scheduler time
+// slice, tens of milliseconds on a loaded 2-core machine: a 0.1 ms GEMM then takes 30 ms, a 13 ms
+// one 60 ms (bench/threads.py). So unless the user pinned a count, a GEMM of fewer than
+// kSplitMinWork multiply-adds (M·N·K; 2^30 is ~15 ms on one core) runs on one thread and a
+// larger one on the default count, where a lost time slice costs a fraction of the GEMM instead
+// of multiples. The price: on an idle machine mid-size models (GEMMs of 4M..1G multiply-adds)
+// leave the second core unused unless the count is pinned (set_num_threads(2), --threads 2).
+// The choice depends on the shape alone, so results stay a function of (shape, thread count).
+// The count is switched only when it changes; a switch stores OpenBLAS's count (~80 ns, no
+// system call).
+constexpr int64_t kSplitMinWork = int64_t(1) << 30;
 
 struct ThreadPolicy {
   std::atomic<int> pinned{0};   // the user's count; 0: automatic
