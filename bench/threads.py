@@ -26,7 +26,6 @@ Timings are wall clock: the point is how long the user waits.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import re
 import statistics
