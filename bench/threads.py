@@ -4,6 +4,9 @@
     python bench/threads.py --only gemm     # the GEMM sweep only (gemm | train | large)
     python bench/threads.py --load loaded   # only with the busy loop (idle | loaded | both)
 
+"idle" means without the busy loop: the machine is as idle as its other users leave it (the load
+average printed before and after says how idle that was).
+
 mlpcore's default (no set_num_threads, no --threads, no OPENBLAS_NUM_THREADS) runs a GEMM with
 fewer than ``kSplitMinWork`` multiply-adds (cpp/src/cpu/cpu_backend.cpp) on one OpenBLAS thread
 and a larger one on OpenBLAS's default count. This script measures what that threshold rests on
@@ -163,7 +166,7 @@ def main(argv=None) -> int:
     mlpcore_cmd = [sys.executable, "-c", "import sys; from mlpcore.cli import main; sys.exit(main())",
                    "train", "--out", "none", "--no-progress"]
     for loaded in loads:
-        print(f"{'loaded (busy loop on CPU 0)' if loaded else 'idle'}: {uptime()}", flush=True)
+        print(f"{'with a busy loop on CPU 0' if loaded else 'without the busy loop'}: {uptime()}", flush=True)
         with busy_loop(loaded):
             if "gemm" in parts:
                 bench_gemm(args.repeats)

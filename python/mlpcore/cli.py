@@ -434,7 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=_positive_int, default=64, help="default 64")
     t.add_argument("--test-size", type=_fraction, default=0.2, help="test fraction (default 0.2)")
     t.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
-    t.add_argument("--threads", type=_positive_int, default=None, help="CPU threads (default: all cores)")
+    t.add_argument("--threads", type=_positive_int, default=None,
+                   help="pin this many OpenBLAS threads (default: one for GEMMs too small to split, all cores for "
+                        "larger ones)")
     t.add_argument("--seed", type=_nonneg_int, default=0, help="seed for the split, init and shuffling (default 0)")
     t.add_argument("--out", default=DEFAULT_OUT,
                    help=f"checkpoint path (default ./{DEFAULT_OUT}; 'none' to skip saving)")
