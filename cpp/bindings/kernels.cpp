@@ -3,6 +3,7 @@
 // the backend of the CPU, found through the one dispatch point, backend_for. The module path runs
 // on the CPU; a model on cuda runs through its compiled network.
 #include "input.h"
+#include "loss.h"
 #include "mlpcore/loss.h"
 #include "mlpcore/ops.h"
 
@@ -93,21 +94,28 @@ void bind_kernels(py::module_& m) {
     return dx;
   }, py::arg("kind"), py::arg("param"), py::arg("grad_output"), py::arg("x"), py::arg("a"), py::arg("dtype"));
 
-  m.def("loss_forward_backward", [](LossKind kind, py::handle pred_, py::handle target_, py::handle dtype) {
+  m.def("loss_forward_backward", [](const LossArg& loss_, py::handle pred_, py::handle target_, py::handle dtype,
+                                    py::handle sample_weight_) {
+    const PyLoss& loss = loss_arg(loss_);
     const DType dt = parse_dtype(dtype);
     py::array pred = as_matrix(pred_, "pred", dt);
     const int64_t B = pred.shape(0), C = pred.shape(1);
     if (C == 0) throw mc::ValueError("pred: expected at least 1 column, got " + describe(pred));
-    py::array target = as_loss_target(kind, target_, "target", dt, B, C, "the prediction");
+    py::array target = as_loss_target(loss.spec.kind, target_, "target", dt, B, C, "the prediction");
+    const LossSpec spec = loss.for_dtype(dt, C);
+    py::object keep;
+    const void* w = weights_or_null(sample_weight_, keep, dt, B, "the prediction");
     py::array grad = new_matrix(dt, B, C);
-    double sum = 0;
+    LossSums sums;
     {
       py::gil_scoped_release nogil;
-      loss_forward_backward(backend_for(Device::cpu), dt, kind, &sum, grad.mutable_data(), pred.data(), target.data(),
-                            nullptr, B, C, B);
+      loss_forward_backward(backend_for(Device::cpu), dt, spec, &sums, grad.mutable_data(), pred.data(), target.data(),
+                            w, B, C);
     }
-    return py::make_tuple(sum / loss_divisor(kind, B, C), grad);
-  }, py::arg("kind"), py::arg("pred"), py::arg("target"), py::arg("dtype"));
+    return py::make_tuple(loss_mean(sums), grad);
+  }, py::arg("kind"), py::arg("pred"), py::arg("target"), py::arg("dtype"), py::arg("sample_weight") = py::none(),
+     "(mean loss, d loss / d pred) of a batch: `kind` a LossKind or LossSpec; with sample_weight (B,) the "
+     "weighted mean sum(w v) / sum(w n) of mlpcore/loss.h (0, and a zero gradient, when that sum is 0).");
 
   m.def("dropout_forward", [](py::handle x_, double p, DropoutState& st, py::handle dtype) {
     const DType dt = parse_dtype(dtype);

@@ -1,6 +1,7 @@
 // bindings/module.cpp — the pybind11 module mlpcore._core: its definition (the exception
 // translation, the enums, the runtime switches) and the calls that bind the rest by job:
 //   input.cpp        the input policy (every array checked and converted once, at the edge)
+//   loss.cpp         LossSpec (a loss and its parameters) and the sample-weight policy
 //   kernels.cpp      the module-path kernels (numpy in, new numpy out)
 //   network.cpp      ParamArena, Optimizer, OpSpec, EpochResult, Network
 //   device_data.cpp  the CUDA data-set cache and staging buffers
@@ -17,6 +18,7 @@
 namespace mc_py {
 void bind_params(py::module_& m);
 void bind_kernels(py::module_& m);
+void bind_loss(py::module_& m);
 void bind_network(py::module_& m);
 
 namespace {
@@ -49,7 +51,8 @@ PYBIND11_MODULE(_core, m) {
       .value("gelu", ActKind::gelu).value("silu", ActKind::silu).value("softmax", ActKind::softmax);
   py::enum_<LossKind>(m, "LossKind")
       .value("mse", LossKind::mse).value("cross_entropy", LossKind::cross_entropy)
-      .value("bce_with_logits", LossKind::bce_with_logits);
+      .value("bce_with_logits", LossKind::bce_with_logits).value("l1", LossKind::l1).value("huber", LossKind::huber)
+      .value("smooth_l1", LossKind::smooth_l1).value("poisson_nll", LossKind::poisson_nll);
   py::enum_<OptimKind>(m, "OptimKind")
       .value("sgd", OptimKind::sgd).value("adam", OptimKind::adam).value("adamw", OptimKind::adamw)
       .value("rmsprop", OptimKind::rmsprop);
@@ -94,6 +97,7 @@ PYBIND11_MODULE(_core, m) {
   init_sigint_watch();
   bind_input(m);
   bind_params(m);
+  bind_loss(m);
   bind_kernels(m);
   bind_network(m);
 }

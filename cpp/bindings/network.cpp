@@ -4,8 +4,11 @@
 // network every method computes on the device; its inputs go through device_data.h.
 #include <pybind11/stl.h>
 
+#include <algorithm>
+
 #include "device_data.h"
 #include "interrupt.h"
+#include "loss.h"
 #include "mlpcore/network.h"
 
 namespace mc_py {
@@ -41,9 +44,9 @@ std::vector<std::shared_ptr<ParamArena>> arenas_of(py::handle h) {
 // Network::train_epoch with the GIL released and Ctrl-C watched (interrupt.h): when a SIGINT
 // stops the epoch between two batches, Python's handlers run here; KeyboardInterrupt propagates,
 // a handler that does not raise lets the epoch continue at the next batch.
-EpochResult train_epoch_interruptible(Network& net, Optimizer& opt, LossKind loss, const void* X, const void* Y,
-                                      int64_t n, int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch,
-                                      bool check_finite, int64_t batch_begin, int64_t batch_end) {
+EpochResult train_epoch_interruptible(Network& net, Optimizer& opt, const LossSpec& loss, const void* X, const void* Y,
+                                      const void* W, int64_t n, int64_t batch_size, bool shuffle, uint64_t seed,
+                                      int64_t epoch, bool check_finite, int64_t batch_begin, int64_t batch_end) {
   const int64_t bs = std::min(batch_size, n);
   const int64_t end = batch_end < 0 ? (n + bs - 1) / bs : batch_end;
   double total = 0;
@@ -54,7 +57,7 @@ EpochResult train_epoch_interruptible(Network& net, Optimizer& opt, LossKind los
       SigintWatch watch(end - batch_begin > 1);
       py::gil_scoped_release nogil;
       r = net.train_epoch(opt, loss, X, Y, n, batch_size, shuffle, seed, epoch, check_finite, batch_begin, batch_end,
-                          watch.flag());
+                          W, watch.flag());
     }
     if (!r.interrupted && sum.rows == 0) return r;
     total += r.loss * double(r.rows);
@@ -294,70 +297,145 @@ void bind_network(py::module_& m) {
       }, py::arg("X"), py::arg("batch_size") = 1024)
       // validate=False skips the O(n) NaN/Inf and label-range scans of x and y (dtype and shape are
       // still checked; class ids are still range-checked): for a caller that validated them once.
-      .def("train_step", [](PyNetwork& net, PyOptimizer& opt, LossKind loss, py::handle x_, py::handle y_,
-                            bool check_finite, bool validate) {
+      // `loss`: a LossKind or a LossSpec; sample_weight: (B,) / (n,) weights or None.
+      .def("train_step", [](PyNetwork& net, PyOptimizer& opt, const LossArg& loss_, py::handle x_, py::handle y_,
+                            bool check_finite, bool validate, py::handle w_) {
+        const PyLoss& loss = loss_arg(loss_);
         const DType dt = net.dtype();
         py::array x = as_matrix(x_, "x", dt, net.in_features(), -1, false, validate);
         const int64_t B = x.shape(0);
-        py::array y = as_targets(net, y_, ykind_of(loss), B, validate, "x");
+        py::array y = as_targets(net, y_, ykind_of(loss.spec.kind), B, validate, "x");
+        py::object keep;
+        const void* w = weights_or_null(w_, keep, dt, B, "x", validate);
+        const size_t wbytes = size_t(B) * dtype_size(dt);
+        const LossSpec spec = loss.for_dtype(dt, net.out_features());
         py::gil_scoped_release nogil;
         if (on_cuda(net)) {
           std::lock_guard<std::mutex> lock(net.cache.stage_mutex);
           Backend& be = backend_for(Device::cuda);
           void* xd = stage(net.cache.stage_x, size_t(x.nbytes()));
           void* yd = stage(net.cache.stage_y, size_t(y.nbytes()));
+          void* wd = w ? stage(net.cache.stage_w, wbytes) : nullptr;
           be.upload(xd, x.data(), size_t(x.nbytes()));
           be.upload(yd, y.data(), size_t(y.nbytes()));
-          return net.train_step(*opt.opt, loss, xd, yd, B, check_finite);
+          if (wd) be.upload(wd, w, wbytes);
+          return net.train_step(*opt.opt, spec, xd, yd, B, check_finite, wd);
         }
-        return net.train_step(*opt.opt, loss, x.data(), y.data(), B, check_finite);
+        return net.train_step(*opt.opt, spec, x.data(), y.data(), B, check_finite, w);
       }, py::arg("optimizer"), py::arg("loss"), py::arg("x"), py::arg("y"), py::arg("check_finite") = true,
-         py::arg("validate") = true)
+         py::arg("validate") = true, py::arg("sample_weight") = py::none())
       // batch_begin/batch_end: run only that range of the epoch's batches (see network.h).
       // On cuda, the data set is uploaded by the first call and reused by the next ones.
-      .def("train_epoch", [](PyNetwork& net, PyOptimizer& opt, LossKind loss, py::handle X_, py::handle Y_,
+      .def("train_epoch", [](PyNetwork& net, PyOptimizer& opt, const LossArg& loss_, py::handle X_, py::handle Y_,
                              int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch, bool check_finite,
-                             int64_t batch_begin, int64_t batch_end, bool validate) {
+                             int64_t batch_begin, int64_t batch_end, bool validate, py::handle W_) {
+        const PyLoss& loss = loss_arg(loss_);
+        const LossSpec spec = loss.for_dtype(net.dtype(), net.out_features());
         const void* X;
         const void* Y;
+        const void* W;
         int64_t n;
         std::shared_ptr<DeviceData> d;
         py::array Xa, Ya;
+        py::object keep;
         if (on_cuda(net)) {
           check_batch_size(batch_size);  // before the upload
-          d = device_data(net, net.cache, X_, Y_, ykind_of(loss), validate);
-          X = d->X.data(), Y = d->Y.data(), n = d->n;
+          d = device_data(net, net.cache, X_, Y_, ykind_of(spec.kind), validate, W_);
+          X = d->X.data(), Y = d->Y.data(), W = d->weights(), n = d->n;
         } else {
-          Xa = as_matrix(X_, "X", net.dtype(), net.in_features(), -1, false, validate);
+          const DType dt = net.dtype();
+          Xa = as_matrix(X_, "X", dt, net.in_features(), -1, false, validate);
           n = Xa.shape(0);
-          Ya = as_targets(net, Y_, ykind_of(loss), n, validate);
+          Ya = as_targets(net, Y_, ykind_of(spec.kind), n, validate);
+          W = weights_or_null(W_, keep, dt, n, "X", validate);
           check_batch_size(batch_size);
           X = Xa.data(), Y = Ya.data();
         }
-        return train_epoch_interruptible(net, *opt.opt, loss, X, Y, n, batch_size, shuffle, seed, epoch, check_finite,
-                                         batch_begin, batch_end);
+        return train_epoch_interruptible(net, *opt.opt, spec, X, Y, W, n, batch_size, shuffle, seed, epoch,
+                                         check_finite, batch_begin, batch_end);
       }, py::arg("optimizer"), py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size"), py::arg("shuffle"),
          py::arg("seed"), py::arg("epoch") = 0, py::arg("check_finite") = true, py::arg("batch_begin") = 0,
-         py::arg("batch_end") = -1, py::arg("validate") = true)
-      .def("evaluate", [](PyNetwork& net, LossKind loss, py::handle X_, py::handle Y_, int64_t batch_size,
-                          bool validate) {
+         py::arg("batch_end") = -1, py::arg("validate") = true, py::arg("sample_weight") = py::none(),
+         "sample_weight (n,): gathered with the rows; each batch's loss is its weighted mean (mlpcore/loss.h).")
+      .def("evaluate", [](PyNetwork& net, const LossArg& loss_, py::handle X_, py::handle Y_, int64_t batch_size,
+                          bool validate, py::handle W_) {
+        const PyLoss& loss = loss_arg(loss_);
         check_batch_size(batch_size);
+        const LossSpec spec = loss.for_dtype(net.dtype(), net.out_features());
         int64_t correct = 0;
         double value;
         if (on_cuda(net)) {
-          auto d = device_data(net, net.cache, X_, Y_, ykind_of(loss), validate);
+          auto d = device_data(net, net.cache, X_, Y_, ykind_of(spec.kind), validate, W_);
           py::gil_scoped_release nogil;
-          value = net.evaluate(loss, d->X.data(), d->Y.data(), d->n, batch_size, &correct);
+          value = net.evaluate(spec, d->X.data(), d->Y.data(), d->n, batch_size, &correct, d->weights());
         } else {
           const DType dt = net.dtype();
           py::array X = as_matrix(X_, "X", dt, net.in_features(), -1, false, validate);
           const int64_t n = X.shape(0);
-          py::array Y = as_targets(net, Y_, ykind_of(loss), n, validate);
+          py::array Y = as_targets(net, Y_, ykind_of(spec.kind), n, validate);
+          py::object keep;
+          const void* W = weights_or_null(W_, keep, dt, n, "X", validate);
           py::gil_scoped_release nogil;
-          value = net.evaluate(loss, X.data(), Y.data(), n, batch_size, &correct);
+          value = net.evaluate(spec, X.data(), Y.data(), n, batch_size, &correct, W);
         }
         return py::make_tuple(value, correct);
-      }, py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size") = 1024, py::arg("validate") = true)
+      }, py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size") = 1024, py::arg("validate") = true,
+         py::arg("sample_weight") = py::none(),
+         "(mean loss over all rows, arg-max hits (cross-entropy, unweighted)); with sample_weight (n,) the mean is "
+         "sum(w v) / sum(w n) over the whole set.")
+      // layout: the flat vector's segments, (ParamArena, offset, numel, penalised) each, in order.
+      .def("loss_and_grad", [](PyNetwork& net, py::handle layout_, py::handle theta_, py::array grad_out,
+                               const PyLoss& loss, py::handle X_, py::handle Y_, py::handle W_, double l2_alpha,
+                               double value_scale, double grad_scale, bool validate) {
+        const LossSpec spec = loss.for_dtype(net.dtype(), net.out_features());
+        std::vector<FlatSegment> layout;
+        int64_t total = 0;
+        for (py::handle item : py::reinterpret_borrow<py::iterable>(layout_)) {
+          std::tuple<std::shared_ptr<ParamArena>, int64_t, int64_t, bool> seg;
+          try {
+            seg = py::cast<decltype(seg)>(item);
+          } catch (const py::cast_error&) {
+            throw mc::TypeError("layout: expected (ParamArena, offset, numel, penalised) tuples, got " +
+                                describe(item));
+          }
+          auto [arena, off, numel, penalised] = seg;
+          const auto& own = net.arenas();
+          const auto it = std::find(own.begin(), own.end(), arena);
+          if (it == own.end())
+            throw mc::ValueError("layout: segment " + std::to_string(layout.size()) +
+                                 " lies in an arena that is not this network's");
+          layout.push_back(FlatSegment{int64_t(it - own.begin()), off, numel, penalised});
+          total += numel;
+        }
+        auto theta = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(theta_);
+        if (!theta || theta.ndim() != 1 || theta.size() != total)
+          throw mc::ValueError("theta: expected a 1-D float array of " + std::to_string(total) +
+                               " values (the layout's), got " + describe(theta_));
+        double* g = static_cast<double*>(out_view(grad_out, "grad_out", DType::f64, total));
+        if (on_cuda(net)) {
+          auto d = device_data(net, net.cache, X_, Y_, ykind_of(spec.kind), validate, W_);
+          py::gil_scoped_release nogil;
+          return net.loss_and_grad(g, theta.data(), layout, spec, d->X.data(), d->Y.data(), d->n, d->weights(),
+                                   l2_alpha, value_scale, grad_scale);
+        }
+        const DType dt = net.dtype();
+        py::array X = as_matrix(X_, "X", dt, net.in_features(), -1, false, validate);
+        const int64_t n = X.shape(0);
+        py::array Y = as_targets(net, Y_, ykind_of(spec.kind), n, validate);
+        py::object keep;
+        const void* W = weights_or_null(W_, keep, dt, n, "X", validate);
+        py::gil_scoped_release nogil;
+        return net.loss_and_grad(g, theta.data(), layout, spec, X.data(), Y.data(), n, W, l2_alpha, value_scale,
+                                 grad_scale);
+      }, py::arg("layout"), py::arg("theta"), py::arg("grad_out"), py::arg("loss"), py::arg("X"), py::arg("y"),
+         py::arg("sample_weight") = py::none(), py::arg("l2_alpha") = 0.0, py::arg("value_scale") = 1.0,
+         py::arg("grad_scale") = 1.0, py::arg("validate") = true,
+         "Full-batch loss and gradient at the flat parameter vector theta (float64): writes theta into the "
+         "parameters, runs forward, loss and backward over all rows, writes the gradient (theta's layout) to "
+         "grad_out and returns value_scale * loss + l2_alpha / (2 s) * sum of the penalised segments' squares "
+         "(gradient: grad_scale * d loss + l2_alpha / s * theta on them); loss is the mean over all rows "
+         "(weighted by sample_weight (n,) when given), s the number of rows or the sum of the weights. layout: "
+         "(ParamArena, offset, numel, penalised) per segment, distinct parameters of this network.")
       .def("release_device_data", [](PyNetwork& net) { net.cache.release(); },
            "Drop the cached device copies of data sets (a network on cuda); the next call uploads again.")
       .def_property_readonly("cached_device_data", [](const PyNetwork& net) { return net.cache.size(); },

@@ -93,7 +93,9 @@ Network::Network(std::vector<std::shared_ptr<ParamArena>> arenas, std::vector<Op
   values_.assign(nodes_.size() + 1, nullptr);
   grads_.assign(nodes_.size() + 1, nullptr);
   written_.reserve(2 * nodes_.size());  // backward pushes at most two per op: no allocation later
-  loss_dev_ = Buffer(device(), sizeof(double));
+  loss_dev_ = Buffer(device(), sizeof(LossSums));
+  if (device() != Device::cpu)  // class_weight + pos_weight, each rounded to 64 bytes
+    loss_vecs_ = Buffer(device(), 2 * ((size_t(width_.back()) * dtype_size(dt_) + 63) & ~size_t(63)));
 }
 
 void Network::reserve(int64_t B) {
@@ -120,6 +122,7 @@ void Network::reserve(int64_t B) {
   }
   const size_t off_bx = take(B * in_features_ * es);
   const size_t off_by = take(B * std::max<int64_t>(width_.back(), 1) * es + B * sizeof(int32_t));
+  const size_t off_bw = take(B * es);
   work_ = Buffer();  // free the old workspace first: peak memory is the new one only
   work_ = Buffer(device(), total);
   char* base = static_cast<char*>(work_.data());
@@ -134,7 +137,16 @@ void Network::reserve(int64_t B) {
   }
   batch_x_ = base + off_bx;
   batch_y_ = base + off_by;
+  batch_w_ = base + off_bw;
   capacity_ = B;
+}
+
+size_t Network::row_bytes() const {
+  const size_t es = dtype_size(dt_);
+  size_t b = size_t(2 * in_features_ + width_.back()) * es + sizeof(int32_t);  // d/d input, batch x, batch y
+  for (size_t v = 1; v < width_.size(); ++v) b += 2 * size_t(width_[v]) * es;
+  for (const Node& n : nodes_) b += size_t(n.work.per_row);
+  return b;
 }
 
 OpCall Network::call_of(size_t i, int64_t B) const {

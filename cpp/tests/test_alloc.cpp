@@ -227,9 +227,10 @@ struct Config {
   std::vector<int64_t> sizes;
   Activation act;
   double dropout;  // 0: none; else Dropout(p) after each hidden activation
-  LossKind loss;
+  LossSpec loss;   // its class_weight / pos_weight set by the test when class_weights / pos_weights
   OptimParams opt;
   DType dt;
+  bool sample_weights = false, class_weights = false, pos_weights = false;
 };
 
 OptimParams make_opt(OptimKind k, double lr, double momentum = 0.0, bool nesterov = false, double wd = 0.0) {
@@ -276,16 +277,23 @@ Model build(const Config& c) {
   return m;
 }
 
-// Data: n rows of X and the matching targets (labels for CE, rows otherwise), as raw bytes.
+// Data: n rows of X and the matching targets (labels for CE, rows otherwise), sample weights (W,
+// empty without) and the loss's weight vectors (V: class or positive weights), as raw bytes.
 struct Data {
-  std::vector<char> X, Y;
+  std::vector<char> X, Y, W, V;
 };
+template <class T>
+std::vector<char> bytes_of(const std::vector<T>& v) {
+  return std::vector<char>(reinterpret_cast<const char*>(v.data()), reinterpret_cast<const char*>(v.data() + v.size()));
+}
 template <class T>
 Data make_data(const Config& c, int64_t n) {
   Data d;
   const std::vector<T> x = uniform<T>(n * c.sizes[0], 3);
   d.X.assign(reinterpret_cast<const char*>(x.data()), reinterpret_cast<const char*>(x.data() + x.size()));
-  if (c.loss == LossKind::cross_entropy) {
+  if (c.sample_weights) d.W = bytes_of(uniform<T>(n, 5, 0.0, 2.0));
+  if (c.class_weights || c.pos_weights) d.V = bytes_of(uniform<T>(c.sizes.back(), 6, 0.5, 2.0));
+  if (c.loss.kind == LossKind::cross_entropy) {
     const std::vector<int32_t> y = labels(n, c.sizes.back(), 4);
     d.Y.assign(reinterpret_cast<const char*>(y.data()), reinterpret_cast<const char*>(y.data() + y.size()));
   } else {
@@ -315,10 +323,14 @@ TEST_P(ZeroAlloc, SteadyStateTrainingMakesNoHeapAllocation) {
   Optimizer opt(Device::cpu, c.dt, c.opt, {{m.arena->params(), m.arena->grads(), m.arena->numel()}});
   std::vector<char> out(size_t(n * c.sizes.back()) * dtype_size(c.dt));
   int64_t correct = 0;
+  LossSpec loss = c.loss;
+  if (c.class_weights) loss.class_weight = d.V.data();
+  if (c.pos_weights) loss.pos_weight = d.V.data();
+  const void* W = d.W.empty() ? nullptr : d.W.data();
 
-  for (int i = 0; i < 3; ++i) m.net->train_step(opt, c.loss, d.X.data(), d.Y.data(), B);
-  m.net->train_epoch(opt, c.loss, d.X.data(), d.Y.data(), n, B, true, 1, 0, true);
-  m.net->evaluate(c.loss, d.X.data(), d.Y.data(), n, B, &correct);
+  for (int i = 0; i < 3; ++i) m.net->train_step(opt, loss, d.X.data(), d.Y.data(), B, false, W);
+  m.net->train_epoch(opt, loss, d.X.data(), d.Y.data(), n, B, true, 1, 0, true, 0, -1, W);
+  m.net->evaluate(loss, d.X.data(), d.Y.data(), n, B, &correct, W);
   m.net->predict(out.data(), d.X.data(), n, B);
   // The module path through the network: forward (keeps its state), backward (adds gradients).
   std::vector<char> dy(size_t(B * c.sizes.back()) * dtype_size(c.dt), 0), dx(size_t(B * c.sizes[0]) * dtype_size(c.dt));
@@ -327,13 +339,13 @@ TEST_P(ZeroAlloc, SteadyStateTrainingMakesNoHeapAllocation) {
 
   counting_start();
   double acc = 0;
-  for (int i = 0; i < 20; ++i) acc += m.net->train_step(opt, c.loss, d.X.data(), d.Y.data(), B);
+  for (int i = 0; i < 20; ++i) acc += m.net->train_step(opt, loss, d.X.data(), d.Y.data(), B, false, W);
   const Counts steps = counting_stop();
   counting_start();
-  acc += m.net->train_epoch(opt, c.loss, d.X.data(), d.Y.data(), n, B, true, 2, 1, true).loss;
+  acc += m.net->train_epoch(opt, loss, d.X.data(), d.Y.data(), n, B, true, 2, 1, true, 0, -1, W).loss;
   const Counts epoch = counting_stop();
   counting_start();
-  acc += m.net->evaluate(c.loss, d.X.data(), d.Y.data(), n, B, &correct);
+  acc += m.net->evaluate(loss, d.X.data(), d.Y.data(), n, B, &correct, W);
   m.net->predict(out.data(), d.X.data(), n, B);
   const Counts infer = counting_stop();
   counting_start();
@@ -381,12 +393,37 @@ Config config_nesterov() {
           make_opt(OptimKind::sgd, 0.05, 0.9, true, 1e-4), DType::f32};
 }
 
+// Losses with parameters and sample weights: the weights gathered with the rows, the divisor
+// summed first, the vectors read in place.
+Config config_ce_weighted() {
+  Config c{"relu_ce_classweight_smoothing_sampleweight_sgd_f32", {64, 128, 128, 10}, {ActKind::relu, 0}, 0.0,
+           LossKind::cross_entropy, make_opt(OptimKind::sgd, 0.05, 0.9), DType::f32, true, true};
+  c.loss.label_smoothing = 0.1;
+  return c;
+}
+Config config_huber_weighted() {
+  Config c{"tanh_huber_sampleweight_adam_f64", {64, 128, 128, 10}, {ActKind::tanh, 0}, 0.0, LossKind::huber,
+           make_opt(OptimKind::adam, 1e-3), DType::f64, true};
+  c.loss.delta = 0.5;
+  return c;
+}
+Config config_bce_pos_weight() {
+  return {"relu_bce_posweight_sampleweight_sgd_f32", {64, 128, 128, 10}, {ActKind::relu, 0}, 0.0,
+          LossKind::bce_with_logits, make_opt(OptimKind::sgd, 0.05), DType::f32, true, false, true};
+}
+Config config_poisson() {
+  return {"tanh_poisson_adam_f32", {64, 128, 128, 10}, {ActKind::tanh, 0}, 0.0, LossKind::poisson_nll,
+          make_opt(OptimKind::adam, 1e-3), DType::f32};
+}
+
 // Every configuration on 1 thread; SGD and Adam also on 2 (slow on a loaded machine: OpenBLAS's
 // threads spin while they wait).
 INSTANTIATE_TEST_SUITE_P(
     Networks, ZeroAlloc,
     ::testing::Values(std::make_tuple(config_sgd(), 1), std::make_tuple(config_adam(), 1),
                       std::make_tuple(config_adamw_dropout(), 1), std::make_tuple(config_nesterov(), 1),
+                      std::make_tuple(config_ce_weighted(), 1), std::make_tuple(config_huber_weighted(), 1),
+                      std::make_tuple(config_bce_pos_weight(), 1), std::make_tuple(config_poisson(), 1),
                       std::make_tuple(config_sgd(), 2), std::make_tuple(config_adam(), 2)),
     [](const ::testing::TestParamInfo<ZeroAlloc::ParamType>& info) {
       return std::string(std::get<0>(info.param).name) + "_threads" + std::to_string(std::get<1>(info.param));

@@ -12,8 +12,8 @@ one input-preparation path (``mlpcore.training.data``) that also casts int and b
 pandas frames of numeric / bool columns, naming a column that cannot be cast. NaN and Inf are
 refused with ValueError by default; ``mc.set_check_finite(False)`` skips that scan for speed, and
 then NaN/Inf propagate (parameters never take NaN/Inf through ``param.data = a``). Class ids are
-1-D integers in [0, classes) (a one-hot matrix is refused with a hint); MSE/BCE targets are shaped
-like the output, or (n,) for one output. A batch_size larger than the data is one batch of all
+1-D integers in [0, classes) (a one-hot matrix is refused with a hint); the other losses' targets
+are shaped like the output, or (n,) for one output; sample weights are (n,) finite reals. A batch_size larger than the data is one batch of all
 rows. Bad values and shapes raise ValueError, bad types TypeError, both naming the argument, what
 was expected and what was given; state errors (backward before forward, backward after a
 forward under ``mc.no_grad()``, CUDA where there is none) raise RuntimeError. No input from Python may crash the process.
@@ -73,7 +73,7 @@ from ._core import (
 from ._validate import manual_seed
 from ._version import __version__
 from .check import gradcheck
-from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, PoissonNLLLoss, SmoothL1Loss
 from .nn import (
     ELU,
     GELU,
@@ -102,8 +102,8 @@ from . import datasets
 from .io import from_torch, load, load_bytes, load_checkpoint, load_state_into, save, save_bytes, to_torch
 
 __all__ = [
-    "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "GELU", "Identity", "LeakyReLU", "Linear", "Maxout",
-    "MSELoss", "Module", "Optimizer", "Parameter", "ReLU", "Residual", "RMSprop", "SGD", "Adam", "AdamW",
+    "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "GELU", "HuberLoss", "Identity", "L1Loss",
+    "LeakyReLU", "Linear", "Maxout", "MSELoss", "Module", "PoissonNLLLoss", "SmoothL1Loss", "Optimizer", "Parameter", "ReLU", "Residual", "RMSprop", "SGD", "Adam", "AdamW",
     "Sequential", "Sigmoid", "SiLU", "Softmax", "Tanh", "TiedLinear", "blas_info", "cuda_available",
     "get_batch_invariant", "get_check_finite", "get_num_threads", "gradcheck", "manual_seed", "no_grad",
     "set_batch_invariant", "set_check_finite", "set_num_threads", "__version__",

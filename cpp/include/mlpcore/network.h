@@ -48,6 +48,14 @@ struct EpochResult {
 void set_batch_invariant(bool on);
 bool get_batch_invariant();
 
+// One parameter tensor of a flat parameter vector (Network::loss_and_grad): `numel` values at
+// element `offset` of the network's arena number `arena`. `penalised`: the L2 term covers it
+// (scikit-learn's MLPs penalise weights, not biases).
+struct FlatSegment {
+  int64_t arena = 0, offset = 0, numel = 0;
+  bool penalised = false;
+};
+
 class Network {
  public:
   Network(std::vector<std::shared_ptr<ParamArena>> arenas, std::vector<OpSpec> ops, int64_t in_features);
@@ -77,29 +85,57 @@ class Network {
   // Rows of the last forward that backward can follow (0 when it cannot).
   int64_t backward_rows() const { return stale_ ? 0 : fwd_rows_; }
 
+  // Losses: a LossSpec (loss.h; a bare LossKind converts to one with PyTorch's defaults) whose
+  // class_weight / pos_weight vectors, if any, are out_features() values of the network's dtype in
+  // HOST memory: each call copies them to the device (on cuda) into a buffer made with the
+  // network, so no call allocates for them. Sample weights (`sample_weight`, n or B values of the
+  // network's dtype, device memory, or null) make each batch's loss the weighted mean of loss.h;
+  // they are gathered with the rows.
+  //
   // Full step on one batch already in device memory: forward, loss, backward, optimizer step.
   // Returns the loss. `check_finite`: a non-finite loss throws std::runtime_error before the
   // backward pass, so the weights are left as they were.
-  double train_step(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B,
-                    bool check_finite = false);
+  double train_step(Optimizer& opt, const LossSpec& loss, const void* x, const void* target, int64_t B,
+                    bool check_finite = false, const void* sample_weight = nullptr);
   // One epoch over n rows held by the caller (device memory), in mini-batches of batch_size rows
   // (the last one smaller; batch_size > n gives one batch of all n rows); rows are gathered
   // through permutation_fill(n, seed) when shuffle is set. `check_finite` stops with an error
   // naming epoch and batch before that batch's backward pass (the weights are those left by the
   // previous batch). [batch_begin, batch_end) runs only those batches of the epoch (batch_end < 0:
   // to the end), so a caller can split one epoch into several calls (progress bars, per-batch
-  // callbacks) and get exactly the numbers of one call. `stop` (may be null) is polled between
-  // batches: once it reads true the call returns after the step in progress, with
-  // EpochResult::interrupted set (Ctrl-C; the caller continues at the next batch or gives up).
-  EpochResult train_epoch(Optimizer& opt, LossKind loss, const void* X, const void* Y, int64_t n,
+  // callbacks) and get exactly the numbers of one call. EpochResult.loss is the mean of the batch
+  // losses weighted by their row counts (with sample weights too: scikit-learn's epoch loss).
+  // `stop` (may be null) is polled between batches: once it reads true the call returns after the
+  // step in progress, with EpochResult::interrupted set (Ctrl-C; the caller continues at the next
+  // batch or gives up).
+  EpochResult train_epoch(Optimizer& opt, const LossSpec& loss, const void* X, const void* Y, int64_t n,
                           int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch_index, bool check_finite,
-                          int64_t batch_begin = 0, int64_t batch_end = -1,
+                          int64_t batch_begin = 0, int64_t batch_end = -1, const void* sample_weight = nullptr,
                           const std::atomic<bool>* stop = nullptr);
   // Batched inference into out (n, out_features), device memory, in eval mode.
   void predict(void* out, const void* X, int64_t n, int64_t batch_size);
-  // Mean loss and number of correct arg-max predictions (labels only) over n rows, in eval mode.
-  // The loss terms are summed row after row across batches, so the batch size does not change it.
-  double evaluate(LossKind loss, const void* X, const void* Y, int64_t n, int64_t batch_size, int64_t* correct);
+  // Mean loss and number of correct arg-max predictions (labels only; not weighted) over n rows,
+  // in eval mode. The mean is over all n rows at once (Σ w v / Σ w n over the whole set), its
+  // terms summed row after row across batches, so the batch size does not change it.
+  double evaluate(const LossSpec& loss, const void* X, const void* Y, int64_t n, int64_t batch_size,
+                  int64_t* correct, const void* sample_weight = nullptr);
+  // Full-batch loss and gradient at a point given as one flat vector, for optimizers driven from
+  // the host (scipy's L-BFGS-B). theta (host, float64) is the concatenation of `layout`'s segments
+  // (distinct parameters of this network, in the caller's order); it is written into the arenas,
+  // converted to the network's dtype. Forward + loss + backward then run over all n rows (device
+  // memory; in chunks of rows that bound the workspace: the loss terms are summed row after row
+  // and the chunks' parameter gradients add up), in the current train/eval mode, and
+  //     value = value_scale * L + l2_alpha / (2 s) * sum over penalised segments of theta^2
+  //     grad  = grad_scale  * dL/dtheta + l2_alpha / s * theta   (penalised segments only)
+  // is returned, grad written to grad_out (host, float64, theta's layout). L is the loss's mean
+  // over all n rows (loss.h: Σ w v / Σ w n, weighted by sample_weight (n,) when not null); s is
+  // n, or the sum of the sample weights (scikit-learn's L2 divisor). The parameters keep theta (in
+  // the network's dtype); their gradients are left holding d(Σ w v)/dtheta. `chunk_rows` > 0 sets
+  // the rows per pass (0: the workspace already reserved, or what fits in 64 MiB, >= 256 rows).
+  double loss_and_grad(double* grad_out, const double* theta, const std::vector<FlatSegment>& layout,
+                       const LossSpec& loss, const void* X, const void* Y, int64_t n,
+                       const void* sample_weight = nullptr, double l2_alpha = 0.0, double value_scale = 1.0,
+                       double grad_scale = 1.0, int64_t chunk_rows = 0);
   // Largest batch the workspace currently fits (for tests of the allocation policy).
   int64_t capacity() const { return capacity_; }
 
@@ -119,12 +155,16 @@ class Network {
   };
 
   void reserve(int64_t B);
+  // Workspace bytes per batch row (what reserve(B) allocates is about B times this).
+  size_t row_bytes() const;
   OpCall call_of(size_t i, int64_t B) const;
   void forward_ops(const void* x, int64_t B, bool training);
   // input_grad: also compute d loss / d input (grads_[0]); accumulate: every gradient write adds.
   void backward_ops(int64_t B, bool input_grad, bool accumulate);
-  double step_on(Optimizer& opt, LossKind loss, const void* x, const void* target, int64_t B, bool check_finite,
-                 int64_t epoch, int64_t batch, int64_t* correct);
+  double step_on(Optimizer& opt, const LossSpec& loss, const void* x, const void* target, const void* w, int64_t B,
+                 bool check_finite, int64_t epoch, int64_t batch, int64_t* correct);
+  // `loss` with its vectors in device memory (copied into loss_vecs_ on cuda; as is on the CPU).
+  LossSpec loss_on_device(const LossSpec& loss);
   void check_optimizer(const Optimizer& opt) const;
   void invalidate(const char* why) { stale_ = why; }
 
@@ -142,11 +182,14 @@ class Network {
   std::vector<void*> grads_;   // grads_[v]: d loss / d value v
   void* batch_x_ = nullptr;    // gathered mini-batch rows
   void* batch_y_ = nullptr;
-  Buffer loss_dev_;                 // one double
+  void* batch_w_ = nullptr;         // gathered sample weights
+  Buffer loss_dev_;                 // one LossSums
+  Buffer loss_vecs_;                // a loss's class_weight and pos_weight on the device (cuda only)
   Buffer perm_;                     // int64 permutation in device memory
   std::vector<int64_t> perm_host_;  // drawn on the host, uploaded once per epoch
   uint64_t perm_seed_ = 0;          // (seed, n) of the permutation now in perm_ (n = 0: none)
   int64_t perm_n_ = 0;
+  std::vector<char> flat_host_;      // loss_and_grad: one segment in the network's dtype, on the host
   std::vector<const void*> written_;  // gradients written so far in this backward (tied weights)
   // backward() state: why it cannot run (null: it can), and the forward it follows.
   const char* stale_ = "no forward() has run yet";

@@ -245,3 +245,9 @@ def arenas_of(params: Iterable[Parameter]) -> list:
     for p in params:
         seen.setdefault(id(p._arena), p._arena)
     return list(seen.values())
+
+
+def place(p: Parameter) -> tuple:
+    """(C++ ParamArena, offset, numel): where the core finds ``p``'s values (for C++ entry points
+    that take a flat layout of parameters, e.g. ``Network.loss_and_grad``)."""
+    return p._arena.core, p._offset, p.numel

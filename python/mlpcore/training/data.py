@@ -9,8 +9,10 @@ What is accepted (beyond the core's own policy: float32 / float64, any layout, s
   numeric or bool (``pd.get_dummies`` output), sparse matrices (densified), object arrays holding
   only numbers and lists: cast to the model's float dtype (ints beyond 2**24 round in float32).
   A column that cannot be cast (text, categories, dates) is refused with TypeError naming it.
-- targets: int class ids (n,) for cross-entropy (bools too); for MSE / BCE targets shaped like the
-  output, (n,) for one output, ints and bools cast to the model dtype.
+- targets: int class ids (n,) for cross-entropy (bools too); for the other losses targets shaped
+  like the output, (n,) for one output, ints and bools cast to the model dtype.
+- sample weights (``as_sample_weight``): (n,) reals (floats, ints, bools, a pandas Series), one
+  per row, finite; cast to the model dtype.
 
 What is refused, with the shape the user passed (never a reshaped one) and a hint where one helps:
 1-D features, row counts that differ, class ids out of range (labels 1..K, one output with
@@ -31,7 +33,7 @@ import numpy as np
 
 from .. import _core
 
-__all__ = ["as_features", "as_targets", "prepare", "to_array"]
+__all__ = ["as_features", "as_sample_weight", "as_targets", "prepare", "to_array"]
 
 _CE = _core.LossKind.cross_entropy
 _SKLEARN_HINT = "or use mlpcore.sklearn.MLPClassifier, which encodes any labels"
@@ -202,6 +204,17 @@ def prepare(X, y, loss_kind, dtype, in_features: int = -1, out_features: int = -
         raise ValueError(f"{xname}, {yname}: both are required")
     X = as_features(X, xname, dtype, in_features)
     return X, as_targets(y, yname, loss_kind, X.shape[0], out_features, dtype, xname)
+
+
+def as_sample_weight(w, name: str, rows: int, dtype, xname: str = "X") -> Optional[np.ndarray]:
+    """Validated sample weights: C-contiguous (rows,) of ``dtype``, or None for None. The core's
+    rule (``_core._as_sample_weight``): 1-D, one weight per row of ``xname``, real numbers, no
+    NaN / Inf (unless ``mlpcore.set_check_finite(False)``)."""
+    if w is None:
+        return None
+    if _is_series(w) or _is_dataframe(w):
+        w = w.to_numpy()
+    return _core._as_sample_weight(w, name, rows, dtype, xname)
 
 
 def widths(net: Optional["_core.Network"]) -> tuple:

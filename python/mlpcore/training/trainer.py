@@ -17,6 +17,11 @@ estimators (``mlpcore.sklearn``) call it, so there is one training loop. Inputs 
 once per call by ``training.data``; eval-mode outputs come from the one predict path; metrics
 from ``training.metrics``.
 
+Sample weights (``fit``, ``evaluate``, ``train_on_batch``, ``_run_epoch``: ``sample_weight`` (n,)):
+each batch's loss is the weighted mean ``sum(w v) / sum(w n)`` of ``mlpcore.losses`` (scikit-learn's
+MLP normalisation within a batch); the weights are gathered with the rows, through the same
+permutation. A batch whose weights sum to 0 has loss 0 and leaves the gradient 0.
+
 Shuffling: epoch ``e`` visits the rows in the order ``mlpcore._core.permutation(n, epoch_seed(seed, e))``
 (a pure function of (n, seed, e)); batches are consecutive runs of ``batch_size`` rows of that
 order, the last one possibly shorter. Because the order depends only on (seed, epoch) and the
@@ -72,8 +77,10 @@ class Trainer:
     """Fits ``model`` with ``loss`` and ``optimizer`` on numpy arrays (Keras-shaped).
 
     model: any ``mlpcore.Module``; a ``Sequential`` of built-in modules uses the compiled path.
-    loss: ``CrossEntropyLoss`` (default; int class ids (n,)), ``BCEWithLogitsLoss`` or ``MSELoss``
-      (targets shaped like the output, (n,) accepted for one output).
+    loss: any ``mlpcore.losses`` loss: ``CrossEntropyLoss`` (default; int class ids (n,)),
+      ``BCEWithLogitsLoss``, ``MSELoss``, ``L1Loss``, ``HuberLoss``, ``SmoothL1Loss``,
+      ``PoissonNLLLoss`` (targets shaped like the output, (n,) accepted for one output), with
+      their parameters (class weights, label smoothing, pos_weight, delta, ...).
     optimizer: an ``mlpcore.Optimizer`` over ``model.parameters()``; default ``Adam(lr=1e-3)``.
       Create it after moving the model to its device (or pass ``device`` here and let the
       Trainer create the default one).
@@ -101,7 +108,8 @@ class Trainer:
         if loss is None:
             loss = CrossEntropyLoss()
         if not isinstance(loss, _Loss):
-            raise TypeError(f"loss: expected CrossEntropyLoss, BCEWithLogitsLoss or MSELoss, got {type(loss).__name__}")
+            raise TypeError(f"loss: expected a mlpcore loss (mlpcore.losses: CrossEntropyLoss, MSELoss, ...), got "
+                            f"{type(loss).__name__}")
         if compiled not in (None, True, False):
             raise ValueError(f"compiled: expected None, True or False, got {compiled!r}")
         if device is not None and model.device != ("cuda" if str(device).startswith("cuda") else device):
@@ -135,12 +143,17 @@ class Trainer:
         fin, fout = data.widths(net)
         return data.prepare(X, y, self.loss.kind, self._dtype, fin, fout, xname, yname)
 
-    def _python_step(self, xb, yb, check_finite: bool, epoch: int, batch: int):
+    def _prepare_weights(self, w, rows: int, name: str = "sample_weight", xname: str = "X"):
+        """Sample weights validated and converted once (``training.data.as_sample_weight``): (rows,)
+        of the model dtype, or None."""
+        return data.as_sample_weight(w, name, rows, self._dtype, xname)
+
+    def _python_step(self, xb, yb, check_finite: bool, epoch: int, batch: int, wb=None):
         """zero_grad, forward, loss, backward, step, module by module (``_forward_modules`` /
         ``_backward_modules``: never through a compiled network). Returns (loss, output)."""
         self.model.zero_grad()
         out = self.model._forward_modules(xb)
-        value = self.loss(out, yb)
+        value = self.loss(out, yb, wb)
         if check_finite and not math.isfinite(value):
             raise RuntimeError(
                 f"non-finite loss ({value}) at epoch {epoch + 1}, batch {batch + 1}; training stopped before this "
@@ -152,8 +165,11 @@ class Trainer:
     # ----- the epoch runner: fit and the scikit-learn estimators call it -----
     def _run_epoch(self, X: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, shuffle_seed: int,
                    epoch: int, check_finite: bool = True, callbacks: Optional[list] = None,
-                   prog: Optional[Union[_progress.Progress, _progress.EpochLines]] = None) -> EpochResult:
+                   prog: Optional[Union[_progress.Progress, _progress.EpochLines]] = None,
+                   sample_weight: Optional[np.ndarray] = None) -> EpochResult:
         """One epoch over (X, y) as prepared by ``_prepare`` (not validated again), in train mode.
+        sample_weight: (n,) as prepared by ``_prepare_weights``, or None; batch b's loss is the
+        weighted mean of its rows (the weights shuffled with them).
 
         batch_size: rows per step (<= n); the rows run in the order
         ``permutation(n, shuffle_seed)`` when ``shuffle`` (fit passes ``epoch_seed(seed, epoch)``,
@@ -161,23 +177,26 @@ class Trainer:
         non-finite errors name. check_finite: RuntimeError at the first non-finite batch loss,
         before that batch updates the weights. callbacks: callbacks whose batch hooks run (one C++
         call per batch); prog: the progress display (chunked calls while it shows a bar).
-        Returns the epoch's :class:`EpochResult`.
+        Returns the epoch's :class:`EpochResult` (``loss``: the batch losses averaged with their
+        row counts as weights, as scikit-learn's ``loss_curve_`` and Keras' epoch loss).
         """
         if not self.model.training:  # a callback (or the user) switched to eval mode between epochs
             self.model.train()
         net = self._net()
         if net is None:
-            return self._epoch_python(X, y, batch_size, shuffle, shuffle_seed, epoch, check_finite, callbacks, prog)
+            return self._epoch_python(X, y, batch_size, shuffle, shuffle_seed, epoch, check_finite, callbacks, prog,
+                                      sample_weight)
         return self._epoch_compiled(net, X, y, batch_size, shuffle, shuffle_seed, epoch, check_finite, callbacks,
-                                    prog)
+                                    prog, sample_weight)
 
-    def _epoch_compiled(self, net, X, y, bs, shuffle, seed, epoch, check_finite, cbs, prog) -> EpochResult:
+    def _epoch_compiled(self, net, X, y, bs, shuffle, seed, epoch, check_finite, cbs, prog, w) -> EpochResult:
         """Through Network.train_epoch: one call, or one per batch when a callback has batch hooks,
         or one per adaptive chunk of batches while a per-epoch bar is shown. The calls cover the
         same batches in the same order, so the numbers are identical."""
-        opt, kind = self.optimizer._core, self.loss.kind
+        opt, spec = self.optimizer._core, self.loss.spec
         if cbs is None and (prog is None or not prog.per_epoch):
-            return net.train_epoch(opt, kind, X, y, bs, shuffle, seed, epoch, check_finite, validate=False)
+            return net.train_epoch(opt, spec, X, y, bs, shuffle, seed, epoch, check_finite, validate=False,
+                                   sample_weight=w)
         n = X.shape[0]
         num_batches = -(-n // bs)
         total, correct, b = 0.0, 0, 0
@@ -190,8 +209,8 @@ class Trainer:
             else:
                 e = min(num_batches, b + prog.chunk)
             t0 = time.perf_counter()
-            r = net.train_epoch(opt, kind, X, y, bs, shuffle, seed, epoch, check_finite, batch_begin=b,
-                                batch_end=e, validate=False)
+            r = net.train_epoch(opt, spec, X, y, bs, shuffle, seed, epoch, check_finite, batch_begin=b,
+                                batch_end=e, validate=False, sample_weight=w)
             total += r.loss * r.rows
             correct += r.correct
             if cbs is not None:
@@ -205,7 +224,7 @@ class Trainer:
             b = e
         return EpochResult(total / n, correct, n)
 
-    def _epoch_python(self, X, y, bs, shuffle, seed, epoch, check_finite, cbs, prog) -> EpochResult:
+    def _epoch_python(self, X, y, bs, shuffle, seed, epoch, check_finite, cbs, prog, w) -> EpochResult:
         """Module by module, over the same batches as train_epoch."""
         n = X.shape[0]
         order = _core.permutation(n, seed) if shuffle else None
@@ -214,11 +233,12 @@ class Trainer:
         for b, start in enumerate(range(0, n, bs)):
             idx = order[start:start + bs] if shuffle else slice(start, min(start + bs, n))
             xb, yb = X[idx], y[idx]
+            wb = w[idx] if w is not None else None
             rows = xb.shape[0]
             if cbs is not None:
                 for cb in cbs:
                     cb.on_batch_begin(b, {"batch": b, "size": rows})
-            value, out = self._python_step(xb, yb, check_finite, epoch, b)
+            value, out = self._python_step(xb, yb, check_finite, epoch, b, wb)
             if count:
                 correct += metrics.correct_count(out, yb)
             total += value * rows
@@ -231,28 +251,32 @@ class Trainer:
         return EpochResult(total / n, correct, n)
 
     # ----- public API -----
-    def train_on_batch(self, X, y, check_finite: bool = True) -> float:
+    def train_on_batch(self, X, y, check_finite: bool = True, sample_weight=None) -> float:
         """One training step on the whole of (X, y) (one batch); returns its loss (before the
-        update). Compiled path when available; a model in eval mode is switched to train mode.
-        A non-finite loss raises RuntimeError before the weights change (unless
-        check_finite=False). Float arrays go to the core as they are and are checked there once;
-        anything else (ints, DataFrames, ...) goes through ``training.data`` first."""
+        update), the weighted mean with ``sample_weight`` (n,). Compiled path when available; a
+        model in eval mode is switched to train mode. A non-finite loss raises RuntimeError before
+        the weights change (unless check_finite=False). Float arrays go to the core as they are
+        and are checked there once; anything else (ints, DataFrames, ...) goes through
+        ``training.data`` first."""
         net = self._net()
         if not self.model.training:
             self.model.train()
         if net is None:
             X, y = self._prepare(X, y, None)
-            return self._python_step(X, y, check_finite, 0, 0)[0]
-        opt, kind = self.optimizer._core, self.loss.kind
-        if type(X) is np.ndarray and type(y) is np.ndarray and X.dtype.kind == "f":
+            w = self._prepare_weights(sample_weight, X.shape[0])
+            return self._python_step(X, y, check_finite, 0, 0, w)[0]
+        opt, spec = self.optimizer._core, self.loss.spec
+        if type(X) is np.ndarray and type(y) is np.ndarray and X.dtype.kind == "f" and (
+                sample_weight is None or type(sample_weight) is np.ndarray):
             # float arrays: the binding checks them once (dtype, shape, NaN/Inf, label range) and
             # converts float32 <-> float64 itself; it raises before touching the weights
             try:
-                return net.train_step(opt, kind, X, y, check_finite)
+                return net.train_step(opt, spec, X, y, check_finite, sample_weight=sample_weight)
             except (TypeError, ValueError):
                 pass  # the path below converts what the binding refuses, or explains why
         X, y = self._prepare(X, y, net)
-        return net.train_step(opt, kind, X, y, check_finite, validate=False)
+        w = self._prepare_weights(sample_weight, X.shape[0])
+        return net.train_step(opt, spec, X, y, check_finite, validate=False, sample_weight=w)
 
     def predict(self, X, batch_size: Optional[int] = None) -> np.ndarray:
         """Raw outputs (n, out) in eval mode (logits for CE/BCE), batched (default
@@ -261,39 +285,45 @@ class Trainer:
 
     def predict_proba(self, X, batch_size: Optional[int] = None) -> np.ndarray:
         """Class probabilities: softmax of the logits (CrossEntropyLoss, rows sum to 1) or
-        sigmoid (BCEWithLogitsLoss, per output). ValueError for MSELoss."""
+        sigmoid (BCEWithLogitsLoss, per output). ValueError for the regression losses."""
         return metrics.probabilities(self.loss.kind, self.predict(X, batch_size))
 
-    def evaluate(self, X, y, batch_size: Optional[int] = None) -> dict:
+    def evaluate(self, X, y, batch_size: Optional[int] = None, sample_weight=None) -> dict:
         """Loss and metrics in eval mode: {"loss", "accuracy"} for CE / BCE, {"loss", "mse",
-        "mae", "r2"} for MSE. Python floats."""
+        "mae", "r2"} for MSE, L1, Huber and SmoothL1, {"loss"} for Poisson NLL. Python floats.
+        sample_weight (n,): the loss is the weighted mean over all rows (``sum(w v) / sum(w n)``)
+        and the metrics weigh the rows as scikit-learn's do."""
         X, y = self._prepare(X, y, self._net())
-        return self._evaluate_prepared(X, y, batch_size)
+        return self._evaluate_prepared(X, y, batch_size, self._prepare_weights(sample_weight, X.shape[0]))
 
-    def _evaluate_prepared(self, X, y, batch_size=None) -> dict:
-        """evaluate on data that ``_prepare`` returned (not scanned again)."""
+    def _evaluate_prepared(self, X, y, batch_size=None, sample_weight=None) -> dict:
+        """evaluate on data that ``_prepare`` / ``_prepare_weights`` returned (not scanned again)."""
         bs = pos_int("batch_size", batch_size) if batch_size is not None else EVAL_BATCH
         kind, net = self.loss.kind, self._net()
-        if net is not None and kind == _CE:  # loss and arg-max hits in one C++ pass, no outputs kept
-            value, correct = net.evaluate(kind, X, y, bs, validate=False)
+        if net is not None and kind == _CE and sample_weight is None:
+            # loss and arg-max hits in one C++ pass, no outputs kept
+            value, correct = net.evaluate(self.loss.spec, X, y, bs, validate=False)
             return metrics.running_logs(kind, float(value), correct, X.shape[0])
         out = _predict(self.model, X, bs)
-        value, _ = _core.loss_forward_backward(kind, out, y, out.dtype)
-        return metrics.output_logs(kind, value, out, y)
+        value, _ = _core.loss_forward_backward(self.loss.spec, out, y, out.dtype, sample_weight)
+        return metrics.output_logs(kind, value, out, y, sample_weight)
 
     def fit(self, X, y, epochs: int = 10, batch_size: Optional[int] = None, validation_data=None,
             validation_split: Optional[float] = None, shuffle: bool = True, seed: Optional[int] = 0,
             callbacks: Optional[Sequence[Callback]] = None, verbose: Union[str, int] = "auto",
             resume_from: Optional[str] = None, check_finite: bool = True, train_metrics: bool = False,
-            progress: Optional[bool] = None) -> History:
+            sample_weight=None, progress: Optional[bool] = None) -> History:
         """Train for ``epochs`` epochs; returns a :class:`History`.
 
         X (n, in) (converted to the model dtype, see ``training.data``); y: int class ids (n,) for
-        CrossEntropyLoss, targets (n, out) (or (n,) for one output) for MSE/BCE. Both are
+        CrossEntropyLoss, targets (n, out) (or (n,) for one output) for the other losses. Both are
         validated once per fit (the validation set too).
-        batch_size: default the Trainer's; clipped to n. validation_data=(Xv, yv), or
-        validation_split=f in (0, 1): the *last* f of the rows (before shuffling) are held out,
-        as in Keras. shuffle/seed: epoch e visits rows in the order permutation(n,
+        sample_weight: (n,) weights of the rows, or None: each batch's loss is the weighted mean
+        of its rows (``mlpcore.losses``), the weights shuffled with the rows.
+        batch_size: default the Trainer's; clipped to n. validation_data=(Xv, yv) or
+        (Xv, yv, wv) (validation sample weights, as Keras), or validation_split=f in (0, 1): the
+        *last* f of the rows (before shuffling) are held out, as in Keras (their sample weights
+        with them). shuffle/seed: epoch e visits rows in the order permutation(n,
         epoch_seed(seed, e)); seed=None draws one at random. callbacks: ``mlpcore.callbacks``
         objects. verbose (as Keras): 0 silent, 1 progress bars, 2 one line per epoch; "auto" (default):
         bars in a terminal or a notebook, one line per epoch when stdout is a file or a pipe (see
@@ -344,7 +374,7 @@ class Trainer:
         if validation_data is not None and validation_split is not None:
             raise ValueError("validation_data, validation_split: pass one of them, not both")
 
-        X, y, val = self._fit_data(X, y, validation_data, validation_split)
+        X, y, w, val = self._fit_data(X, y, validation_data, validation_split, sample_weight)
         n = X.shape[0]
         bs = min(bs, n)
         num_batches = (n + bs - 1) // bs
@@ -386,14 +416,17 @@ class Trainer:
                 if prog is not None:
                     prog.epoch_begin(epoch)
                 t0 = time.perf_counter()
-                r = self._run_epoch(X, y, bs, shuffle, epoch_seed(seed, epoch), epoch, check_finite, batch_cbs, prog)
+                r = self._run_epoch(X, y, bs, shuffle, epoch_seed(seed, epoch), epoch, check_finite, batch_cbs, prog,
+                                    w)
                 if train_metrics:
                     logs = {"loss": r.loss}
-                    logs.update((k, v) for k, v in self._evaluate_prepared(X, y).items() if k != "loss")
+                    logs.update((k, v) for k, v in self._evaluate_prepared(X, y, sample_weight=w).items()
+                                if k != "loss")
                 else:
                     logs = metrics.running_logs(self.loss.kind, r.loss, r.correct, r.rows)
                 if val is not None:
-                    logs.update(("val_" + k, v) for k, v in self._evaluate_prepared(*val).items())
+                    logs.update(("val_" + k, v) for k, v in self._evaluate_prepared(val[0], val[1],
+                                                                                    sample_weight=val[2]).items())
                 for cb in cbs:
                     cb.on_epoch_end(epoch, logs)
                 if prog is not None:
@@ -414,10 +447,12 @@ class Trainer:
                         pass
         return history
 
-    def _fit_data(self, X, y, validation_data, validation_split) -> tuple:
-        """(X, y, (X_val, y_val) or None), each prepared once for the whole fit."""
+    def _fit_data(self, X, y, validation_data, validation_split, sample_weight) -> tuple:
+        """(X, y, w, (X_val, y_val, w_val) or None), each prepared once for the whole fit (w, w_val:
+        sample weights or None)."""
         net = self._net()
         X, y = self._prepare(X, y, net)
+        w = self._prepare_weights(sample_weight, X.shape[0])
         if validation_split is not None:
             if isinstance(validation_split, bool) or not isinstance(validation_split, (float, int, np.floating)) \
                     or not (0.0 < float(validation_split) < 1.0):
@@ -426,14 +461,20 @@ class Trainer:
             if split < 1 or split >= X.shape[0]:
                 raise ValueError(f"validation_split: {validation_split} of {X.shape[0]} rows leaves an empty "
                                  "training or validation set")
-            return X[:split], y[:split], (X[split:], y[split:])
+            if w is None:
+                return X[:split], y[:split], None, (X[split:], y[split:], None)
+            return X[:split], y[:split], w[:split], (X[split:], y[split:], w[split:])
         if validation_data is None:
-            return X, y, None
+            return X, y, w, None
         if not isinstance(validation_data, (tuple, list)):
-            raise TypeError(f"validation_data: expected a pair (X_val, y_val), got {type(validation_data).__name__}")
-        if len(validation_data) != 2:
-            raise ValueError(f"validation_data: expected a pair (X_val, y_val), got {len(validation_data)} items")
-        return X, y, self._prepare(validation_data[0], validation_data[1], net, "X_val", "y_val")
+            raise TypeError("validation_data: expected (X_val, y_val) or (X_val, y_val, sample_weight_val), got "
+                            f"{type(validation_data).__name__}")
+        if len(validation_data) not in (2, 3):
+            raise ValueError("validation_data: expected (X_val, y_val) or (X_val, y_val, sample_weight_val), got "
+                             f"{len(validation_data)} items")
+        Xv, yv = self._prepare(validation_data[0], validation_data[1], net, "X_val", "y_val")
+        wv = validation_data[2] if len(validation_data) == 3 else None
+        return X, y, w, (Xv, yv, self._prepare_weights(wv, Xv.shape[0], "sample_weight_val", "X_val"))
 
     def _resume(self, path) -> None:
         """Load weights, optimizer state and epoch count from the checkpoint at ``path``."""
