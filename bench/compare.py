@@ -5,7 +5,10 @@
     python bench/compare.py --configs mnist_b128 --peers mlpcore,torch --threads 2
 
 What it measures. One full training step (forward, loss, backward, plain SGD update) of an MLP
-with ReLU hidden layers, for each peer:
+with ReLU hidden layers, for each peer. The normalised workloads (``mnist_bn_b128``,
+``mnist_ln_b128``) put a BatchNorm1d (train mode: batch statistics, running statistics updated)
+or a LayerNorm between each hidden Linear and its ReLU; mlpcore, PyTorch eager and JAX run them
+(the other peers have no such layers and report "n/a"):
 
   mlpcore        the compiled path: ``net = model.compiled(); net.train_step(opt._core, loss, x, y)``
                  (batch-1 inference: ``net.forward(x1)``)
@@ -91,6 +94,7 @@ class Config:
     per_round: int = 3             # timed samples per peer per round
     target_s: float = 0.03         # duration of one timed sample
     budget: dict = field(default_factory=dict)
+    norm: str = ""                 # "bn" / "ln": BatchNorm1d / LayerNorm after each hidden Linear
 
     @property
     def flops(self) -> float:
@@ -103,7 +107,7 @@ class Config:
         arch = "[" + ",".join(str(s) for s in self.sizes) + "]"
         if self.kind == "infer":
             return f"{arch} batch-1 inference"
-        return f"{arch} B{self.batch} {self.loss.upper()}"
+        return f"{arch} B{self.batch} {self.loss.upper()}" + (f" +{self.norm.upper()}" if self.norm else "")
 
 
 _TINY = {"text": ">= 20x PyTorch and >= 2x the fastest peer", "min_vs_torch": 20.0, "min_vs_best": 2.0}
@@ -119,6 +123,10 @@ CONFIGS = [
            budget={"text": ">= 92% of the SGEMM peak", "min_peak_share": 0.92}),
     Config("infer_b1", (784, 256, 256, 10), 1, "ce", kind="infer", pool=16,
            budget={"text": ">= 2.5x lower latency than the fastest peer", "min_vs_best": 2.5}),
+    Config("mnist_bn_b128", (784, 256, 256, 10), 128, "ce", pool=8, norm="bn",
+           budget={"text": ">= 1.2x PyTorch eager", "min_vs_torch": 1.2}),
+    Config("mnist_ln_b128", (784, 256, 256, 10), 128, "ce", pool=8, norm="ln",
+           budget={"text": ">= 1.2x PyTorch eager", "min_vs_torch": 1.2}),
 ]
 CONFIG_BY_NAME = {c.name: c for c in CONFIGS}
 
@@ -170,10 +178,11 @@ class _MlpcoreRunner(_Runner):
         import numpy as np
 
         layers = []
+        norm = {"bn": mc.BatchNorm1d, "ln": mc.LayerNorm}.get(cfg.norm)
         for i, (a, b) in enumerate(zip(cfg.sizes[:-1], cfg.sizes[1:])):
             layers.append(mc.Linear(a, b, seed=i))
             if i < len(cfg.sizes) - 2:
-                layers.append(mc.ReLU())
+                layers += ([norm(b)] if norm else []) + [mc.ReLU()]
         self.model = mc.Sequential(*layers)
         self.net = self.model.compiled()
         if self.net is None:
@@ -219,10 +228,11 @@ class _TorchRunner(_Runner):
         self.torch = torch
         torch.manual_seed(0)
         layers = []
+        norm = {"bn": torch.nn.BatchNorm1d, "ln": torch.nn.LayerNorm}.get(cfg.norm)
         for i, (a, b) in enumerate(zip(cfg.sizes[:-1], cfg.sizes[1:])):
             layers.append(torch.nn.Linear(a, b))
             if i < len(cfg.sizes) - 2:
-                layers.append(torch.nn.ReLU())
+                layers += ([norm(b)] if norm else []) + [torch.nn.ReLU()]
         self.model = torch.nn.Sequential(*layers)
         self.lossf = torch.nn.CrossEntropyLoss() if cfg.loss == "ce" else torch.nn.MSELoss()
         self.opt = torch.optim.SGD(self.model.parameters(), lr=LR)
@@ -493,47 +503,70 @@ class _JaxRunner(_Runner):
             bound = (6.0 / a) ** 0.5
             params.append((jnp.asarray(rng.uniform(-bound, bound, (a, o)).astype(np.float32)),
                            jnp.zeros((o,), jnp.float32)))
-        self.params = params
+        # normalised workloads: (gamma, beta) per hidden layer; BatchNorm also keeps running
+        # statistics (mean, var), updated by every step as PyTorch's train mode does
+        norms = [(jnp.ones((o,), jnp.float32), jnp.zeros((o,), jnp.float32)) for o in S[1:-1]] if cfg.norm else []
+        stats = [(jnp.zeros((o,), jnp.float32), jnp.ones((o,), jnp.float32)) for o in S[1:-1]] \
+            if cfg.norm == "bn" else []
+        self.params, self.extra = params, (norms, stats)
         X, y = _make_data(cfg, np.float32)
         self.xs = [jax.device_put(X[i * B:(i + 1) * B]) for i in range(cfg.pool)]
         self.ys = [jax.device_put(y[i * B:(i + 1) * B]) for i in range(cfg.pool)]
+        eps, momentum = 1e-5, 0.1
 
-        def forward(params, x):
-            for W, b in params[:-1]:
-                x = jax.nn.relu(x @ W + b)
+        def normalise(x, gb, axis):
+            mean = jnp.mean(x, axis=axis, keepdims=True)
+            var = jnp.mean((x - mean) ** 2, axis=axis, keepdims=True)
+            return (x - mean) / jnp.sqrt(var + eps) * gb[0] + gb[1], mean, var
+
+        def forward(params, norms, x):
+            batch = []  # BatchNorm's batch statistics, for the running update
+            for i, (W, b) in enumerate(params[:-1]):
+                x = x @ W + b
+                if cfg.norm:
+                    x, mean, var = normalise(x, norms[i], 0 if cfg.norm == "bn" else 1)
+                    batch.append((mean[0], var[0]))
+                x = jax.nn.relu(x)
             W, b = params[-1]
-            return x @ W + b
+            return x @ W + b, batch
 
         if cfg.loss == "ce":
-            def loss_fn(params, x, y):
-                logp = jax.nn.log_softmax(forward(params, x), axis=1)
-                return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+            def loss_fn(params, norms, x, y):
+                out, batch = forward(params, norms, x)
+                logp = jax.nn.log_softmax(out, axis=1)
+                return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1)), batch
         else:
-            def loss_fn(params, x, y):
-                return jnp.mean((forward(params, x) - y) ** 2)
+            def loss_fn(params, norms, x, y):
+                out, batch = forward(params, norms, x)
+                return jnp.mean((out - y) ** 2), batch
 
-        def step(params, x, y):
-            loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
-            return jax.tree_util.tree_map(lambda p, g: p - LR * g, params, grads), loss
+        def step(params, extra, x, y):
+            norms, stats = extra
+            (loss, batch), grads = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(params, norms, x, y)
+            params, norms = jax.tree_util.tree_map(lambda p, g: p - LR * g, (params, norms), grads)
+            unbias = x.shape[0] / (x.shape[0] - 1)
+            stats = [((1 - momentum) * rm + momentum * m, (1 - momentum) * rv + momentum * v * unbias)
+                     for (rm, rv), (m, v) in zip(stats, batch)]
+            return params, (norms, stats), loss
 
-        self.step = jax.jit(step, donate_argnums=0)
-        self.fwd = jax.jit(forward)
+        self.step = jax.jit(step, donate_argnums=(0, 1))
+        self.fwd = jax.jit(lambda params, extra, x: forward(params, extra[0], x)[0])
         self.i = 0
 
     def run(self, n: int) -> None:
         P = self.cfg.pool
         if self.cfg.kind == "infer":
             for k in range(n):
-                self.fwd(self.params, self.xs[(self.i + k) % P]).block_until_ready()
+                self.fwd(self.params, self.extra, self.xs[(self.i + k) % P]).block_until_ready()
             self.i += n
             return
-        params, step, xs, ys = self.params, self.step, self.xs, self.ys
+        params, extra, step, xs, ys = self.params, self.extra, self.step, self.xs, self.ys
         loss = None
         for k in range(n):
             j = (self.i + k) % P
-            params, loss = step(params, xs[j], ys[j])
-        self.jax.block_until_ready((params, loss))
-        self.params = params
+            params, extra, loss = step(params, extra, xs[j], ys[j])
+        self.jax.block_until_ready((params, extra, loss))
+        self.params, self.extra = params, extra
         self.i += n
 
     def info(self) -> dict:
@@ -653,6 +686,8 @@ class _Worker:
             runner = _MlpcoreRunner(cfg, self.lib["mc"], epoch=self.peer == "mlpcore-epoch")
         elif self.peer == "torch":
             runner = _TorchRunner(cfg, self.lib["torch"])
+        elif self.peer in ("torch-manual", "numpy", "sklearn") and cfg.norm:
+            raise _NotApplicable(f"{self.peer} has no normalisation layers")
         elif self.peer == "torch-manual":
             runner = _TorchManualRunner(cfg, self.lib["torch"])
         elif self.peer == "numpy":
@@ -843,13 +878,13 @@ def _config_dict(cfg: Config) -> dict:
     return {"name": cfg.name, "sizes": list(cfg.sizes), "batch": cfg.batch, "loss": cfg.loss,
             "kind": cfg.kind,
             "threads": list(cfg.threads), "pool": cfg.pool, "rounds": cfg.rounds, "per_round": cfg.per_round,
-            "target_s": cfg.target_s, "budget": cfg.budget}
+            "target_s": cfg.target_s, "budget": cfg.budget, "norm": cfg.norm}
 
 
 def _quick(cfg: Config) -> Config:
     """Few, short repetitions: for smoke tests, not for numbers."""
     return Config(cfg.name, cfg.sizes, cfg.batch, cfg.loss, cfg.kind, cfg.threads, pool=min(cfg.pool, 4),
-                  rounds=2, per_round=1, target_s=min(cfg.target_s, 0.003), budget=cfg.budget)
+                  rounds=2, per_round=1, target_s=min(cfg.target_s, 0.003), budget=cfg.budget, norm=cfg.norm)
 
 
 def _log(msg: str, quiet: bool) -> None:

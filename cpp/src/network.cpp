@@ -75,21 +75,27 @@ Network::Network(std::vector<std::shared_ptr<ParamArena>> arenas, std::vector<Op
                      " lies outside the parameter arena");
       return off;
     };
+    // A frozen parameter (weight_grad / bias_grad false) gets no gradient pointer: its op skips
+    // that gradient (no dW GEMM).
     if (p.weight) {
       const int64_t off = place(s.weight_off, p.weight, "weight");
       n.weight = arenas_[size_t(s.arena)]->param_at(off);
-      n.dweight = arenas_[size_t(s.arena)]->grad_at(off);
+      if (s.weight_grad) n.dweight = arenas_[size_t(s.arena)]->grad_at(off);
     }
     if (p.bias) {
       const int64_t off = place(s.bias_off, p.bias, "bias");
       n.bias = arenas_[size_t(s.arena)]->param_at(off);
-      n.dbias = arenas_[size_t(s.arena)]->grad_at(off);
+      if (s.bias_grad) n.dbias = arenas_[size_t(s.arena)]->grad_at(off);
     }
     if (p.state) n.state = arenas_[size_t(s.arena)]->param_at(place(s.state_off, p.state, "state"));
     n.work = n.def->work(s, n.in_w, n.out_w, dt_);
     width_.push_back(n.out_w);
     nodes_.push_back(n);
   }
+  // Ops before the first one with a parameter gradient need no backward in a training step.
+  first_grad_ = nodes_.size();
+  for (size_t i = nodes_.size(); i-- > 0;)
+    if (nodes_[i].dweight || nodes_[i].dbias) first_grad_ = i;
   values_.assign(nodes_.size() + 1, nullptr);
   grads_.assign(nodes_.size() + 1, nullptr);
   written_.reserve(2 * nodes_.size());  // backward pushes at most two per op: no allocation later
@@ -174,10 +180,13 @@ void Network::backward_ops(int64_t B, bool input_grad, bool accumulate) {
     written_.push_back(g);
     return false;
   };
-  for (size_t ii = nodes_.size(); ii-- > 0;) {
+  // The compiled step needs no d/d input, and nothing below the first op with a parameter
+  // gradient (frozen leading layers cost no backward work).
+  const size_t stop = input_grad ? 0 : first_grad_;
+  for (size_t ii = nodes_.size(); ii-- > stop;) {
     const Node& n = nodes_[ii];
     OpGrads g;
-    g.dx = ii > 0 || input_grad ? grads_[ii] : nullptr;  // the compiled step never needs d/d input
+    g.dx = ii > stop || input_grad ? grads_[ii] : nullptr;
     g.dy = grads_[ii + 1];
     g.dweight = n.dweight;
     g.dbias = n.dbias;

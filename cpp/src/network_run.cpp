@@ -51,8 +51,10 @@ LossSpec Network::loss_on_device(const LossSpec& loss) {
 }
 
 double Network::step_on(Optimizer& opt, const LossSpec& loss, const void* x, const void* target, const void* w,
-                        int64_t B, bool check_finite, int64_t epoch, int64_t batch, int64_t* correct) {
+                        int64_t B, bool check_finite, int64_t epoch, int64_t batch, int64_t* correct,
+                        double max_grad_norm, void* output) {
   forward_ops(x, B, training_);
+  if (output) be_->copy(output, values_.back(), size_t(B * width_.back()) * dtype_size(dt_));
   LossSums* sums_dev = static_cast<LossSums*>(loss_dev_.data());
   be_->fill(DType::f64, sums_dev, 2, 0.0);
   loss_forward_backward(*be_, dt_, loss, sums_dev, grads_.back(), values_.back(), target, w, B, width_.back());
@@ -71,6 +73,8 @@ double Network::step_on(Optimizer& opt, const LossSpec& loss, const void* x, con
   if (correct)
     *correct += count_correct(*be_, dt_, values_.back(), static_cast<const int32_t*>(target), B, width_.back());
   backward_ops(B, false, false);
+  // Between backward and the optimizer step: gradient clipping (the norm, then the scale).
+  if (max_grad_norm >= 0) opt.clip_grad_norm(max_grad_norm);
   opt.step();
   return value;
 }
@@ -91,18 +95,19 @@ void Network::check_optimizer(const Optimizer& opt) const {
 }
 
 double Network::train_step(Optimizer& opt, const LossSpec& loss, const void* x, const void* target, int64_t B,
-                           bool check_finite, const void* sample_weight) {
+                           bool check_finite, const void* sample_weight, double max_grad_norm) {
   std::lock_guard<std::mutex> lock(mutex_);
   invalidate("train_step() reused the workspace after the last forward()");
   check_optimizer(opt);
   reserve(B);
-  return step_on(opt, loss_on_device(loss), x, target, sample_weight, B, check_finite, -1, 0, nullptr);
+  return step_on(opt, loss_on_device(loss), x, target, sample_weight, B, check_finite, -1, 0, nullptr, max_grad_norm,
+                 nullptr);
 }
 
 EpochResult Network::train_epoch(Optimizer& opt, const LossSpec& host_loss, const void* X, const void* Y, int64_t n,
                                  int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch_index,
                                  bool check_finite, int64_t batch_begin, int64_t batch_end, const void* W,
-                                 const std::atomic<bool>* stop) {
+                                 double max_grad_norm, void* outputs, const std::atomic<bool>* stop) {
   std::lock_guard<std::mutex> lock(mutex_);
   invalidate("train_epoch() reused the workspace after the last forward()");
   check_optimizer(opt);
@@ -153,7 +158,9 @@ EpochResult Network::train_epoch(Optimizer& opt, const LossSpec& host_loss, cons
                   : static_cast<const void*>(static_cast<const char*>(Y) + size_t(start * ycols) * es);
       if (W) wb = static_cast<const char*>(W) + size_t(start) * es;
     }
-    total += step_on(opt, loss, xb, yb, wb, rows, check_finite, epoch_index, batch, count ? &r.correct : nullptr) *
+    void* out = outputs ? static_cast<char*>(outputs) + size_t(start * ycols) * es : nullptr;
+    total += step_on(opt, loss, xb, yb, wb, rows, check_finite, epoch_index, batch, count ? &r.correct : nullptr,
+                     max_grad_norm, out) *
              double(rows);
     r.rows += rows;
     // The one place the loop polls for a stop request (Ctrl-C): between two whole steps, one

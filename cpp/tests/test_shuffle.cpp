@@ -84,7 +84,8 @@ TEST(Shuffle, StopFlagEndsTheEpochBetweenWholeSteps) {
   int64_t begin = 0, rows = 0, calls = 0;
   while (begin < 4) {
     const EpochResult r =
-        nb.train_epoch(ob, LossKind::cross_entropy, X.data(), y.data(), n, bs, true, 9, 0, true, begin, -1, &stop);
+        nb.train_epoch(ob, LossKind::cross_entropy, X.data(), y.data(), n, bs, true, 9, 0, true, begin, -1,
+                       /*sample_weight=*/nullptr, /*max_grad_norm=*/-1, /*outputs=*/nullptr, &stop);
     EXPECT_EQ(r.rows, begin < 3 ? bs : 6);  // one whole step per call; the last batch ends the epoch
     EXPECT_EQ(r.interrupted, begin < 3);
     rows += r.rows;
@@ -104,7 +105,8 @@ TEST(Shuffle, StopFlagEndsTheEpochBetweenWholeSteps) {
   Network nc(c.arena, c.ops, 4);
   Optimizer oc = make_optimizer(c, sgd(0.1, 0.9));
   const EpochResult r =
-      nc.train_epoch(oc, LossKind::cross_entropy, X.data(), y.data(), n, bs, true, 9, 0, true, 0, -1, &unset);
+      nc.train_epoch(oc, LossKind::cross_entropy, X.data(), y.data(), n, bs, true, 9, 0, true, 0, -1,
+                     /*sample_weight=*/nullptr, /*max_grad_norm=*/-1, /*outputs=*/nullptr, &unset);
   EXPECT_FALSE(r.interrupted);
   EXPECT_EQ(r.rows, n);
   EXPECT_EQ(r.loss, whole.loss);

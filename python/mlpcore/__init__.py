@@ -75,10 +75,12 @@ from ._version import __version__
 from .check import gradcheck
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, PoissonNLLLoss, SmoothL1Loss
 from .nn import (
+    BatchNorm1d,
     ELU,
     GELU,
     Dropout,
     Identity,
+    LayerNorm,
     LeakyReLU,
     Linear,
     Maxout,
@@ -94,7 +96,7 @@ from .nn import (
     TiedLinear,
     no_grad,
 )
-from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from .optim import SGD, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm_
 from . import callbacks
 from .callbacks import History
 from .trainer import Trainer
@@ -102,9 +104,10 @@ from . import datasets
 from .io import from_torch, load, load_bytes, load_checkpoint, load_state_into, save, save_bytes, to_torch
 
 __all__ = [
-    "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "GELU", "HuberLoss", "Identity", "L1Loss",
-    "LeakyReLU", "Linear", "Maxout", "MSELoss", "Module", "PoissonNLLLoss", "SmoothL1Loss", "Optimizer", "Parameter", "ReLU", "Residual", "RMSprop", "SGD", "Adam", "AdamW",
-    "Sequential", "Sigmoid", "SiLU", "Softmax", "Tanh", "TiedLinear", "blas_info", "cuda_available",
+    "BatchNorm1d", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "GELU", "HuberLoss", "Identity",
+    "L1Loss", "LayerNorm", "LeakyReLU", "Linear", "Maxout", "MSELoss", "Module", "PoissonNLLLoss", "SmoothL1Loss",
+    "Optimizer", "Parameter", "ReLU", "Residual", "RMSprop", "SGD", "Adam", "AdamW",
+    "Sequential", "Sigmoid", "SiLU", "Softmax", "Tanh", "TiedLinear", "blas_info", "clip_grad_norm_", "cuda_available",
     "get_batch_invariant", "get_check_finite", "get_num_threads", "gradcheck", "manual_seed", "no_grad",
     "set_batch_invariant", "set_check_finite", "set_num_threads", "__version__",
     "Trainer", "History", "callbacks",

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ActKind', 'DropoutState', 'EpochResult', 'InitKind', 'LossKind', 'LossSpec', 'Network', 'OpKind', 'OpSpec', 'OptimKind', 'OptimParams', 'Optimizer', 'ParamArena', 'act_backward', 'act_forward', 'blas_info', 'cuda_available', 'cuda_unavailable_reason', 'dropout_forward', 'epoch_seed', 'get_batch_invariant', 'get_check_finite', 'get_num_threads', 'linear_backward', 'linear_forward', 'loss_forward_backward', 'maxout_backward', 'maxout_forward', 'mul', 'num_threads_pinned', 'permutation', 'set_batch_invariant', 'set_check_finite', 'set_num_threads']
+__all__: list[str] = ['ActKind', 'DropoutState', 'EpochResult', 'InitKind', 'LossKind', 'LossSpec', 'Network', 'OpKind', 'OpSpec', 'OptimKind', 'OptimParams', 'Optimizer', 'ParamArena', 'act_backward', 'act_forward', 'blas_info', 'clip_grad_norm', 'cuda_available', 'cuda_unavailable_reason', 'dropout_forward', 'epoch_seed', 'get_batch_invariant', 'get_check_finite', 'get_num_threads', 'linear_backward', 'linear_forward', 'loss_forward_backward', 'maxout_backward', 'maxout_forward', 'mul', 'num_threads_pinned', 'op_backward', 'op_forward', 'permutation', 'set_batch_invariant', 'set_check_finite', 'set_num_threads']
 class ActKind:
     """
     Members:
@@ -251,10 +251,16 @@ class OpKind:
       maxout
     
       residual_add
+    
+      layer_norm
+    
+      batch_norm
     """
     __members__: typing.ClassVar[dict[str, OpKind]]
     activation: typing.ClassVar[OpKind]
+    batch_norm: typing.ClassVar[OpKind]
     dropout: typing.ClassVar[OpKind]
+    layer_norm: typing.ClassVar[OpKind]
     linear: typing.ClassVar[OpKind]
     maxout: typing.ClassVar[OpKind]
     residual_add: typing.ClassVar[OpKind]
@@ -387,8 +393,12 @@ class OptimParams:
         ...
 class Optimizer:
     params: OptimParams
-    def __init__(self, params: OptimParams, segments: collections.abc.Sequence[tuple[ParamArena, typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex]]) -> None:
+    def __init__(self, params: OptimParams, segments: collections.abc.Sequence[tuple[ParamArena, typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, bool]]) -> None:
         ...
+    def clip_grad_norm(self, max_norm: typing.SupportsFloat | typing.SupportsIndex) -> float:
+        """
+        Scale the gradients of the active segments to a joint L2 norm of at most max_norm (torch.nn.utils.clip_grad_norm_); returns the norm before clipping.
+        """
     def read_state(self) -> numpy.ndarray:
         ...
     def reset_state(self) -> None:
@@ -464,6 +474,22 @@ class OpSpec:
     def arena(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
     @property
+    def attrs(self) -> list[float]:
+        """
+        The op's own hyper-parameters (layer_norm: [eps]; batch_norm: [eps, momentum]).
+        """
+    @attrs.setter
+    def attrs(self, arg0: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> None:
+        ...
+    @property
+    def bias_grad(self) -> bool:
+        """
+        False: the bias is frozen (no gradient computed).
+        """
+    @bias_grad.setter
+    def bias_grad(self, arg0: bool) -> None:
+        ...
+    @property
     def bias_off(self) -> int:
         ...
     @bias_off.setter
@@ -506,6 +532,14 @@ class OpSpec:
         """
     @state_off.setter
     def state_off(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def weight_grad(self) -> bool:
+        """
+        False: the weight is frozen (no gradient computed).
+        """
+    @weight_grad.setter
+    def weight_grad(self, arg0: bool) -> None:
         ...
     @property
     def weight_off(self) -> int:
@@ -555,7 +589,7 @@ class Network:
         """
         Forward in the network's train/eval mode; keeps what backward needs until another call uses the network.
         """
-    def loss_and_grad(self, layout: typing.Any, theta: typing.Any, grad_out: numpy.ndarray, loss: LossSpec, X: typing.Any, y: typing.Any, sample_weight: typing.Any = None, l2_alpha: typing.SupportsFloat | typing.SupportsIndex = 0.0, value_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, grad_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, validate: bool = True) -> float:
+    def loss_and_grad(self, layout: typing.Any, theta: typing.Any, grad_out: numpy.ndarray, loss: LossKind | LossSpec, X: typing.Any, y: typing.Any, sample_weight: typing.Any = None, l2_alpha: typing.SupportsFloat | typing.SupportsIndex = 0.0, value_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, grad_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, validate: bool = True) -> float:
         """
         Full-batch loss and gradient at the flat parameter vector theta (float64): writes theta into the parameters, runs forward, loss and backward over all rows, writes the gradient (theta's layout) to grad_out and returns value_scale * loss + l2_alpha / (2 s) * sum of the penalised segments' squares (gradient: grad_scale * d loss + l2_alpha / s * theta on them); loss is the mean over all rows (weighted by sample_weight (n,) when given), s the number of rows or the sum of the weights. layout: (ParamArena, offset, numel, penalised) per segment, distinct parameters of this network.
         """
@@ -565,11 +599,11 @@ class Network:
         """
         Drop the cached device copies of data sets (a network on cuda); the next call uploads again.
         """
-    def train_epoch(self, optimizer: Optimizer, loss: LossKind | LossSpec, X: typing.Any, y: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, shuffle: bool, seed: typing.SupportsInt | typing.SupportsIndex, epoch: typing.SupportsInt | typing.SupportsIndex = 0, check_finite: bool = True, batch_begin: typing.SupportsInt | typing.SupportsIndex = 0, batch_end: typing.SupportsInt | typing.SupportsIndex = -1, validate: bool = True, sample_weight: typing.Any = None) -> EpochResult:
+    def train_epoch(self, optimizer: Optimizer, loss: LossKind | LossSpec, X: typing.Any, y: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, shuffle: bool, seed: typing.SupportsInt | typing.SupportsIndex, epoch: typing.SupportsInt | typing.SupportsIndex = 0, check_finite: bool = True, batch_begin: typing.SupportsInt | typing.SupportsIndex = 0, batch_end: typing.SupportsInt | typing.SupportsIndex = -1, validate: bool = True, sample_weight: typing.Any = None, clip_grad_norm: typing.Any = None, outputs: typing.Any = None) -> EpochResult:
         """
         sample_weight (n,): gathered with the rows; each batch's loss is its weighted mean (mlpcore/loss.h).
         """
-    def train_step(self, optimizer: Optimizer, loss: LossKind | LossSpec, x: typing.Any, y: typing.Any, check_finite: bool = True, validate: bool = True, sample_weight: typing.Any = None) -> float:
+    def train_step(self, optimizer: Optimizer, loss: LossKind | LossSpec, x: typing.Any, y: typing.Any, check_finite: bool = True, validate: bool = True, sample_weight: typing.Any = None, clip_grad_norm: typing.Any = None) -> float:
         ...
     @property
     def arenas(self) -> list[ParamArena]:
@@ -610,6 +644,10 @@ def act_forward(kind: ActKind, param: typing.SupportsFloat | typing.SupportsInde
     ...
 def blas_info() -> str:
     ...
+def clip_grad_norm(segments: collections.abc.Sequence[tuple[ParamArena, typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, bool]], max_norm: typing.SupportsFloat | typing.SupportsIndex, error_if_nonfinite: bool = False) -> float:
+    """
+    torch.nn.utils.clip_grad_norm_ over the gradients of (arena, offset, numel, active) runs: one pass for the norm, one to scale; returns the norm before clipping.
+    """
 def cuda_available() -> bool:
     ...
 def cuda_unavailable_reason() -> str:
@@ -628,7 +666,7 @@ def get_num_threads() -> int:
     """
     The pinned count, else the count large GEMMs use.
     """
-def linear_backward(grad_output: typing.Any, x: numpy.ndarray, weight: numpy.ndarray, dweight: numpy.ndarray, dbias: typing.Any, need_dx: bool, transposed: bool, dtype: typing.Any) -> typing.Any:
+def linear_backward(grad_output: typing.Any, x: numpy.ndarray, weight: numpy.ndarray, dweight: typing.Any, dbias: typing.Any, need_dx: bool, transposed: bool, dtype: typing.Any) -> typing.Any:
     ...
 def linear_forward(x: typing.Any, weight: numpy.ndarray, bias: typing.Any, transposed: bool, dtype: typing.Any, fixed_order: bool = False) -> tuple[numpy.ndarray, numpy.ndarray]:
     """
@@ -648,6 +686,10 @@ def num_threads_pinned() -> bool:
     """
     True after set_num_threads(n) or with OPENBLAS_NUM_THREADS set; False under the automatic policy.
     """
+def op_backward(spec: ..., arena: typing.Any, grad_output: typing.Any, x: numpy.ndarray, y: numpy.ndarray, saved: numpy.ndarray, training: bool, dtype: typing.Any, need_dx: bool = True) -> typing.Any:
+    ...
+def op_forward(spec: ..., arena: typing.Any, x: typing.Any, training: bool, dtype: typing.Any) -> tuple[numpy.ndarray, numpy.ndarray, numpy.typing.NDArray[numpy.uint8]]:
+    ...
 def permutation(n: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
     """
     The shuffling order Network.train_epoch uses for (n, seed): int64 (n,).

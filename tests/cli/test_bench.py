@@ -31,7 +31,9 @@ def test_import_has_no_side_effects_and_counts_flops():
     mod = _load_compare()  # importing runs nothing: no workers, no output file
     assert callable(mod.main)
     names = [c.name for c in mod.CONFIGS]
-    assert names == ["tiny_ce", "tiny_mse", "mnist_b128", "wide_b256", "gemm_bound", "infer_b1"]
+    assert names == ["tiny_ce", "tiny_mse", "mnist_b128", "wide_b256", "gemm_bound", "infer_b1", "mnist_bn_b128",
+                     "mnist_ln_b128"]
+    assert mod.CONFIG_BY_NAME["mnist_bn_b128"].norm == "bn" and "+BN" in mod.CONFIG_BY_NAME["mnist_bn_b128"].label()
     cfg = mod.CONFIG_BY_NAME["mnist_b128"]
     assert cfg.flops == 6 * 128 * (784 * 256 + 256 * 256 + 256 * 10)
     assert mod.CONFIG_BY_NAME["infer_b1"].flops == 2 * (784 * 256 + 256 * 256 + 256 * 10)
@@ -180,3 +182,36 @@ def test_hand_written_peers_compute_the_same_sgd_step_as_torch(loss):
         jr.params = [(jax.numpy.asarray(W0[i].T), jax.numpy.asarray(b0[i])) for i in range(3)]
         jr.run(1)
         check("jax", [np.asarray(W).T for W, _ in jr.params], [np.asarray(b) for _, b in jr.params])
+
+
+@pytest.mark.parametrize("norm", ["bn", "ln"])
+def test_normalised_peers_compute_the_same_step_as_torch(norm):
+    """The BatchNorm / LayerNorm workloads: mlpcore and JAX (if installed) take the same SGD step as
+    PyTorch eager from the same weights (the norm layers start at weight 1, bias 0 everywhere)."""
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    mod = _load_compare()
+    cfg = mod.Config("t", (5, 7, 6, 3), 8, "ce", pool=1, norm=norm)
+    ref = mod._TorchRunner(cfg, torch)
+    lin_t = [m for m in ref.model if isinstance(m, torch.nn.Linear)]
+    W0 = [m.weight.detach().numpy().copy() for m in lin_t]
+    b0 = [m.bias.detach().numpy().copy() for m in lin_t]
+    ref.run(1)
+    W1 = [m.weight.detach().numpy() for m in lin_t]
+    mcr = mod._MlpcoreRunner(cfg, mc, epoch=False)
+    lin = [m for m in mcr.model if isinstance(m, mc.Linear)]
+    for i in range(3):
+        lin[i].weight.data[...] = W0[i]
+        lin[i].bias.data[...] = b0[i]
+    mcr.run(1)
+    for i in range(3):
+        np.testing.assert_allclose(lin[i].weight.data, W1[i], rtol=1e-5, atol=1e-7, err_msg=f"mlpcore W{i}")
+    if _have("jax"):
+        import jax
+
+        jr = mod._JaxRunner(cfg, jax)
+        jr.params = [(jax.numpy.asarray(W0[i].T), jax.numpy.asarray(b0[i])) for i in range(3)]
+        jr.run(1)
+        for i in range(3):
+            np.testing.assert_allclose(np.asarray(jr.params[i][0]).T, W1[i], rtol=1e-4, atol=1e-6, err_msg=f"jax W{i}")

@@ -92,11 +92,12 @@ class Network {
   // network's dtype, device memory, or null) make each batch's loss the weighted mean of loss.h;
   // they are gathered with the rows.
   //
-  // Full step on one batch already in device memory: forward, loss, backward, optimizer step.
-  // Returns the loss. `check_finite`: a non-finite loss throws std::runtime_error before the
-  // backward pass, so the weights are left as they were.
+  // Full step on one batch already in device memory: forward, loss, backward, gradient clipping
+  // (max_grad_norm >= 0: Optimizer::clip_grad_norm), optimizer step. Returns the loss.
+  // `check_finite`: a non-finite loss throws std::runtime_error before the backward pass, so the
+  // weights are left as they were.
   double train_step(Optimizer& opt, const LossSpec& loss, const void* x, const void* target, int64_t B,
-                    bool check_finite = false, const void* sample_weight = nullptr);
+                    bool check_finite = false, const void* sample_weight = nullptr, double max_grad_norm = -1);
   // One epoch over n rows held by the caller (device memory), in mini-batches of batch_size rows
   // (the last one smaller; batch_size > n gives one batch of all n rows); rows are gathered
   // through permutation_fill(n, seed) when shuffle is set. `check_finite` stops with an error
@@ -105,13 +106,16 @@ class Network {
   // to the end), so a caller can split one epoch into several calls (progress bars, per-batch
   // callbacks) and get exactly the numbers of one call. EpochResult.loss is the mean of the batch
   // losses weighted by their row counts (with sample weights too: scikit-learn's epoch loss).
-  // `stop` (may be null) is polled between batches: once it reads true the call returns after the
-  // step in progress, with EpochResult::interrupted set (Ctrl-C; the caller continues at the next
-  // batch or gives up).
+  // max_grad_norm >= 0 clips each step's gradients (as train_step). outputs (n, out_features),
+  // device memory, or null: each batch's training-mode output (before its update) is copied there
+  // in the order the rows were visited (row k of the epoch's order at row k), for running metrics
+  // without a second forward pass. `stop` (may be null) is polled between batches: once it reads
+  // true the call returns after the step in progress, with EpochResult::interrupted set (Ctrl-C;
+  // the caller continues at the next batch or gives up).
   EpochResult train_epoch(Optimizer& opt, const LossSpec& loss, const void* X, const void* Y, int64_t n,
                           int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch_index, bool check_finite,
                           int64_t batch_begin = 0, int64_t batch_end = -1, const void* sample_weight = nullptr,
-                          const std::atomic<bool>* stop = nullptr);
+                          double max_grad_norm = -1, void* outputs = nullptr, const std::atomic<bool>* stop = nullptr);
   // Batched inference into out (n, out_features), device memory, in eval mode.
   void predict(void* out, const void* X, int64_t n, int64_t batch_size);
   // Mean loss and number of correct arg-max predictions (labels only; not weighted) over n rows,
@@ -162,7 +166,8 @@ class Network {
   // input_grad: also compute d loss / d input (grads_[0]); accumulate: every gradient write adds.
   void backward_ops(int64_t B, bool input_grad, bool accumulate);
   double step_on(Optimizer& opt, const LossSpec& loss, const void* x, const void* target, const void* w, int64_t B,
-                 bool check_finite, int64_t epoch, int64_t batch, int64_t* correct);
+                 bool check_finite, int64_t epoch, int64_t batch, int64_t* correct, double max_grad_norm,
+                 void* output);
   // `loss` with its vectors in device memory (copied into loss_vecs_ on cuda; as is on the CPU).
   LossSpec loss_on_device(const LossSpec& loss);
   void check_optimizer(const Optimizer& opt) const;
@@ -171,6 +176,7 @@ class Network {
   std::vector<std::shared_ptr<ParamArena>> arenas_;
   std::vector<Node> nodes_;
   std::vector<int64_t> width_;  // width_[v]: columns of value v
+  size_t first_grad_ = 0;       // the first op with a parameter gradient (nodes_.size(): none)
   Backend* be_;
   DType dt_;
   int64_t in_features_;

@@ -64,8 +64,9 @@ class Linear(Module):
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         x = self._saved("_x")
         w, b = self.weight, self.bias
-        return _core.linear_backward(grad_output, x, w._view(False), w._view(True),
-                                     None if b is None else b._view(True), True, self.transposed,
+        # a frozen parameter (requires_grad False) gets no gradient: no dW GEMM
+        return _core.linear_backward(grad_output, x, w._view(False), w._view(True) if w.requires_grad else None,
+                                     None if b is None or not b.requires_grad else b._view(True), True, self.transposed,
                                      w._arena.dtype)
 
 
@@ -96,7 +97,8 @@ def _lower(m: Linear, ctx: registry.LowerContext, base: int) -> Optional[list]:
             return None
     return [registry.op(_core.OpKind.linear, in_features=m.in_features, out_features=m.out_features,
                         has_bias=m.bias is not None, transposed=m.transposed, weight_off=w_off,
-                        bias_off=b_off, arena=arena)]
+                        bias_off=b_off, arena=arena, weight_grad=m.weight.requires_grad,
+                        bias_grad=m.bias is None or m.bias.requires_grad)]
 
 
 def _features(m: Linear, width: Optional[int]) -> tuple:

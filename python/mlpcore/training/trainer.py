@@ -42,11 +42,12 @@ from typing import NamedTuple, Optional, Union
 import numpy as np
 
 from .. import _core
-from .._validate import pos_int, seed_or_random
+from .._validate import pos_int, positive, seed_or_random
 from ..losses import CrossEntropyLoss, _Loss
 from ..nn import Module
 from ..optim import Adam, Optimizer
-from . import data, metrics
+from . import data
+from . import metrics as metrics_mod
 from . import progress as _progress
 from ..nn.inference import EVAL_BATCH
 from ..nn.inference import predict as _predict
@@ -91,6 +92,18 @@ class Trainer:
       train module by module (for teaching and debugging; same numbers, slower); True = require
       the compiled path (ValueError if the model contains a custom module).
 
+    metrics: None (default: "accuracy" for CE / BCE, "mse", "mae", "r2" for the regression losses in
+      ``evaluate`` and validation; see ``fit`` for training), or a list of names ("accuracy",
+      "precision", "recall", "f1", "roc_auc"; "mse", "mae", "r2") and callables
+      ``fn(y_true, out) -> float`` (see ``training.metrics``). They appear in History and the
+      callbacks' epoch logs, running over the epoch for training as Keras reports them (each
+      batch's outputs from its training forward pass, before its update: the compiled epoch hands
+      them back, no second forward), and "val_"-prefixed from one eval-mode pass over the
+      validation data. ValueError for an unknown name or one that does not fit the loss.
+    clip_grad_norm: None, or max_norm: every step clips the gradients of the optimizer's
+      (trainable) parameters to that joint L2 norm between backward and the optimizer step
+      (``mc.clip_grad_norm_``; in C++, inside the compiled epoch).
+
     Inputs (``fit``, ``evaluate``, ``predict``, ``train_on_batch``): see ``training.data``: float,
     int and bool arrays, pandas DataFrames of numeric / bool columns; int targets for MSE / BCE.
 
@@ -102,7 +115,8 @@ class Trainer:
     """
 
     def __init__(self, model: Module, loss: Optional[_Loss] = None, optimizer: Optional[Optimizer] = None,
-                 batch_size: int = 128, device: Optional[str] = None, compiled: Optional[bool] = None):
+                 batch_size: int = 128, device: Optional[str] = None, compiled: Optional[bool] = None,
+                 metrics=None, clip_grad_norm: Optional[float] = None):
         if not isinstance(model, Module):
             raise TypeError(f"model: expected a mlpcore Module, got {type(model).__name__}")
         if loss is None:
@@ -121,6 +135,10 @@ class Trainer:
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.batch_size = pos_int("batch_size", batch_size)
         self.compiled = compiled
+        self.metrics = metrics
+        if clip_grad_norm is not None:
+            clip_grad_norm = positive("clip_grad_norm", clip_grad_norm, allow_zero=True)
+        self.clip_grad_norm = clip_grad_norm
         self.stop_training = False
         self.base_lr = optimizer.lr
         self.initial_epoch = 0
@@ -129,6 +147,16 @@ class Trainer:
         if compiled is True and self._net() is None:
             raise ValueError("compiled=True: the model cannot be lowered to the compiled network (it contains a "
                              "custom module, or is not a Sequential of built-in modules)")
+
+    @property
+    def metrics(self):
+        """The metrics as given (None: the default logs); setting them checks them again."""
+        return self._metrics_arg
+
+    @metrics.setter
+    def metrics(self, value) -> None:
+        self._metrics = metrics_mod.resolve(value, self.loss.kind)  # [(name, callable or None)] or None
+        self._metrics_arg = value
 
     # ----- helpers -----
     def _net(self):
@@ -159,6 +187,8 @@ class Trainer:
                 f"non-finite loss ({value}) at epoch {epoch + 1}, batch {batch + 1}; training stopped before this "
                 "batch updated the weights (lower the learning rate or check the data)")
         self.model._backward_modules(self.loss.backward())
+        if self.clip_grad_norm is not None:  # between backward and the step, as the compiled epoch
+            self.optimizer._core.clip_grad_norm(self.clip_grad_norm)
         self.optimizer.step()
         return value, out
 
@@ -166,7 +196,7 @@ class Trainer:
     def _run_epoch(self, X: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, shuffle_seed: int,
                    epoch: int, check_finite: bool = True, callbacks: Optional[list] = None,
                    prog: Optional[Union[_progress.Progress, _progress.EpochLines]] = None,
-                   sample_weight: Optional[np.ndarray] = None) -> EpochResult:
+                   sample_weight: Optional[np.ndarray] = None, outputs: Optional[np.ndarray] = None) -> EpochResult:
         """One epoch over (X, y) as prepared by ``_prepare`` (not validated again), in train mode.
         sample_weight: (n,) as prepared by ``_prepare_weights``, or None; batch b's loss is the
         weighted mean of its rows (the weights shuffled with them).
@@ -177,26 +207,29 @@ class Trainer:
         non-finite errors name. check_finite: RuntimeError at the first non-finite batch loss,
         before that batch updates the weights. callbacks: callbacks whose batch hooks run (one C++
         call per batch); prog: the progress display (chunked calls while it shows a bar).
-        Returns the epoch's :class:`EpochResult` (``loss``: the batch losses averaged with their
-        row counts as weights, as scikit-learn's ``loss_curve_`` and Keras' epoch loss).
+        outputs: None, or an (n, out) array of the model's dtype that receives each batch's
+        training-mode outputs (before its update) in the order the rows were visited (running
+        metrics). Returns the epoch's :class:`EpochResult` (``loss``: the batch losses averaged
+        with their row counts as weights, as scikit-learn's ``loss_curve_`` and Keras' epoch loss).
         """
         if not self.model.training:  # a callback (or the user) switched to eval mode between epochs
             self.model.train()
         net = self._net()
         if net is None:
             return self._epoch_python(X, y, batch_size, shuffle, shuffle_seed, epoch, check_finite, callbacks, prog,
-                                      sample_weight)
+                                      sample_weight, outputs)
         return self._epoch_compiled(net, X, y, batch_size, shuffle, shuffle_seed, epoch, check_finite, callbacks,
-                                    prog, sample_weight)
+                                    prog, sample_weight, outputs)
 
-    def _epoch_compiled(self, net, X, y, bs, shuffle, seed, epoch, check_finite, cbs, prog, w) -> EpochResult:
+    def _epoch_compiled(self, net, X, y, bs, shuffle, seed, epoch, check_finite, cbs, prog, w,
+                        outputs) -> EpochResult:
         """Through Network.train_epoch: one call, or one per batch when a callback has batch hooks,
         or one per adaptive chunk of batches while a per-epoch bar is shown. The calls cover the
         same batches in the same order, so the numbers are identical."""
-        opt, spec = self.optimizer._core, self.loss.spec
+        opt, spec, clip = self.optimizer._core, self.loss.spec, self.clip_grad_norm
         if cbs is None and (prog is None or not prog.per_epoch):
             return net.train_epoch(opt, spec, X, y, bs, shuffle, seed, epoch, check_finite, validate=False,
-                                   sample_weight=w)
+                                   sample_weight=w, clip_grad_norm=clip, outputs=outputs)
         n = X.shape[0]
         num_batches = -(-n // bs)
         total, correct, b = 0.0, 0, 0
@@ -210,7 +243,7 @@ class Trainer:
                 e = min(num_batches, b + prog.chunk)
             t0 = time.perf_counter()
             r = net.train_epoch(opt, spec, X, y, bs, shuffle, seed, epoch, check_finite, batch_begin=b,
-                                batch_end=e, validate=False, sample_weight=w)
+                                batch_end=e, validate=False, sample_weight=w, clip_grad_norm=clip, outputs=outputs)
             total += r.loss * r.rows
             correct += r.correct
             if cbs is not None:
@@ -224,7 +257,7 @@ class Trainer:
             b = e
         return EpochResult(total / n, correct, n)
 
-    def _epoch_python(self, X, y, bs, shuffle, seed, epoch, check_finite, cbs, prog, w) -> EpochResult:
+    def _epoch_python(self, X, y, bs, shuffle, seed, epoch, check_finite, cbs, prog, w, outputs) -> EpochResult:
         """Module by module, over the same batches as train_epoch."""
         n = X.shape[0]
         order = _core.permutation(n, seed) if shuffle else None
@@ -239,8 +272,10 @@ class Trainer:
                 for cb in cbs:
                     cb.on_batch_begin(b, {"batch": b, "size": rows})
             value, out = self._python_step(xb, yb, check_finite, epoch, b, wb)
+            if outputs is not None:
+                outputs[start:start + rows] = out
             if count:
-                correct += metrics.correct_count(out, yb)
+                correct += metrics_mod.correct_count(out, yb)
             total += value * rows
             done += rows
             if cbs is not None:
@@ -265,18 +300,18 @@ class Trainer:
             X, y = self._prepare(X, y, None)
             w = self._prepare_weights(sample_weight, X.shape[0])
             return self._python_step(X, y, check_finite, 0, 0, w)[0]
-        opt, spec = self.optimizer._core, self.loss.spec
+        opt, spec, clip = self.optimizer._core, self.loss.spec, self.clip_grad_norm
         if type(X) is np.ndarray and type(y) is np.ndarray and X.dtype.kind == "f" and (
                 sample_weight is None or type(sample_weight) is np.ndarray):
             # float arrays: the binding checks them once (dtype, shape, NaN/Inf, label range) and
             # converts float32 <-> float64 itself; it raises before touching the weights
             try:
-                return net.train_step(opt, spec, X, y, check_finite, sample_weight=sample_weight)
+                return net.train_step(opt, spec, X, y, check_finite, sample_weight=sample_weight, clip_grad_norm=clip)
             except (TypeError, ValueError):
                 pass  # the path below converts what the binding refuses, or explains why
         X, y = self._prepare(X, y, net)
         w = self._prepare_weights(sample_weight, X.shape[0])
-        return net.train_step(opt, spec, X, y, check_finite, validate=False, sample_weight=w)
+        return net.train_step(opt, spec, X, y, check_finite, validate=False, sample_weight=w, clip_grad_norm=clip)
 
     def predict(self, X, batch_size: Optional[int] = None) -> np.ndarray:
         """Raw outputs (n, out) in eval mode (logits for CE/BCE), batched (default
@@ -286,11 +321,12 @@ class Trainer:
     def predict_proba(self, X, batch_size: Optional[int] = None) -> np.ndarray:
         """Class probabilities: softmax of the logits (CrossEntropyLoss, rows sum to 1) or
         sigmoid (BCEWithLogitsLoss, per output). ValueError for the regression losses."""
-        return metrics.probabilities(self.loss.kind, self.predict(X, batch_size))
+        return metrics_mod.probabilities(self.loss.kind, self.predict(X, batch_size))
 
     def evaluate(self, X, y, batch_size: Optional[int] = None, sample_weight=None) -> dict:
         """Loss and metrics in eval mode: {"loss", "accuracy"} for CE / BCE, {"loss", "mse",
-        "mae", "r2"} for MSE, L1, Huber and SmoothL1, {"loss"} for Poisson NLL. Python floats.
+        "mae", "r2"} for MSE, L1, Huber and SmoothL1, {"loss"} for Poisson NLL, or "loss" and the
+        Trainer's ``metrics``. Python floats.
         sample_weight (n,): the loss is the weighted mean over all rows (``sum(w v) / sum(w n)``)
         and the metrics weigh the rows as scikit-learn's do."""
         X, y = self._prepare(X, y, self._net())
@@ -299,14 +335,29 @@ class Trainer:
     def _evaluate_prepared(self, X, y, batch_size=None, sample_weight=None) -> dict:
         """evaluate on data that ``_prepare`` / ``_prepare_weights`` returned (not scanned again)."""
         bs = pos_int("batch_size", batch_size) if batch_size is not None else EVAL_BATCH
-        kind, net = self.loss.kind, self._net()
-        if net is not None and kind == _CE and sample_weight is None:
+        kind, net, wanted = self.loss.kind, self._net(), self._metrics
+        if net is not None and kind == _CE and sample_weight is None and (
+                wanted is None or metrics_mod.free_with_training(kind, wanted)):
             # loss and arg-max hits in one C++ pass, no outputs kept
             value, correct = net.evaluate(self.loss.spec, X, y, bs, validate=False)
-            return metrics.running_logs(kind, float(value), correct, X.shape[0])
+            return metrics_mod.running_logs(kind, float(value), correct, X.shape[0])
+        # one eval-mode pass: the loss and every metric from the same outputs
         out = _predict(self.model, X, bs)
         value, _ = _core.loss_forward_backward(self.loss.spec, out, y, out.dtype, sample_weight)
-        return metrics.output_logs(kind, value, out, y, sample_weight)
+        if wanted is None:
+            return metrics_mod.output_logs(kind, value, out, y, sample_weight)
+        return {"loss": float(value), **metrics_mod.compute(kind, wanted, out, y, sample_weight)}
+
+    def _training_logs(self, r: EpochResult, y: np.ndarray, outputs: Optional[np.ndarray], order) -> dict:
+        """An epoch's training logs from what it measured: the loss, and the metrics running over
+        the epoch (the default ones, or the Trainer's from the batches' training outputs; rows
+        unweighted, as the running accuracy)."""
+        kind, wanted = self.loss.kind, self._metrics
+        if wanted is None:
+            return metrics_mod.running_logs(kind, r.loss, r.correct, r.rows)
+        if outputs is None:  # nothing, or only what training counts anyway (CE accuracy)
+            return {"loss": r.loss, **({"accuracy": r.correct / r.rows} if wanted else {})}
+        return {"loss": r.loss, **metrics_mod.compute(kind, wanted, outputs, y if order is None else y[order])}
 
     def fit(self, X, y, epochs: int = 10, batch_size: Optional[int] = None, validation_data=None,
             validation_split: Optional[float] = None, shuffle: bool = True, seed: Optional[int] = 0,
@@ -402,6 +453,12 @@ class Trainer:
 
         was_training = self.model.training
         prog = _progress.make_progress(verbose, epochs, num_batches)
+        # running training metrics that need the outputs: each batch's training-forward outputs,
+        # handed back by the epoch (no second forward pass)
+        outputs = None
+        if self._metrics is not None and not train_metrics and \
+                not metrics_mod.free_with_training(self.loss.kind, self._metrics):
+            outputs = np.empty((n, self._out_width(X)), dtype=self._dtype)
         finished = False
         try:
             self.model.train()  # once: it walks the module tree
@@ -416,14 +473,15 @@ class Trainer:
                 if prog is not None:
                     prog.epoch_begin(epoch)
                 t0 = time.perf_counter()
-                r = self._run_epoch(X, y, bs, shuffle, epoch_seed(seed, epoch), epoch, check_finite, batch_cbs, prog,
-                                    w)
+                eseed = epoch_seed(seed, epoch)
+                r = self._run_epoch(X, y, bs, shuffle, eseed, epoch, check_finite, batch_cbs, prog, w, outputs)
                 if train_metrics:
                     logs = {"loss": r.loss}
                     logs.update((k, v) for k, v in self._evaluate_prepared(X, y, sample_weight=w).items()
                                 if k != "loss")
                 else:
-                    logs = metrics.running_logs(self.loss.kind, r.loss, r.correct, r.rows)
+                    logs = self._training_logs(r, y, outputs, _core.permutation(n, eseed) if shuffle and
+                                               outputs is not None else None)
                 if val is not None:
                     logs.update(("val_" + k, v) for k, v in self._evaluate_prepared(val[0], val[1],
                                                                                     sample_weight=val[2]).items())
@@ -496,6 +554,13 @@ class Trainer:
         self.initial_epoch = int(ck.get("epoch") or 0)
         extra = ck.get("extra") or {}
         self.base_lr = float(extra.get("base_lr", self.optimizer.lr)) if isinstance(extra, dict) else self.optimizer.lr
+
+    def _out_width(self, X: np.ndarray) -> int:
+        """The model's output width (from its layers, else from one row's forward in eval mode)."""
+        width = self.model._features(X.shape[1])[1]
+        if width is None:
+            width = _predict(self.model, X[:1]).shape[1]
+        return int(width)
 
     def __repr__(self) -> str:
         path = "compiled" if self._net() is not None else "module-by-module"
