@@ -112,7 +112,7 @@ class _MlpcoreRunner(_Runner):
             self.net.train_epoch(core, loss, self.X, self.y, self.cfg.batch, False, 0)
 
     def _mlpcore_fit(self, n: int) -> None:  # n is a multiple of FIT_BATCHES
-        self.trainer.fit(self.fX, self.fy, epochs=n // FIT_BATCHES, progress=False)
+        self.trainer.fit(self.fX, self.fy, epochs=n // FIT_BATCHES, verbose=0)
 
     def _mlpcore_tob(self, n: int) -> None:
         tob = self.trainer.train_on_batch

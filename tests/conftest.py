@@ -8,11 +8,12 @@ import mlpcore as mc
 
 @pytest.fixture(autouse=True)
 def _restore_global_state():
-    """Tests may switch finiteness checks off or change the thread count: restore both."""
-    check, threads = mc.get_check_finite(), mc.get_num_threads()
+    """Tests may switch finiteness checks off or change the thread count: restore both (a pinned
+    count, or the automatic policy)."""
+    check, threads, pinned = mc.get_check_finite(), mc.get_num_threads(), mc._core.num_threads_pinned()
     yield
     mc.set_check_finite(check)
-    mc.set_num_threads(threads)
+    mc.set_num_threads(threads if pinned else None)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -10,6 +10,7 @@
 
 #include "cpu/cpu_backend.h"
 #include "input.h"
+#include "interrupt.h"
 #include "mlpcore/arena.h"
 #include "mlpcore/network.h"
 #include "mlpcore/rng.h"
@@ -64,11 +65,15 @@ PYBIND11_MODULE(_core, m) {
 #undef MC_X
 
   // ---- runtime configuration ----
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw mc::ValueError("n: expected a thread count >= 1, got " + std::to_string(n));
-    cpu_set_num_threads(n);
-  }, py::arg("n"));
-  m.def("get_num_threads", &cpu_get_num_threads);
+  m.def("set_num_threads", [](std::optional<int> n) {
+    if (n && *n < 1) throw mc::ValueError("n: expected a thread count >= 1 or None, got " + std::to_string(*n));
+    cpu_set_num_threads(n ? *n : 0);
+  }, py::arg("n"),
+     "Pin n OpenBLAS threads for every GEMM; None: the automatic default (one thread for GEMMs too small to "
+     "split, OpenBLAS's default count for larger ones).");
+  m.def("get_num_threads", &cpu_get_num_threads, "The pinned count, else the count large GEMMs use.");
+  m.def("num_threads_pinned", &cpu_num_threads_pinned,
+        "True after set_num_threads(n) or with OPENBLAS_NUM_THREADS set; False under the automatic policy.");
   m.def("blas_info", &cpu_blas_info);
   m.def("set_batch_invariant", &mc::set_batch_invariant, py::arg("enabled"),
         "Process-wide: predict, evaluate and eval-mode forward of CPU networks give every output row bitwise "
@@ -89,6 +94,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("cuda_available", &mc::cuda_available);
   m.def("cuda_unavailable_reason", &mc::cuda_unavailable_reason);
 
+  init_sigint_watch();
   bind_input(m);
   bind_params(m);
   bind_loss(m);

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "device_data.h"
+#include "interrupt.h"
 #include "loss.h"
 #include "mlpcore/network.h"
 
@@ -75,6 +76,37 @@ std::vector<std::shared_ptr<ParamArena>> arenas_of(py::handle h) {
   } catch (const py::cast_error&) {
     throw mc::TypeError("arenas: expected a ParamArena or a list of ParamArena, got " + describe(h));
   }
+}
+
+// Network::train_epoch with the GIL released and Ctrl-C watched (interrupt.h): when a SIGINT
+// stops the epoch between two batches, Python's handlers run here; KeyboardInterrupt propagates,
+// a handler that does not raise lets the epoch continue at the next batch.
+EpochResult train_epoch_interruptible(Network& net, Optimizer& opt, const LossSpec& loss, const void* X, const void* Y,
+                                      const void* W, int64_t n, int64_t batch_size, bool shuffle, uint64_t seed,
+                                      int64_t epoch, bool check_finite, int64_t batch_begin, int64_t batch_end,
+                                      double max_grad_norm, void* outputs) {
+  const int64_t bs = std::min(batch_size, n);
+  const int64_t end = batch_end < 0 ? (n + bs - 1) / bs : batch_end;
+  double total = 0;
+  EpochResult sum;
+  for (;;) {
+    EpochResult r;
+    {
+      SigintWatch watch(end - batch_begin > 1);
+      py::gil_scoped_release nogil;
+      r = net.train_epoch(opt, loss, X, Y, n, batch_size, shuffle, seed, epoch, check_finite, batch_begin, batch_end,
+                          W, max_grad_norm, outputs, watch.flag());
+    }
+    if (!r.interrupted && sum.rows == 0) return r;
+    total += r.loss * double(r.rows);
+    sum.correct += r.correct;
+    sum.rows += r.rows;
+    if (!r.interrupted) break;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    batch_begin += r.rows / bs;  // an interrupted call ran whole batches only
+  }
+  sum.loss = total / double(sum.rows);
+  return sum;
 }
 
 }  // namespace
@@ -370,15 +402,21 @@ void bind_network(py::module_& m) {
           check_batch_size(batch_size);  // before the upload
           auto d = device_data(net, net.cache, X_, Y_, ykind_of(spec.kind), validate, W_);
           void* host_out = outputs_of(d->n);
-          py::gil_scoped_release nogil;
           if (!host_out)
-            return net.train_epoch(*opt.opt, spec, d->X.data(), d->Y.data(), d->n, batch_size, shuffle, seed, epoch,
-                                   check_finite, batch_begin, batch_end, d->weights(), clip);
-          std::lock_guard<std::mutex> lock(net.cache.stage_mutex);
+            return train_epoch_interruptible(net, *opt.opt, spec, d->X.data(), d->Y.data(), d->weights(), d->n,
+                                             batch_size, shuffle, seed, epoch, check_finite, batch_begin, batch_end,
+                                             clip, nullptr);
+          // the staging buffer is locked without the GIL (every user of it takes it so)
+          std::unique_lock<std::mutex> lock(net.cache.stage_mutex, std::defer_lock);
+          {
+            py::gil_scoped_release nogil;
+            lock.lock();
+          }
           const size_t es = dtype_size(dt);
           void* dev_out = stage(net.cache.stage_out, size_t(d->n * oc) * es);
-          EpochResult r = net.train_epoch(*opt.opt, spec, d->X.data(), d->Y.data(), d->n, batch_size, shuffle, seed,
-                                          epoch, check_finite, batch_begin, batch_end, d->weights(), clip, dev_out);
+          EpochResult r = train_epoch_interruptible(net, *opt.opt, spec, d->X.data(), d->Y.data(), d->weights(),
+                                                    d->n, batch_size, shuffle, seed, epoch, check_finite, batch_begin,
+                                                    batch_end, clip, dev_out);
           const int64_t first = batch_begin * std::min(batch_size, d->n);  // the rows this call ran
           backend_for(Device::cuda)
               .download(static_cast<char*>(host_out) + size_t(first * oc) * es,
@@ -392,9 +430,8 @@ void bind_network(py::module_& m) {
         const void* W = weights_or_null(W_, keep, dt, n, "X", validate);
         check_batch_size(batch_size);
         void* out = outputs_of(n);
-        py::gil_scoped_release nogil;
-        return net.train_epoch(*opt.opt, spec, X.data(), Y.data(), n, batch_size, shuffle, seed, epoch, check_finite,
-                               batch_begin, batch_end, W, clip, out);
+        return train_epoch_interruptible(net, *opt.opt, spec, X.data(), Y.data(), W, n, batch_size, shuffle, seed,
+                                         epoch, check_finite, batch_begin, batch_end, clip, out);
       }, py::arg("optimizer"), py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size"), py::arg("shuffle"),
          py::arg("seed"), py::arg("epoch") = 0, py::arg("check_finite") = true, py::arg("batch_begin") = 0,
          py::arg("batch_end") = -1, py::arg("validate") = true, py::arg("sample_weight") = py::none(),

@@ -62,9 +62,12 @@ double Network::step_on(Optimizer& opt, const LossSpec& loss, const void* x, con
   be_->download(&sums, sums_dev, sizeof(sums));
   const double value = loss_mean(sums);
   if (check_finite && !std::isfinite(value))  // epoch < 0: a single train_step, not part of an epoch
-    throw std::runtime_error("mlpcore: non-finite loss (" + std::to_string(value) + ")" +
+    // Epochs and batches counted from 1, as the progress display counts them.
+    throw std::runtime_error("non-finite loss (" + std::string(std::isnan(value) ? "nan" : value > 0 ? "inf" : "-inf") +
+                             ")" +
                              (epoch < 0 ? std::string(" in train_step")
-                                        : " at epoch " + std::to_string(epoch) + ", batch " + std::to_string(batch)) +
+                                        : " at epoch " + std::to_string(epoch + 1) + ", batch " +
+                                              std::to_string(batch + 1)) +
                              "; training stopped before this batch updated the weights (lower the learning "
                              "rate or check the data)");
   if (correct)
@@ -104,7 +107,7 @@ double Network::train_step(Optimizer& opt, const LossSpec& loss, const void* x, 
 EpochResult Network::train_epoch(Optimizer& opt, const LossSpec& host_loss, const void* X, const void* Y, int64_t n,
                                  int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch_index,
                                  bool check_finite, int64_t batch_begin, int64_t batch_end, const void* W,
-                                 double max_grad_norm, void* outputs) {
+                                 double max_grad_norm, void* outputs, const std::atomic<bool>* stop) {
   std::lock_guard<std::mutex> lock(mutex_);
   invalidate("train_epoch() reused the workspace after the last forward()");
   check_optimizer(opt);
@@ -160,6 +163,12 @@ EpochResult Network::train_epoch(Optimizer& opt, const LossSpec& host_loss, cons
                      max_grad_norm, out) *
              double(rows);
     r.rows += rows;
+    // The one place the loop polls for a stop request (Ctrl-C): between two whole steps, one
+    // relaxed load per batch.
+    if (stop && batch + 1 < batch_end && stop->load(std::memory_order_relaxed)) {
+      r.interrupted = true;
+      break;
+    }
   }
   r.loss = total / double(r.rows);
   return r;

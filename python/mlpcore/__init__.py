@@ -34,6 +34,14 @@ its batch, the batch size and the thread count. Seeded initialisation, shuffling
 masks use mlpcore's own portable RNG: the same numbers on every platform; ``mc.manual_seed(n)``
 seeds the layers and fits that are given no seed.
 
+Thread count. ``mc.set_num_threads(n)`` pins n OpenBLAS threads for every GEMM; by default (or
+after ``set_num_threads(None)``) a GEMM too small to gain from a split (under 2**30 multiply-adds)
+runs on one thread and a larger one on OpenBLAS's default count, so a busy machine never makes
+small models crawl. ``OPENBLAS_NUM_THREADS`` pins as set_num_threads does.
+
+Ctrl-C inside a compiled epoch raises KeyboardInterrupt after the training step in progress: the
+weights and optimizer state are those of a whole number of steps.
+
 Threads. Long C++ calls release the GIL. A compiled network serialises its calls with a mutex,
 so predict / evaluate / train_epoch from several Python threads are safe, each giving its
 serial result; predicting while training is safe (a compiled prediction sees the weights at a

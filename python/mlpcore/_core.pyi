@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ActKind', 'DropoutState', 'EpochResult', 'InitKind', 'LossKind', 'LossSpec', 'Network', 'OpKind', 'OpSpec', 'OptimKind', 'OptimParams', 'Optimizer', 'ParamArena', 'act_backward', 'act_forward', 'blas_info', 'clip_grad_norm', 'cuda_available', 'cuda_unavailable_reason', 'dropout_forward', 'epoch_seed', 'get_batch_invariant', 'get_check_finite', 'get_num_threads', 'linear_backward', 'linear_forward', 'loss_forward_backward', 'maxout_backward', 'maxout_forward', 'mul', 'op_backward', 'op_forward', 'permutation', 'set_batch_invariant', 'set_check_finite', 'set_num_threads']
+__all__: list[str] = ['ActKind', 'DropoutState', 'EpochResult', 'InitKind', 'LossKind', 'LossSpec', 'Network', 'OpKind', 'OpSpec', 'OptimKind', 'OptimParams', 'Optimizer', 'ParamArena', 'act_backward', 'act_forward', 'blas_info', 'clip_grad_norm', 'cuda_available', 'cuda_unavailable_reason', 'dropout_forward', 'epoch_seed', 'get_batch_invariant', 'get_check_finite', 'get_num_threads', 'linear_backward', 'linear_forward', 'loss_forward_backward', 'maxout_backward', 'maxout_forward', 'mul', 'num_threads_pinned', 'op_backward', 'op_forward', 'permutation', 'set_batch_invariant', 'set_check_finite', 'set_num_threads']
 class ActKind:
     """
     Members:
@@ -663,7 +663,9 @@ def get_batch_invariant() -> bool:
 def get_check_finite() -> bool:
     ...
 def get_num_threads() -> int:
-    ...
+    """
+    The pinned count, else the count large GEMMs use.
+    """
 def linear_backward(grad_output: typing.Any, x: numpy.ndarray, weight: numpy.ndarray, dweight: typing.Any, dbias: typing.Any, need_dx: bool, transposed: bool, dtype: typing.Any) -> typing.Any:
     ...
 def linear_forward(x: typing.Any, weight: numpy.ndarray, bias: typing.Any, transposed: bool, dtype: typing.Any, fixed_order: bool = False) -> tuple[numpy.ndarray, numpy.ndarray]:
@@ -680,6 +682,10 @@ def maxout_forward(x: typing.Any, pieces: typing.SupportsInt | typing.SupportsIn
     ...
 def mul(a: typing.Any, b: numpy.ndarray, dtype: typing.Any) -> numpy.ndarray:
     ...
+def num_threads_pinned() -> bool:
+    """
+    True after set_num_threads(n) or with OPENBLAS_NUM_THREADS set; False under the automatic policy.
+    """
 def op_backward(spec: ..., arena: typing.Any, grad_output: typing.Any, x: numpy.ndarray, y: numpy.ndarray, saved: numpy.ndarray, training: bool, dtype: typing.Any, need_dx: bool = True) -> typing.Any:
     ...
 def op_forward(spec: ..., arena: typing.Any, x: typing.Any, training: bool, dtype: typing.Any) -> tuple[numpy.ndarray, numpy.ndarray, numpy.typing.NDArray[numpy.uint8]]:
@@ -694,5 +700,7 @@ def set_batch_invariant(enabled: bool) -> None:
     """
 def set_check_finite(enabled: bool) -> None:
     ...
-def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
-    ...
+def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex | None) -> None:
+    """
+    Pin n OpenBLAS threads for every GEMM; None: the automatic default (one thread for GEMMs too small to split, OpenBLAS's default count for larger ones).
+    """

@@ -47,7 +47,7 @@ def test_training_with_norms_matches_the_cpu(bn):
     for model in (cpu, cuda):
         opt = mc.SGD(model.parameters(), lr=0.05, momentum=0.9)
         mc.Trainer(model, optimizer=opt, batch_size=64, clip_grad_norm=1.0).fit(X, y, epochs=3, seed=2,
-                                                                                progress=False)
+                                                                                verbose=0)
     _assert_same(cpu, cuda.to("cpu"), f"fit {bn}")
     cuda.to("cuda")
     cpu.eval()
@@ -61,7 +61,7 @@ def test_training_with_norms_matches_the_cpu(bn):
 def test_running_statistics_follow_the_model_to_the_device_and_back():
     X, y = _data(64)
     model = _model()
-    mc.Trainer(model, batch_size=16).fit(X, y, epochs=1, progress=False)
+    mc.Trainer(model, batch_size=16).fit(X, y, epochs=1, verbose=0)
     before = model.state_dict()
     model.to("cuda")
     assert model[1]._stats.device == "cuda" and model.device == "cuda"
@@ -80,7 +80,7 @@ def test_clip_grad_norm_and_frozen_parameters_on_cuda():
         model[4].bias.requires_grad = False
         opt = mc.Adam(model.parameters(), lr=0.01)
         mc.Trainer(model, optimizer=opt, batch_size=32, clip_grad_norm=0.2,
-                   metrics=["f1", "roc_auc"]).fit(X, y, epochs=2, progress=False)
+                   metrics=["f1", "roc_auc"]).fit(X, y, epochs=2, verbose=0)
         grads_norm = mc.clip_grad_norm_(model.parameters(), 0.1)
         assert np.isfinite(grads_norm)
     _assert_same(cpu, cuda.to("cpu"), "frozen + clipped")
@@ -94,7 +94,7 @@ def test_running_metrics_on_cuda_equal_the_cpu():
         model = _model().to(device)
         trainer = mc.Trainer(model, optimizer=mc.SGD(model.parameters(), lr=0.05), batch_size=50,
                              metrics=["accuracy", "f1", "roc_auc"])
-        hist.append(trainer.fit(X, y, epochs=2, validation_split=0.2, progress=False).history)
+        hist.append(trainer.fit(X, y, epochs=2, validation_split=0.2, verbose=0).history)
     for k in hist[0]:
         np.testing.assert_allclose(hist[1][k], hist[0][k], rtol=1e-4, atol=1e-4, err_msg=k)
 

@@ -210,7 +210,7 @@ def test_errors_name_the_problem():
         model._forward_modules(one)
     trainer = mc.Trainer(model, batch_size=4)
     with pytest.raises(ValueError, match="more than 1 value per channel"):
-        trainer.fit(np.ones((5, 4)), np.zeros(5, dtype=int), epochs=1, shuffle=False, progress=False)  # last batch: 1 row
+        trainer.fit(np.ones((5, 4)), np.zeros(5, dtype=int), epochs=1, shuffle=False, verbose=0)  # last batch: 1 row
     model.eval()
     assert model(one).shape == (1, 3)  # eval mode uses the running statistics: one row is fine
     with pytest.raises(ValueError, match="more than 1 value per channel"):

@@ -215,8 +215,38 @@ def test_manual_seed_then_fit_is_reproducible(restore_seed_stream):
         mc.manual_seed(0)
         model = mc.Sequential(mc.Linear(4, 16), mc.ReLU(), mc.Dropout(0.2), mc.Linear(16, 3))
         mc.Trainer(model, optimizer=mc.SGD(model.parameters(), lr=0.1, momentum=0.9), batch_size=16).fit(
-            X, y, epochs=2, seed=0, progress=False)
+            X, y, epochs=2, seed=0, verbose=0)
         return [p.data.copy() for p in model.parameters()]
 
     for p, q in zip(run(), run()):
         np.testing.assert_array_equal(p, q)
+
+
+def test_manual_seed_then_fit_is_reproducible_across_processes():
+    """mc.manual_seed(0); build (layers without seed=, Dropout); fit(seed=0): the same weights in two
+    fresh interpreters (no state shared through the test process), and other weights with another seed."""
+    import hashlib
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib, sys\n"
+        "import numpy as np, mlpcore as mc\n"
+        "mc.set_num_threads(1)\n"
+        "mc.manual_seed(int(sys.argv[1]))\n"
+        "model = mc.Sequential(mc.Linear(4, 32), mc.ReLU(), mc.Dropout(0.2), mc.Linear(32, 3))\n"
+        "rng = np.random.default_rng(0)\n"
+        "X, y = rng.standard_normal((96, 4)).astype(np.float32), rng.integers(0, 3, 96)\n"
+        "mc.Trainer(model, optimizer=mc.Adam(model.parameters()), batch_size=16).fit(X, y, epochs=3, seed=0, verbose=0)\n"
+        "print(hashlib.sha256(b''.join(p.data.tobytes() for p in model.parameters())).hexdigest())\n"
+    )
+
+    def run(seed):
+        r = subprocess.run([sys.executable, "-c", code, str(seed)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    first = run(0)
+    assert len(first) == len(hashlib.sha256().hexdigest())
+    assert run(0) == first
+    assert run(1) != first

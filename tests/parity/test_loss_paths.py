@@ -216,7 +216,7 @@ def test_trainer_fit_matches_a_torch_loop(name, weighted, compiled):
     twin, want = torch_fit(*twin_args)
     trainer = mc.Trainer(model, loss=case.make(N_OUT), optimizer=mc.SGD(model.parameters(), lr=0.05, momentum=0.9),
                          batch_size=8, compiled=compiled)
-    history = trainer.fit(X, Y, epochs=3, seed=5, progress=False, sample_weight=w)
+    history = trainer.fit(X, Y, epochs=3, seed=5, verbose=0, sample_weight=w)
     where = f"fit {name} {'weighted' if weighted else 'mean'} {'compiled' if compiled else 'modules'}"
     assert_close_torch(np.array(history.history["loss"]), np.array(want), np.float64, where + " epoch losses")
     linears = [m for m in model if isinstance(m, mc.Linear)]

@@ -59,7 +59,7 @@ def test_fit_equals_a_pytorch_loop(name, batch_size, compiled):
         cbs.append(mc.callbacks.OneCycleLR(0.5, epochs, steps))
         sched = torch.optim.lr_scheduler.OneCycleLR(topt, max_lr=0.5, epochs=epochs, steps_per_epoch=steps)
     trainer = mc.Trainer(model, optimizer=opt, batch_size=batch_size, compiled=compiled, clip_grad_norm=clip)
-    h = trainer.fit(X, y, epochs=epochs, seed=11, validation_data=(Xv, yv), callbacks=cbs, progress=False)
+    h = trainer.fit(X, y, epochs=epochs, seed=11, validation_data=(Xv, yv), callbacks=cbs, verbose=0)
 
     tlosses, tval = [], []
     for epoch in range(epochs):

@@ -80,7 +80,7 @@ def test_class_weight_of_the_wrong_length_names_weight_on_both_paths(dtype):
     tr = mc.Trainer(model, loss=loss, optimizer=mc.SGD(model.parameters(), lr=0.1))
     before = model[0].weight.data.copy()
     X, y = np.zeros((4, 2), dtype=dtype), np.array([0, 1, 2, 0])
-    for call in (lambda: tr.fit(X, y, epochs=1, progress=False), lambda: tr.train_on_batch(X, y),
+    for call in (lambda: tr.fit(X, y, epochs=1, verbose=0), lambda: tr.train_on_batch(X, y),
                  lambda: tr.evaluate(X, y)):
         with pytest.raises(ValueError, match=r"weight: expected one value per output \(3\)"):
             call()

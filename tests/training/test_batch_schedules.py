@@ -72,7 +72,7 @@ def test_one_cycle_fit_equals_pytorch(opt_name, kw):
     rec = _Record()
     trainer = mc.Trainer(model, optimizer=opt, batch_size=bs)
     h = trainer.fit(X, y, epochs=epochs, seed=5, callbacks=[CB.OneCycleLR(0.5, epochs, 4, **kw), rec],
-                    progress=False)
+                    verbose=0)
     lrs, moms, _ = _torch_fit(twin, topt, sched.step, X, y, epochs, bs, 5)
     np.testing.assert_allclose(rec.lrs, lrs, rtol=1e-12)
     np.testing.assert_allclose(rec.moms, moms, rtol=1e-12)
@@ -86,12 +86,12 @@ def test_one_cycle_defaults_from_the_fit_and_refuses_to_step_past_the_end():
     rec = _Record()
     model = _model()
     mc.Trainer(model, optimizer=mc.SGD(model.parameters(), lr=0.1), batch_size=10).fit(
-        X, y, epochs=2, callbacks=[CB.OneCycleLR(1.0), rec], progress=False)
+        X, y, epochs=2, callbacks=[CB.OneCycleLR(1.0), rec], verbose=0)
     assert len(rec.lrs) == 6 and rec.lrs[0] == pytest.approx(1.0 / 25)
     model = _model()
     with pytest.raises(ValueError, match="total steps is 4"):
         mc.Trainer(model, optimizer=mc.SGD(model.parameters(), lr=0.1), batch_size=10).fit(
-            X, y, epochs=3, callbacks=[CB.OneCycleLR(1.0, total_steps=4)], progress=False)
+            X, y, epochs=3, callbacks=[CB.OneCycleLR(1.0, total_steps=4)], verbose=0)
 
 
 def test_linear_warmup_alone_equals_linear_lr():
@@ -102,7 +102,7 @@ def test_linear_warmup_alone_equals_linear_lr():
     sched = torch.optim.lr_scheduler.LinearLR(topt, start_factor=0.1, total_iters=5)
     rec = _Record()
     mc.Trainer(model, optimizer=opt, batch_size=8).fit(
-        X, y, epochs=3, seed=1, callbacks=[CB.LinearWarmup(5, start_factor=0.1), rec], progress=False)
+        X, y, epochs=3, seed=1, callbacks=[CB.LinearWarmup(5, start_factor=0.1), rec], verbose=0)
     lrs, _, _ = _torch_fit(twin, topt, sched.step, X, y, 3, 8, 1)
     np.testing.assert_allclose(rec.lrs, lrs, rtol=1e-12)
     for p, tp in zip(model.parameters(), twin.parameters()):
@@ -119,7 +119,7 @@ def test_linear_warmup_in_front_of_a_per_epoch_schedule_equals_chained_pytorch()
     rec = _Record()
     h = mc.Trainer(model, optimizer=opt, batch_size=8).fit(
         X, y, epochs=3, seed=2, callbacks=[CB.LinearWarmup(6, start_factor=0.25, schedule=CB.StepLR(1, 0.5)), rec],
-        progress=False)
+        verbose=0)
     lrs, _, _ = _torch_fit(twin, topt, warm.step, X, y, 3, 8, 2, epoch_step=step.step)
     np.testing.assert_allclose(rec.lrs, lrs, rtol=1e-12)
     assert h.history["lr"] == [rec.lrs[3], rec.lrs[7], rec.lrs[11]]
@@ -132,7 +132,7 @@ def test_linear_warmup_wraps_one_cycle_and_plateau():
     rec = _Record()
     model = _model()
     mc.Trainer(model, optimizer=mc.SGD(model.parameters(), lr=0.1, momentum=0.9), batch_size=10).fit(
-        X, y, epochs=2, callbacks=[CB.LinearWarmup(3, schedule=CB.OneCycleLR(1.0)), rec], progress=False)
+        X, y, epochs=2, callbacks=[CB.LinearWarmup(3, schedule=CB.OneCycleLR(1.0)), rec], verbose=0)
     one = CB.OneCycleLR(1.0, epochs=2, steps_per_epoch=3)
     one.on_train_begin()  # the phases
     want = [one.values_at(s)[0] * min(1.0, 1 / 3 + (2 / 3) * min(s, 3) / 3) for s in range(6)]
@@ -140,7 +140,7 @@ def test_linear_warmup_wraps_one_cycle_and_plateau():
     model = _model()
     h = mc.Trainer(model, optimizer=mc.SGD(model.parameters(), lr=0.1), batch_size=10).fit(
         X, y, epochs=3, validation_split=0.2,
-        callbacks=[CB.LinearWarmup(2, schedule=CB.ReduceLROnPlateau(factor=0.5, patience=0))], progress=False)
+        callbacks=[CB.LinearWarmup(2, schedule=CB.ReduceLROnPlateau(factor=0.5, patience=0))], verbose=0)
     assert len(h.history["lr"]) == 3
 
 
@@ -153,12 +153,12 @@ def test_resume_continues_a_batch_schedule_bit_exactly(tmp_path, make):
         return mc.Trainer(m, optimizer=mc.SGD(m.parameters(), lr=0.1, momentum=0.9), batch_size=10)
 
     full = trainer()
-    h_full = full.fit(X, y, epochs=4, seed=3, callbacks=[make()], progress=False)
+    h_full = full.fit(X, y, epochs=4, seed=3, callbacks=[make()], verbose=0)
     path = tmp_path / "ck.safetensors"
     trainer().fit(X, y, epochs=2, seed=3, callbacks=[make(), CB.ModelCheckpoint(path, monitor="loss")],
-                  progress=False)
+                  verbose=0)
     resumed = trainer()
-    h = resumed.fit(X, y, epochs=4, seed=3, resume_from=path, callbacks=[make()], progress=False)
+    h = resumed.fit(X, y, epochs=4, seed=3, resume_from=path, callbacks=[make()], verbose=0)
     assert h.history["loss"] == h_full.history["loss"][2:] and h.history["lr"] == h_full.history["lr"][2:]
     for p, q in zip(resumed.model.parameters(), full.model.parameters()):
         np.testing.assert_array_equal(p.data, q.data)

@@ -101,7 +101,7 @@ def test_trainer_clipping_equals_a_pytorch_loop(batch_size, compiled):
         def on_batch_end(self, batch, logs=None):
             norms.append(logs["loss"])
 
-    trainer.fit(X, y, epochs=3, seed=7, callbacks=[Spy()], progress=False)
+    trainer.fit(X, y, epochs=3, seed=7, callbacks=[Spy()], verbose=0)
     topt = torch.optim.SGD(twin.parameters(), lr=0.2, momentum=0.9)
     tl = []
     for epoch in range(3):

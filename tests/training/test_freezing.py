@@ -34,7 +34,7 @@ def test_frozen_parameters_get_no_update_and_no_gradient(compiled):
         if not p.requires_grad:
             p.grad = np.full(p.shape, 5.0)  # a sentinel no backward may touch
     opt = mc.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
-    mc.Trainer(model, optimizer=opt, batch_size=8, compiled=compiled).fit(X, y, epochs=2, progress=False)
+    mc.Trainer(model, optimizer=opt, batch_size=8, compiled=compiled).fit(X, y, epochs=2, verbose=0)
     for p in model.parameters():
         if id(p) in frozen:
             np.testing.assert_array_equal(p.data, frozen[id(p)])
@@ -56,7 +56,7 @@ def test_freezing_after_the_optimizer_is_built_keeps_its_state_and_matches_pytor
     losses = []
     for epoch, frozen in enumerate([False, True, True, False]):
         model[0].weight.requires_grad = model[0].bias.requires_grad = not frozen
-        losses += trainer.fit(X, y, epochs=1, seed=epoch, shuffle=False, progress=False).history["loss"]
+        losses += trainer.fit(X, y, epochs=1, seed=epoch, shuffle=False, verbose=0).history["loss"]
     tlosses = []
     for epoch, frozen in enumerate([False, True, True, False]):
         twin[0].weight.requires_grad_(not frozen)

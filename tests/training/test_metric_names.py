@@ -113,7 +113,7 @@ def test_history_and_callbacks_carry_the_metrics(compiled):
     names = ["accuracy", "f1", "precision", "recall", "roc_auc"]
     trainer = mc.Trainer(model, optimizer=mc.SGD(model.parameters(), lr=0.1), batch_size=32, metrics=names,
                          compiled=compiled)
-    h = trainer.fit(X, y, epochs=2, validation_split=0.25, callbacks=[Spy()], progress=False)
+    h = trainer.fit(X, y, epochs=2, validation_split=0.25, callbacks=[Spy()], verbose=0)
     keys = ["loss"] + names + ["val_loss"] + ["val_" + n for n in names]
     assert list(h.history) == keys and list(seen[-1]) == keys
     Xv, yv = X[90:], y[90:]
@@ -140,7 +140,7 @@ def test_running_training_metrics_come_from_the_training_forward_passes():
     real = tr._predict
     tr._predict = lambda *args, **kw: calls.append(1) or real(*args, **kw)
     try:
-        h = ta.fit(X, y, epochs=1, seed=4, validation_data=(X[:20], y[:20]), progress=False)
+        h = ta.fit(X, y, epochs=1, seed=4, validation_data=(X[:20], y[:20]), verbose=0)
     finally:
         tr._predict = real
     assert len(calls) == 1  # the validation pass only

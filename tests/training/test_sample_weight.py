@@ -54,8 +54,8 @@ def params(tr):
 def test_unit_weights_change_nothing(compiled):
     X, Y, _ = regression()
     a, b = trainer(mc.HuberLoss(delta=0.5), compiled), trainer(mc.HuberLoss(delta=0.5), compiled)
-    ha = a.fit(X, Y, epochs=3, progress=False, seed=1)
-    hb = b.fit(X, Y, epochs=3, progress=False, seed=1, sample_weight=np.ones(60))
+    ha = a.fit(X, Y, epochs=3, verbose=0, seed=1)
+    hb = b.fit(X, Y, epochs=3, verbose=0, seed=1, sample_weight=np.ones(60))
     assert ha.history["loss"] == hb.history["loss"]
     for p, q in zip(params(a), params(b)):
         np.testing.assert_array_equal(p, q)
@@ -67,8 +67,8 @@ def test_both_paths_train_the_same_with_weights(loss):
     X, Y, w = classification() if loss.kind == mc._core.LossKind.cross_entropy else regression()
     out = 3 if loss.kind == mc._core.LossKind.cross_entropy else 2
     a, b = trainer(loss, None, (3, 8, out)), trainer(loss, False, (3, 8, out))
-    ha = a.fit(X, Y, epochs=2, progress=False, sample_weight=w, validation_data=(X, Y, w))
-    hb = b.fit(X, Y, epochs=2, progress=False, sample_weight=w, validation_data=(X, Y, w))
+    ha = a.fit(X, Y, epochs=2, verbose=0, sample_weight=w, validation_data=(X, Y, w))
+    hb = b.fit(X, Y, epochs=2, verbose=0, sample_weight=w, validation_data=(X, Y, w))
     assert ha.history == hb.history
     for p, q in zip(params(a), params(b)):
         np.testing.assert_array_equal(p, q)
@@ -78,9 +78,9 @@ def test_weights_are_shuffled_with_their_rows():
     """Permuting (X, y, w) together before an unshuffled fit is the same as the fit's own shuffle."""
     X, Y, w = regression(n=24)
     a, b = trainer(mc.MSELoss()), trainer(mc.MSELoss())
-    a.fit(X, Y, epochs=1, batch_size=8, seed=3, sample_weight=w, progress=False)
+    a.fit(X, Y, epochs=1, batch_size=8, seed=3, sample_weight=w, verbose=0)
     order = mc._core.permutation(24, mc.trainer.epoch_seed(3, 0))
-    b.fit(X[order], Y[order], epochs=1, batch_size=8, shuffle=False, sample_weight=w[order], progress=False)
+    b.fit(X[order], Y[order], epochs=1, batch_size=8, shuffle=False, sample_weight=w[order], verbose=0)
     for p, q in zip(params(a), params(b)):
         np.testing.assert_array_equal(p, q)
 
@@ -100,7 +100,7 @@ def test_all_zero_weights_train_nothing_and_make_no_nan():
     X, Y, _ = regression()
     tr = trainer(mc.PoissonNLLLoss())
     before = params(tr)
-    h = tr.fit(X, np.abs(Y), epochs=2, progress=False, sample_weight=np.zeros(60))
+    h = tr.fit(X, np.abs(Y), epochs=2, verbose=0, sample_weight=np.zeros(60))
     assert h.history["loss"] == [0.0, 0.0]
     for p, q in zip(params(tr), before):
         np.testing.assert_array_equal(p, q)
@@ -110,7 +110,7 @@ def test_weighted_evaluate_and_validation_logs_match_sklearn_metrics():
     metrics = pytest.importorskip("sklearn.metrics")
     X, Y, w = regression(seed=2)
     tr = trainer(mc.SmoothL1Loss(beta=0.5))
-    h = tr.fit(X[:40], Y[:40], epochs=2, progress=False, sample_weight=w[:40],
+    h = tr.fit(X[:40], Y[:40], epochs=2, verbose=0, sample_weight=w[:40],
                validation_data=(X[40:], Y[40:], w[40:]))
     ev = tr.evaluate(X[40:], Y[40:], sample_weight=w[40:])
     assert h.history["val_loss"][-1] == ev["loss"] and h.history["val_r2"][-1] == ev["r2"]
@@ -124,7 +124,7 @@ def test_weighted_evaluate_and_validation_logs_match_sklearn_metrics():
 
     Xc, yc, wc = classification(seed=3)
     tc = trainer(mc.CrossEntropyLoss(), sizes=(3, 8, 3))
-    tc.fit(Xc, yc, epochs=2, progress=False, sample_weight=wc)
+    tc.fit(Xc, yc, epochs=2, verbose=0, sample_weight=wc)
     ev = tc.evaluate(Xc, yc, sample_weight=wc)
     logits = tc.predict(Xc)
     assert ev["accuracy"] == pytest.approx(metrics.accuracy_score(yc, logits.argmax(1), sample_weight=wc), rel=1e-14)
@@ -135,15 +135,15 @@ def test_weighted_evaluate_and_validation_logs_match_sklearn_metrics():
 def test_validation_split_takes_the_weights_of_its_rows():
     X, Y, w = regression()
     a, b = trainer(mc.MSELoss()), trainer(mc.MSELoss())
-    ha = a.fit(X, Y, epochs=2, progress=False, sample_weight=w, validation_split=0.25)
-    hb = b.fit(X[:45], Y[:45], epochs=2, progress=False, sample_weight=w[:45], validation_data=(X[45:], Y[45:], w[45:]))
+    ha = a.fit(X, Y, epochs=2, verbose=0, sample_weight=w, validation_split=0.25)
+    hb = b.fit(X[:45], Y[:45], epochs=2, verbose=0, sample_weight=w[:45], validation_data=(X[45:], Y[45:], w[45:]))
     assert ha.history == hb.history
 
 
 def test_train_metrics_are_weighted():
     X, Y, w = regression()
     tr = trainer(mc.MSELoss())
-    h = tr.fit(X, Y, epochs=1, progress=False, sample_weight=w, train_metrics=True)
+    h = tr.fit(X, Y, epochs=1, verbose=0, sample_weight=w, train_metrics=True)
     assert h.history["r2"] == [tr.evaluate(X, Y, sample_weight=w)["r2"]]
 
 
@@ -151,15 +151,15 @@ def test_new_losses_get_their_metrics():
     X, Y, _ = regression()
     for loss in (mc.L1Loss(), mc.HuberLoss(), mc.SmoothL1Loss()):
         tr = trainer(loss)
-        h = tr.fit(X, Y, epochs=1, progress=False, validation_data=(X, Y))
+        h = tr.fit(X, Y, epochs=1, verbose=0, validation_data=(X, Y))
         assert set(h.history) == {"loss", "val_loss", "val_mse", "val_mae", "val_r2"}
         with pytest.raises(ValueError, match="predict_proba"):
             tr.predict_proba(X)
     tr = trainer(mc.PoissonNLLLoss())
-    h = tr.fit(X, np.abs(Y), epochs=1, progress=False, validation_data=(X, np.abs(Y)))
+    h = tr.fit(X, np.abs(Y), epochs=1, verbose=0, validation_data=(X, np.abs(Y)))
     assert set(h.history) == {"loss", "val_loss"}
     tb = trainer(mc.BCEWithLogitsLoss(pos_weight=[2.0, 0.5]))
-    h = tb.fit(X, (Y > 0).astype(float), epochs=1, progress=False, validation_data=(X, (Y > 0).astype(float)))
+    h = tb.fit(X, (Y > 0).astype(float), epochs=1, verbose=0, validation_data=(X, (Y > 0).astype(float)))
     assert set(h.history) == {"loss", "val_loss", "val_accuracy"}
 
 
@@ -167,19 +167,19 @@ def test_sample_weight_errors_name_the_argument():
     X, Y, w = regression()
     tr = trainer(mc.MSELoss())
     with pytest.raises(ValueError, match="sample_weight: has 59 weights but X has 60 rows"):
-        tr.fit(X, Y, epochs=1, progress=False, sample_weight=w[:-1])
+        tr.fit(X, Y, epochs=1, verbose=0, sample_weight=w[:-1])
     with pytest.raises(ValueError, match="sample_weight: expected a 1-D array"):
-        tr.fit(X, Y, epochs=1, progress=False, sample_weight=w[:, None])
+        tr.fit(X, Y, epochs=1, verbose=0, sample_weight=w[:, None])
     bad = w.copy()
     bad[3] = np.nan
     with pytest.raises(ValueError, match="sample_weight: contains NaN or Inf"):
-        tr.fit(X, Y, epochs=1, progress=False, sample_weight=bad)
+        tr.fit(X, Y, epochs=1, verbose=0, sample_weight=bad)
     with pytest.raises(TypeError, match="sample_weight"):
-        tr.fit(X, Y, epochs=1, progress=False, sample_weight=np.array(["a"] * 60))
+        tr.fit(X, Y, epochs=1, verbose=0, sample_weight=np.array(["a"] * 60))
     with pytest.raises(ValueError, match="sample_weight_val: has 3 weights but X_val has 60 rows"):
-        tr.fit(X, Y, epochs=1, progress=False, validation_data=(X, Y, w[:3]))
+        tr.fit(X, Y, epochs=1, verbose=0, validation_data=(X, Y, w[:3]))
     with pytest.raises(ValueError, match="validation_data: expected"):
-        tr.fit(X, Y, epochs=1, progress=False, validation_data=(X, Y, w, w))
+        tr.fit(X, Y, epochs=1, verbose=0, validation_data=(X, Y, w, w))
     with pytest.raises(ValueError, match="sample_weight: has 2 weights but X has 60 rows"):
         tr.evaluate(X, Y, sample_weight=w[:2])
     with pytest.raises(ValueError, match="sample_weight: has 2 weights"):
@@ -199,8 +199,8 @@ def test_pandas_series_weights():
     pd = pytest.importorskip("pandas")
     X, Y, w = regression()
     a, b = trainer(mc.MSELoss()), trainer(mc.MSELoss())
-    a.fit(X, Y, epochs=1, progress=False, sample_weight=w)
-    b.fit(X, Y, epochs=1, progress=False, sample_weight=pd.Series(w))
+    a.fit(X, Y, epochs=1, verbose=0, sample_weight=w)
+    b.fit(X, Y, epochs=1, verbose=0, sample_weight=pd.Series(w))
     for p, q in zip(params(a), params(b)):
         np.testing.assert_array_equal(p, q)
 
@@ -237,9 +237,9 @@ def test_losses_pickle_and_copy_with_their_parameters(loss):
 def test_trainer_pickles_its_loss_and_trains_on():
     X, Y, w = classification()
     tr = trainer(mc.CrossEntropyLoss(weight=[1.0, 2.0, 3.0], label_smoothing=0.1), sizes=(3, 8, 3))
-    tr.fit(X, Y, epochs=1, progress=False, sample_weight=w)
+    tr.fit(X, Y, epochs=1, verbose=0, sample_weight=w)
     clone = pickle.loads(pickle.dumps(tr))
     assert repr(clone.loss) == repr(tr.loss) and "label_smoothing=0.1" in repr(clone)
-    ha = tr.fit(X, Y, epochs=1, progress=False, sample_weight=w)
-    hb = clone.fit(X, Y, epochs=1, progress=False, sample_weight=w)
+    ha = tr.fit(X, Y, epochs=1, verbose=0, sample_weight=w)
+    hb = clone.fit(X, Y, epochs=1, verbose=0, sample_weight=w)
     assert ha.history == hb.history

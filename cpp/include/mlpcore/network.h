@@ -16,6 +16,7 @@
 // step overwrites, later writes to the same parameter — tied weights — add). backward() adds to
 // them, as PyTorch's backward and the module path do.
 #pragma once
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -30,11 +31,13 @@ namespace mc {
 
 // What train_epoch did: the mean loss over the rows it ran, arg-max hits (cross-entropy; each
 // batch's forward pass taken before its update, as Keras' running training accuracy; 0 for other
-// losses), and the number of rows.
+// losses), the number of rows, and whether a stop request ended it before its last batch (then
+// every batch it ran was a whole one of batch_size rows: only an epoch's last batch is shorter).
 struct EpochResult {
   double loss = 0;
   int64_t correct = 0;
   int64_t rows = 0;
+  bool interrupted = false;
 };
 
 // Batch-invariant inference (process-wide, off by default): when on, every output row of
@@ -106,11 +109,13 @@ class Network {
   // max_grad_norm >= 0 clips each step's gradients (as train_step). outputs (n, out_features),
   // device memory, or null: each batch's training-mode output (before its update) is copied there
   // in the order the rows were visited (row k of the epoch's order at row k), for running metrics
-  // without a second forward pass.
+  // without a second forward pass. `stop` (may be null) is polled between batches: once it reads
+  // true the call returns after the step in progress, with EpochResult::interrupted set (Ctrl-C;
+  // the caller continues at the next batch or gives up).
   EpochResult train_epoch(Optimizer& opt, const LossSpec& loss, const void* X, const void* Y, int64_t n,
                           int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch_index, bool check_finite,
                           int64_t batch_begin = 0, int64_t batch_end = -1, const void* sample_weight = nullptr,
-                          double max_grad_norm = -1, void* outputs = nullptr);
+                          double max_grad_norm = -1, void* outputs = nullptr, const std::atomic<bool>* stop = nullptr);
   // Batched inference into out (n, out_features), device memory, in eval mode.
   void predict(void* out, const void* X, int64_t n, int64_t batch_size);
   // Mean loss and number of correct arg-max predictions (labels only; not weighted) over n rows,

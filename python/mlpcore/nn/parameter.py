@@ -56,7 +56,7 @@ def check_device(device) -> str:
     if not isinstance(device, str) or not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
         raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
     if device != "cpu" and not _core.cuda_available():
-        raise RuntimeError("mlpcore: device 'cuda' requested but " + _core.cuda_unavailable_reason())
+        raise RuntimeError("device 'cuda' requested but " + _core.cuda_unavailable_reason())
     return "cpu" if device == "cpu" else "cuda"
 
 

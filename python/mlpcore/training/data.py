@@ -16,8 +16,9 @@ What is accepted (beyond the core's own policy: float32 / float64, any layout, s
 
 What is refused, with the shape the user passed (never a reshaped one) and a hint where one helps:
 1-D features, row counts that differ, class ids out of range (labels 1..K, one output with
-cross-entropy), float class ids, text labels, float16 / complex data, NaN / Inf (unless
-``mlpcore.set_check_finite(False)``).
+cross-entropy), float class ids (one-hot rows, whole numbers), a (n, 1) column of class ids, text
+labels, float16 / complex data, NaN / Inf and a DataFrame's missing values (named by column and
+row; unless ``mlpcore.set_check_finite(False)``).
 
 ``prepare`` validates everything once; a caller that keeps its result may hand it to the core
 with ``validate=False`` (the compiled epoch, evaluate). ``to_array`` only converts (no scan): the
@@ -60,8 +61,15 @@ def _dataframe_to_array(df, name: str, dtype: np.dtype) -> np.ndarray:
         if not _numeric_kind(dt):
             raise TypeError(f"{name}: column {col!r} has dtype {dt}, which cannot be cast to {dtype}; encode it "
                             "as numbers first (e.g. pd.get_dummies) or drop it")
-    # nullable columns: a missing value becomes NaN, which the finiteness check then refuses by name
-    return np.ascontiguousarray(df.to_numpy(dtype=dtype, na_value=np.nan))
+    a = np.ascontiguousarray(df.to_numpy(dtype=dtype, na_value=np.nan))
+    if _core.get_check_finite() and not np.isfinite(a).all():
+        # nullable columns: a missing value became NaN; name the column and row it came from
+        rows, cols = np.nonzero(~np.isfinite(a))
+        col, label = df.columns[cols[0]], df.index[rows[0]]
+        what = "a missing value (NA)" if df.isna().to_numpy()[rows[0], cols[0]] else f"{a[rows[0], cols[0]]}"
+        raise ValueError(f"{name}: column {col!r} holds {what} at row {label!r}; fill or drop missing values "
+                         "(mlpcore.set_check_finite(False) lets NaN through)")
+    return a
 
 
 def _object_to_array(a: np.ndarray, name: str, dtype: np.dtype) -> np.ndarray:
@@ -125,25 +133,38 @@ def _label_hint(y: np.ndarray, classes: int) -> str:
     return f"; map the labels to 0..{classes - 1} {_SKLEARN_HINT}"
 
 
+def _one_hot(y: np.ndarray) -> bool:
+    """A 2-D array of 0/1 rows with a single 1 each (float one-hot labels)."""
+    return y.ndim == 2 and y.shape[1] > 1 and bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
+
+
 def _class_ids(y: np.ndarray, name: str, rows: int, classes: int) -> np.ndarray:
     if y.dtype.kind == "b":
         y = y.astype(np.int32)
     if y.dtype.kind not in "iu":
-        if y.dtype.kind == "f":
+        if y.dtype.kind == "f" and _one_hot(y):
+            hint = " (they look one-hot: pass y.argmax(axis=1))"
+        elif y.dtype.kind == "f":
             hint = " (they are whole numbers: pass y.astype(int))" if y.size and np.all(np.mod(y, 1) == 0) else ""
         else:
             hint = f"; encode them as 0..K-1 (np.unique(y, return_inverse=True)) {_SKLEARN_HINT}"
         raise TypeError(f"{name}: expected integer class ids for CrossEntropyLoss, got dtype {y.dtype}{hint}")
+    if y.ndim == 2 and y.shape[1] == 1:
+        column = f" (a column of class ids: pass {name}.ravel())"
+    else:
+        column = ""
     if classes > 0:  # the core checks shape and range (one-hot input gets its own hint there)
         try:
             return _core._as_labels(y, name, rows, classes)
         except ValueError as e:
             if "out of range" in str(e):
                 raise ValueError(f"{e}{_label_hint(y, classes)}") from None
+            if column:
+                raise ValueError(f"{e}{column}") from None
             raise
     # module by module: the number of classes is not known before the forward pass
     if y.ndim != 1:
-        raise ValueError(f"{name}: expected class ids of shape ({rows},), got {y.shape}")
+        raise ValueError(f"{name}: expected class ids of shape ({rows},), got {y.shape}{column}")
     if y.min() < 0:
         raise ValueError(f"{name}: class ids must be >= 0, got {int(y.min())}; map the labels to 0..K-1 {_SKLEARN_HINT}")
     if int(y.max()) > np.iinfo(np.int32).max:  # int32 below would wrap it into range

@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Sequence
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -183,7 +184,7 @@ class Trainer:
         value = self.loss(out, yb, wb)
         if check_finite and not math.isfinite(value):
             raise RuntimeError(
-                f"mlpcore: non-finite loss ({value}) at epoch {epoch}, batch {batch}; training stopped before this "
+                f"non-finite loss ({value}) at epoch {epoch + 1}, batch {batch + 1}; training stopped before this "
                 "batch updated the weights (lower the learning rate or check the data)")
         self.model._backward_modules(self.loss.backward())
         if self.clip_grad_norm is not None:  # between backward and the step, as the compiled epoch
@@ -194,8 +195,8 @@ class Trainer:
     # ----- the epoch runner: fit and the scikit-learn estimators call it -----
     def _run_epoch(self, X: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, shuffle_seed: int,
                    epoch: int, check_finite: bool = True, callbacks: Optional[list] = None,
-                   prog: Optional[_progress.Progress] = None, sample_weight: Optional[np.ndarray] = None,
-                   outputs: Optional[np.ndarray] = None) -> EpochResult:
+                   prog: Optional[Union[_progress.Progress, _progress.EpochLines]] = None,
+                   sample_weight: Optional[np.ndarray] = None, outputs: Optional[np.ndarray] = None) -> EpochResult:
         """One epoch over (X, y) as prepared by ``_prepare`` (not validated again), in train mode.
         sample_weight: (n,) as prepared by ``_prepare_weights``, or None; batch b's loss is the
         weighted mean of its rows (the weights shuffled with them).
@@ -360,9 +361,9 @@ class Trainer:
 
     def fit(self, X, y, epochs: int = 10, batch_size: Optional[int] = None, validation_data=None,
             validation_split: Optional[float] = None, shuffle: bool = True, seed: Optional[int] = 0,
-            callbacks: Optional[Sequence[Callback]] = None, progress: bool = True,
+            callbacks: Optional[Sequence[Callback]] = None, verbose: Union[str, int] = "auto",
             resume_from: Optional[str] = None, check_finite: bool = True, train_metrics: bool = False,
-            sample_weight=None) -> History:
+            sample_weight=None, progress: Optional[bool] = None) -> History:
         """Train for ``epochs`` epochs; returns a :class:`History`.
 
         X (n, in) (converted to the model dtype, see ``training.data``); y: int class ids (n,) for
@@ -375,11 +376,14 @@ class Trainer:
         *last* f of the rows (before shuffling) are held out, as in Keras (their sample weights
         with them). shuffle/seed: epoch e visits rows in the order permutation(n,
         epoch_seed(seed, e)); seed=None draws one at random. callbacks: ``mlpcore.callbacks``
-        objects. progress: tqdm display (only when stdout is a terminal; see ``training.progress``).
+        objects. verbose (as Keras): 0 silent, 1 progress bars, 2 one line per epoch; "auto" (default):
+        bars in a terminal or a notebook, one line per epoch when stdout is a file or a pipe (see
+        ``training.progress``). progress: deprecated (True = verbose "auto", False = verbose 0).
         resume_from: a checkpoint written by ``mlpcore.save(model, path, optimizer=..., epoch=k)``
         (e.g. by ModelCheckpoint): its weights and optimizer state are loaded and training
         continues at epoch k up to ``epochs`` (``epochs`` counts from the start, as Keras'
-        initial_epoch); on the CPU the result is bit-identical to an uninterrupted run with the
+        initial_epoch; ``epochs`` <= k warns and trains nothing); on the CPU the result is
+        bit-identical to an uninterrupted run with the
         same seed (Dropout included: the checkpoint holds each Dropout's RNG state). Any model
         whose parameter names match loads, custom Python modules included.
         check_finite: stop with RuntimeError naming epoch and batch at the first non-finite batch
@@ -396,6 +400,10 @@ class Trainer:
             over the training data at the end of each epoch (a forward pass over the training
             set per epoch: it costs a sizeable share of the epoch time).
 
+        Ctrl-C (KeyboardInterrupt) arrives within a training step, also inside a compiled epoch,
+        and leaves the weights and optimizer state as a whole number of steps left them.
+        ``trainer.history`` keeps the epochs finished before an exception ends ``fit``.
+
         History: ``history.history`` = {"loss": [...], training metrics (above), "val_loss",
         "val_accuracy" | "val_mse", "val_mae", "val_r2" (with validation data, always all of
         them, after the epoch)} and ``history.epoch`` = [epoch indices]. "loss" is the mean of the
@@ -403,6 +411,11 @@ class Trainer:
         Callbacks may add more keys (LR schedules add "lr").
         """
         epochs = pos_int("epochs", epochs)
+        if progress is not None:
+            warnings.warn("fit(progress=...) is deprecated: use verbose= (0 silent, 1 progress bars, 2 one line "
+                          "per epoch, 'auto')", DeprecationWarning, stacklevel=2)
+            verbose = "auto" if progress else 0
+        _progress.resolve_verbose(verbose)  # a bad value fails before any work
         bs = pos_int("batch_size", batch_size if batch_size is not None else self.batch_size)
         seed = seed_or_random(seed)
         callbacks = list(callbacks) if callbacks is not None else []
@@ -422,6 +435,10 @@ class Trainer:
         self.base_lr = self.optimizer.lr
         if resume_from is not None:
             self._resume(resume_from)
+            if self.initial_epoch >= epochs:
+                warnings.warn(f"fit: the checkpoint {resume_from!r} was saved after epoch {self.initial_epoch} and "
+                              f"epochs={epochs} counts from the start (as Keras' initial_epoch), so nothing is "
+                              f"trained; pass epochs > {self.initial_epoch} to train on", UserWarning, stacklevel=2)
 
         # --- callbacks ---
         history = History()
@@ -435,7 +452,7 @@ class Trainer:
         self.history = history
 
         was_training = self.model.training
-        prog = _progress.make_progress(progress, epochs, num_batches)
+        prog = _progress.make_progress(verbose, epochs, num_batches)
         # running training metrics that need the outputs: each batch's training-forward outputs,
         # handed back by the epoch (no second forward pass)
         outputs = None
