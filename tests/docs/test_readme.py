@@ -37,8 +37,9 @@ def test_readme_checkpoint_block_runs(tmp_path, monkeypatch):
     (code,) = [b for b in re.findall(r"```python\n(.*?)```", section, flags=re.S) if "load_checkpoint" in b]
     monkeypatch.chdir(tmp_path)
     model = mc.Sequential(mc.Linear(2, 16, seed=0), mc.ReLU(), mc.Linear(16, 2, seed=1))
-    scope = {"mc": mc, "model": model, "opt": mc.Adam(model.parameters()),
+    scope = {"mc": mc, "torch": torch, "model": model, "opt": mc.Adam(model.parameters()),
              "torch_sequential": torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))}
     exec(compile(code, str(README), "exec"), scope)
     assert scope["ck"]["epoch"] == 10 and scope["opt"].state_dict()["type"] == "Adam"
+    assert list(scope["sd"]) == list(scope["torch_model"].state_dict())  # the in-memory state dict lines
     assert (tmp_path / "moons.png").exists()
