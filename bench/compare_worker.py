@@ -60,7 +60,8 @@ class _MlpcoreRunner(_Runner):
         if kind == "mlpcore-epoch" and infer:
             raise _NotApplicable("train_epoch is a training call; mlpcore's inference row is 'mlpcore'")
         layers = []
-        norm = {"bn": mc.BatchNorm1d, "ln": mc.LayerNorm}.get(cfg.norm)
+        # looked up only when asked for: a baseline build may predate the norm layers
+        norm = getattr(mc, {"bn": "BatchNorm1d", "ln": "LayerNorm"}[cfg.norm]) if cfg.norm else None
         for i, (a, b) in enumerate(zip(cfg.sizes[:-1], cfg.sizes[1:])):
             layers.append(mc.Linear(a, b, seed=i))
             if i < len(cfg.sizes) - 2:
