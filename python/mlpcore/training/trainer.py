@@ -304,9 +304,10 @@ class Trainer:
         if type(X) is np.ndarray and type(y) is np.ndarray and X.dtype.kind == "f" and (
                 sample_weight is None or type(sample_weight) is np.ndarray):
             # float arrays: the binding checks them once (dtype, shape, NaN/Inf, label range) and
-            # converts float32 <-> float64 itself; it raises before touching the weights
+            # converts float32 <-> float64 itself; it raises before touching the weights. Positional
+            # arguments: pybind11's keyword matching is a visible share of a small model's step.
             try:
-                return net.train_step(opt, spec, X, y, check_finite, sample_weight=sample_weight, clip_grad_norm=clip)
+                return net.train_step(opt, spec, X, y, check_finite, True, sample_weight, clip)
             except (TypeError, ValueError):
                 pass  # the path below converts what the binding refuses, or explains why
         X, y = self._prepare(X, y, net)
