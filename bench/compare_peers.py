@@ -371,7 +371,8 @@ class _JaxRunner(_Runner):
                            jnp.zeros((o,), jnp.float32)))
         # normalised workloads: (gamma, beta) per hidden layer; BatchNorm also keeps running
         # statistics (mean, var), updated by every step as PyTorch's train mode does
-        norms = [(jnp.ones((o,), jnp.float32), jnp.zeros((o,), jnp.float32)) for o in S[1:-1]] if cfg.norm else []
+        norms = ([(jnp.ones((o,), jnp.float32), jnp.zeros((o,), jnp.float32)) for o in S[1:-1]]
+                 if cfg.norm else [])
         stats = [(jnp.zeros((o,), jnp.float32), jnp.ones((o,), jnp.float32)) for o in S[1:-1]] \
             if cfg.norm == "bn" else []
         self.params, self.extra = params, (norms, stats)
@@ -408,7 +409,8 @@ class _JaxRunner(_Runner):
 
         def step(params, extra, x, y):
             norms, stats = extra
-            (loss, batch), grads = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(params, norms, x, y)
+            grad_fn = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)
+            (loss, batch), grads = grad_fn(params, norms, x, y)
             params, norms = jax.tree_util.tree_map(lambda p, g: p - LR * g, (params, norms), grads)
             unbias = x.shape[0] / (x.shape[0] - 1)
             stats = [((1 - momentum) * rm + momentum * m, (1 - momentum) * rv + momentum * v * unbias)

@@ -234,8 +234,8 @@ class Optimizer:
             setattr(p, k, v)
         impl.params = p
         if frozen:  # the state dict holds the layout with nothing frozen
-            state = _remap(state.astype(impl.read_state().dtype), self.params, self._slots(), self._canonical(),
-                           (self._segs, self._places))
+            state = _remap(state.astype(impl.read_state().dtype), self.params, self._slots(),
+                           self._canonical(), (self._segs, self._places))
         impl.write_state(state, int(step))
 
     # The C++ optimizer is rebuilt over the unpickled parameters, with its hyper-parameters and state.

@@ -173,7 +173,8 @@ def test_opsets(opset, dt):
     composes erf whatever the opset. ReduceMax / ReduceMean take their axes as an input from 18;
     LayerNormalization is opset 17's."""
     model = mc.Sequential(CASES["Sequential-nested"](dt), mc.Linear(3, 4, seed=9, dtype=dt), mc.GELU(),
-                          mc.LayerNorm(4, dtype=dt), mc.Maxout(4, 6, seed=5, dtype=dt), mc.BatchNorm1d(6, dtype=dt),
+                          mc.LayerNorm(4, dtype=dt), mc.Maxout(4, 6, seed=5, dtype=dt),
+                          mc.BatchNorm1d(6, dtype=dt),
                           mc.BatchNorm1d(6, track_running_stats=False, dtype=dt))
     model[-2].bias.data = np.linspace(-1.0, 1.0, 6)
     for k in range(3):  # running statistics away from (0, 1)

@@ -140,10 +140,10 @@ def _onnx(m: BatchNorm1d, ctx, x: str) -> str:
     if m._stats is None:
         return ctx.normalise(x, 0, m.eps, w, b)
     stats = dict(m._own_buffers())
-    return ctx.node("BatchNormalization", [
-        x, w if w is not None else ctx.constant(np.ones(c)), b if b is not None else ctx.constant(np.zeros(c)),
-        ctx.buffer("running_mean", stats["running_mean"]), ctx.buffer("running_var", stats["running_var"])],
-        epsilon=m.eps)
+    scale = w if w is not None else ctx.constant(np.ones(c))
+    shift = b if b is not None else ctx.constant(np.zeros(c))
+    return ctx.node("BatchNormalization", [x, scale, shift, ctx.buffer("running_mean", stats["running_mean"]),
+                                           ctx.buffer("running_var", stats["running_var"])], epsilon=m.eps)
 
 
 def _repr(m: BatchNorm1d) -> str:

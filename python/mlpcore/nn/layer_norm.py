@@ -79,7 +79,8 @@ def _onnx(m: LayerNorm, ctx, x: str) -> str:
     b = ctx.param(m.bias) if m.bias is not None else None
     if ctx.opset >= 17:
         scale = w if w is not None else ctx.constant(np.ones(m.normalized_shape[0]))
-        return ctx.node("LayerNormalization", [x, scale] + ([b] if b is not None else []), axis=-1, epsilon=m.eps)
+        inputs = [x, scale] + ([b] if b is not None else [])
+        return ctx.node("LayerNormalization", inputs, axis=-1, epsilon=m.eps)
     return ctx.normalise(x, 1, m.eps, w, b)
 
 
