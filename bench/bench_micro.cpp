@@ -172,11 +172,11 @@ void bm_loss(benchmark::State& st, LossKind kind, int64_t rows, int64_t cols) {
   const std::vector<int32_t> y = labels(rows, cols, 3);
   std::vector<float> grad(pred.size());
   const void* target = kind == LossKind::cross_entropy ? static_cast<const void*>(y.data()) : tgt.data();
-  double value = 0;
+  LossSums sums;
   for (auto _ : st) {
-    value = 0;
-    loss_forward_backward(be(), DType::f32, kind, &value, grad.data(), pred.data(), target, nullptr, rows, cols, rows);
-    benchmark::DoNotOptimize(value);
+    sums = LossSums{};
+    loss_forward_backward(be(), DType::f32, kind, &sums, grad.data(), pred.data(), target, nullptr, rows, cols, double(rows));
+    benchmark::DoNotOptimize(sums.value);
     benchmark::DoNotOptimize(grad.data());
   }
   const double n = double(rows) * cols;

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         opt = mc.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
         trainer = mc.Trainer(model, loss=mc.CrossEntropyLoss(), optimizer=opt, batch_size=64)
         t0, c0 = time.perf_counter(), time.process_time()
-        trainer.fit(X_tr, y_tr, epochs=args.epochs, seed=0, progress=False)
+        trainer.fit(X_tr, y_tr, epochs=args.epochs, seed=0, verbose=0)
         times.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
         accs.append(trainer.evaluate(X_te, y_te)["accuracy"])

@@ -61,9 +61,9 @@ def worker(args) -> None:
         def on_epoch_end(self, epoch, logs=None):
             self.times.append(time.perf_counter() - self.t0)
 
-    trainer.fit(X, y, epochs=1, progress=False)  # warm-up: workspace, pages, MPI connections
+    trainer.fit(X, y, epochs=1, verbose=0)  # warm-up: workspace, pages, MPI connections
     clock = EpochClock()
-    trainer.fit(X, y, epochs=args.epochs, seed=1, progress=False, callbacks=[clock])
+    trainer.fit(X, y, epochs=args.epochs, seed=1, verbose=0, callbacks=[clock])
     epoch_s = statistics.median(clock.times)
 
     net = model.compiled()

@@ -8,18 +8,21 @@ import mlpcore as mc
 
 @pytest.fixture(autouse=True)
 def _restore_global_state():
-    """Tests may switch finiteness checks off or change the thread count: restore both."""
-    check, threads = mc.get_check_finite(), mc.get_num_threads()
+    """Tests may switch finiteness checks off or change the thread count: restore both (a pinned
+    count, or the automatic policy)."""
+    check, threads, pinned = mc.get_check_finite(), mc.get_num_threads(), mc._core.num_threads_pinned()
     yield
     mc.set_check_finite(check)
-    mc.set_num_threads(threads)
+    mc.set_num_threads(threads if pinned else None)
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Print the largest relative error seen against PyTorch (per dtype) and against finite
-    differences, as recorded by helpers.assert_close_torch / assert_close_fd."""
+    """Print the largest relative error seen against PyTorch (per dtype), against finite
+    differences, and of exported ONNX graphs under onnxruntime, as recorded by
+    helpers.assert_close_torch / assert_close_fd and tests/io/test_onnx.py."""
     rows = [("PyTorch", k, v) for k, v in sorted(helpers.MAX_REL_ERR.items())]
     rows += [("finite differences", k, v) for k, v in sorted(helpers.MAX_FD_ERR.items())]
+    rows += [("onnxruntime", k, v) for k, v in sorted(helpers.MAX_ONNX_ERR.items())]
     if not rows:
         return
     terminalreporter.section("mlpcore: largest relative error (max|got-want| / max|want|)")

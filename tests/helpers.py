@@ -28,6 +28,8 @@ FD_EPS = 1e-6
 MAX_REL_ERR: dict = {}
 # largest relative error seen against finite differences (float64)
 MAX_FD_ERR: dict = {}
+# dtype name -> (largest relative error of an exported ONNX graph run by onnxruntime, where)
+MAX_ONNX_ERR: dict = {}
 
 
 def rel_err(got, want) -> float:

@@ -31,18 +31,21 @@ enum class YKind : int { none = 0, labels = 1, values = 2 };
 YKind ykind_of(LossKind loss);
 
 struct DeviceData {
-  py::object x_obj, y_obj;  // the caller's objects (y_obj None without targets)
-  ArrayLayout x_layout, y_layout;
+  py::object x_obj, y_obj, w_obj;  // the caller's objects (y_obj / w_obj None without targets / weights)
+  ArrayLayout x_layout, y_layout, w_layout;
   YKind ykind = YKind::none;
   int64_t n = 0;
-  Buffer X, Y;  // device copies: X (n, in) in the network's dtype; Y int32 labels or (n, out)
+  // device copies: X (n, in) in the network's dtype; Y int32 labels or (n, out); W (n,) sample
+  // weights in the network's dtype (empty without)
+  Buffer X, Y, W;
+  const void* weights() const { return w_obj.is_none() ? nullptr : W.data(); }
 };
 
 // A network's device-side staging: the data-set cache and the per-call buffers.
 struct DeviceCache {
   std::shared_ptr<DeviceData> entries[2];  // most recently used first
   std::mutex stage_mutex;                  // staging buffers: one call at a time
-  Buffer stage_x, stage_y, stage_out;
+  Buffer stage_x, stage_y, stage_w, stage_out;
   Buffer stage_forward;                    // forward's input, read again by backward
   void release() {
     entries[0].reset();
@@ -60,9 +63,10 @@ void* stage(Buffer& b, size_t nbytes);
 py::array as_targets(const Network& net, py::handle Y_, YKind ykind, int64_t n, bool validate = true,
                      const char* rows_of = "X");
 
-// The device copy of (X, Y) for a network on cuda: from the cache, or validated and uploaded.
-// A cache hit is neither validated nor uploaded again (it was both when it was cached).
+// The device copy of (X, Y, W) for a network on cuda: from the cache, or validated and uploaded.
+// A cache hit is neither validated nor uploaded again (it was both when it was cached). W_: sample
+// weights (n,) or None.
 std::shared_ptr<DeviceData> device_data(const Network& net, DeviceCache& cache, py::handle X_, py::handle Y_,
-                                        YKind ykind, bool validate = true);
+                                        YKind ykind, bool validate = true, py::handle W_ = py::none());
 
 }  // namespace mc_py

@@ -1,6 +1,7 @@
 // bindings/module.cpp — the pybind11 module mlpcore._core: its definition (the exception
 // translation, the enums, the runtime switches) and the calls that bind the rest by job:
 //   input.cpp        the input policy (every array checked and converted once, at the edge)
+//   loss.cpp         LossSpec (a loss and its parameters) and the sample-weight policy
 //   kernels.cpp      the module-path kernels (numpy in, new numpy out)
 //   network.cpp      ParamArena, Optimizer, OpSpec, EpochResult, Network
 //   device_data.cpp  the CUDA data-set cache and staging buffers
@@ -10,6 +11,7 @@
 
 #include "cpu/cpu_backend.h"
 #include "input.h"
+#include "interrupt.h"
 #include "mlpcore/arena.h"
 #include "mlpcore/network.h"
 #include "mlpcore/rng.h"
@@ -17,6 +19,7 @@
 namespace mc_py {
 void bind_params(py::module_& m);
 void bind_kernels(py::module_& m);
+void bind_loss(py::module_& m);
 void bind_network(py::module_& m);
 void bind_comm(py::module_& m);
 
@@ -50,7 +53,8 @@ PYBIND11_MODULE(_core, m) {
       .value("gelu", ActKind::gelu).value("silu", ActKind::silu).value("softmax", ActKind::softmax);
   py::enum_<LossKind>(m, "LossKind")
       .value("mse", LossKind::mse).value("cross_entropy", LossKind::cross_entropy)
-      .value("bce_with_logits", LossKind::bce_with_logits);
+      .value("bce_with_logits", LossKind::bce_with_logits).value("l1", LossKind::l1).value("huber", LossKind::huber)
+      .value("smooth_l1", LossKind::smooth_l1).value("poisson_nll", LossKind::poisson_nll);
   py::enum_<OptimKind>(m, "OptimKind")
       .value("sgd", OptimKind::sgd).value("adam", OptimKind::adam).value("adamw", OptimKind::adamw)
       .value("rmsprop", OptimKind::rmsprop);
@@ -63,11 +67,15 @@ PYBIND11_MODULE(_core, m) {
 #undef MC_X
 
   // ---- runtime configuration ----
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw mc::ValueError("n: expected a thread count >= 1, got " + std::to_string(n));
-    cpu_set_num_threads(n);
-  }, py::arg("n"));
-  m.def("get_num_threads", &cpu_get_num_threads);
+  m.def("set_num_threads", [](std::optional<int> n) {
+    if (n && *n < 1) throw mc::ValueError("n: expected a thread count >= 1 or None, got " + std::to_string(*n));
+    cpu_set_num_threads(n ? *n : 0);
+  }, py::arg("n"),
+     "Pin n OpenBLAS threads for every GEMM; None: the automatic default (one thread for GEMMs too small to "
+     "split, OpenBLAS's default count for larger ones).");
+  m.def("get_num_threads", &cpu_get_num_threads, "The pinned count, else the count large GEMMs use.");
+  m.def("num_threads_pinned", &cpu_num_threads_pinned,
+        "True after set_num_threads(n) or with OPENBLAS_NUM_THREADS set; False under the automatic policy.");
   m.def("blas_info", &cpu_blas_info);
   m.def("set_batch_invariant", &mc::set_batch_invariant, py::arg("enabled"),
         "Process-wide: predict, evaluate and eval-mode forward of CPU networks give every output row bitwise "
@@ -88,8 +96,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("cuda_available", &mc::cuda_available);
   m.def("cuda_unavailable_reason", &mc::cuda_unavailable_reason);
 
+  init_sigint_watch();
   bind_input(m);
   bind_params(m);
+  bind_loss(m);
   bind_kernels(m);
   bind_comm(m);
   bind_network(m);

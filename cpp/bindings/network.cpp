@@ -4,7 +4,14 @@
 // network every method computes on the device; its inputs go through device_data.h.
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+
 #include "device_data.h"
+#include "interrupt.h"
+#include "loss.h"
 #include "mlpcore/network.h"
 
 namespace mc_py {
@@ -28,6 +35,42 @@ struct PyNetwork : Network {
 
 bool on_cuda(const Network& net) { return net.device() == Device::cuda; }
 
+// (arena, offset, numel, active): a run of parameters for the optimizer and gradient clipping.
+using Segment = std::tuple<std::shared_ptr<ParamArena>, int64_t, int64_t, bool>;
+
+std::vector<OptimSegment> segments_of(const std::vector<Segment>& segs, const char* what,
+                                      std::vector<std::shared_ptr<ParamArena>>* keep) {
+  std::vector<OptimSegment> out;
+  for (const auto& [arena, off, n, active] : segs) {
+    if (!arena) throw mc::ValueError(std::string(what) + ": a segment has no arena");
+    if (arena->device() != std::get<0>(segs[0])->device() || arena->dtype() != std::get<0>(segs[0])->dtype())
+      throw mc::ValueError(std::string(what) + ": all parameters must share one device and dtype");
+    if (off < 0 || n < 0 || off + n > arena->numel())
+      throw mc::ValueError(std::string(what) + ": segment outside its arena");
+    if (keep) keep->push_back(arena);
+    out.push_back(OptimSegment{arena->param_at(off), arena->grad_at(off), n, active});
+  }
+  return out;
+}
+
+void check_max_norm(double max_norm) {
+  if (!(max_norm >= 0) || std::isinf(max_norm))
+    throw mc::ValueError("max_norm: expected a finite number >= 0, got " + std::string(py::str(py::float_(max_norm))));
+}
+
+// The clip_grad_norm argument of train_step / train_epoch: None (no clipping) or max_norm >= 0.
+double max_grad_norm_of(py::handle h) {
+  if (h.is_none()) return -1;
+  double v;
+  try {
+    v = py::cast<double>(h);
+  } catch (const py::cast_error&) {
+    throw mc::TypeError("clip_grad_norm: expected a number or None, got " + describe(h));
+  }
+  check_max_norm(v);
+  return v;
+}
+
 std::vector<std::shared_ptr<ParamArena>> arenas_of(py::handle h) {
   if (py::isinstance<ParamArena>(h)) return {py::cast<std::shared_ptr<ParamArena>>(h)};
   try {
@@ -35,6 +78,62 @@ std::vector<std::shared_ptr<ParamArena>> arenas_of(py::handle h) {
   } catch (const py::cast_error&) {
     throw mc::TypeError("arenas: expected a ParamArena or a list of ParamArena, got " + describe(h));
   }
+}
+
+// Network::train_epoch with the GIL released and Ctrl-C watched (interrupt.h): when a SIGINT
+// stops the epoch between two batches, Python's handlers run here; KeyboardInterrupt propagates,
+// a handler that does not raise lets the epoch continue at the next batch.
+// Data parallel (comm of several ranks): the ranks stop after the same batch (the core or-s the
+// stop flag over them) and then agree on what follows, so none is left waiting in a collective:
+// if a handler raised on some rank, that rank raises its exception and the others raise
+// KeyboardInterrupt naming it; if none did, they all continue.
+EpochResult train_epoch_interruptible(Network& net, Optimizer& opt, const LossSpec& loss, const void* X, const void* Y,
+                                      const void* W, int64_t n, int64_t batch_size, bool shuffle, uint64_t seed,
+                                      int64_t epoch, bool check_finite, int64_t batch_begin, int64_t batch_end,
+                                      double max_grad_norm, void* outputs, Communicator* comm) {
+  const int64_t bs = std::min(batch_size, n);
+  const int64_t end = batch_end < 0 ? (n + bs - 1) / bs : batch_end;
+  const bool parallel = comm && comm->size() > 1;
+  double total = 0;
+  EpochResult sum;
+  for (;;) {
+    EpochResult r;
+    {
+      SigintWatch watch(end - batch_begin > 1);
+      py::gil_scoped_release nogil;
+      r = net.train_epoch(opt, loss, X, Y, n, batch_size, shuffle, seed, epoch, check_finite, batch_begin, batch_end,
+                          W, max_grad_norm, outputs, watch.flag(), comm);
+    }
+    if (!r.interrupted && sum.rows == 0) return r;
+    total += r.loss * double(r.rows);
+    sum.correct += r.correct;
+    sum.rows += r.rows;
+    sum.comm_seconds += r.comm_seconds;
+    if (!r.interrupted) break;
+    if (!parallel) {
+      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    } else {
+      const bool raised = PyErr_CheckSignals() != 0;
+      std::unique_ptr<py::error_already_set> error;
+      if (raised) error = std::make_unique<py::error_already_set>();  // fetched: the GIL is released below
+      double stop[2] = {raised ? 1.0 : 0.0, raised ? double(comm->rank()) : 0.0};
+      {
+        py::gil_scoped_release nogil;
+        comm->allreduce_sum(stop, 2);
+      }
+      if (error) throw std::move(*error);
+      if (stop[0] > 0) {
+        const std::string who = stop[0] == 1 ? "rank " + std::to_string(int64_t(stop[1])) : "several ranks";
+        PyErr_SetString(PyExc_KeyboardInterrupt, ("training interrupted on another rank of this data-parallel job (" +
+                                                  who + "); every rank stopped after the same batch")
+                                                     .c_str());
+        throw py::error_already_set();
+      }
+    }
+    batch_begin += r.rows / bs;  // an interrupted call ran whole batches only
+  }
+  sum.loss = total / double(sum.rows);
+  return sum;
 }
 
 }  // namespace
@@ -116,24 +215,23 @@ void bind_params(py::module_& m) {
       .def_readwrite("step", &OptimParams::step);
 
   py::class_<PyOptimizer>(m, "Optimizer")
-      // segments: list of (arena, offset, numel); all arenas share one device and dtype.
-      .def(py::init([](const OptimParams& p, const std::vector<std::tuple<std::shared_ptr<ParamArena>, int64_t, int64_t>>& segs) {
+      // segments: list of (arena, offset, numel, active); all arenas share one device and dtype.
+      // An inactive segment (frozen parameters) keeps its state and gets no update.
+      .def(py::init([](const OptimParams& p, const std::vector<Segment>& segs) {
              if (segs.empty()) throw mc::ValueError("params: the optimizer got an empty parameter list");
              auto po = std::make_unique<PyOptimizer>();
-             std::vector<OptimSegment> s;
-             const Device dev = std::get<0>(segs[0])->device();
-             const DType dt = std::get<0>(segs[0])->dtype();
-             for (const auto& [arena, off, n] : segs) {
-               if (arena->device() != dev || arena->dtype() != dt)
-                 throw mc::ValueError("params: all parameters must share one device and dtype");
-               if (off < 0 || off + n > arena->numel()) throw mc::ValueError("params: segment outside its arena");
-               po->arenas.push_back(arena);
-               s.push_back(OptimSegment{arena->param_at(off), arena->grad_at(off), n});
-             }
-             po->opt = std::make_unique<Optimizer>(dev, dt, p, std::move(s));
+             po->opt = std::make_unique<Optimizer>(std::get<0>(segs[0])->device(), std::get<0>(segs[0])->dtype(), p,
+                                                   segments_of(segs, "params", &po->arenas));
              return po;
            }), py::arg("params"), py::arg("segments"))
       .def("step", [](PyOptimizer& o) { py::gil_scoped_release nogil; o.opt->step(); })
+      .def("clip_grad_norm", [](PyOptimizer& o, double max_norm) {
+             check_max_norm(max_norm);
+             py::gil_scoped_release nogil;
+             return o.opt->clip_grad_norm(max_norm);
+           }, py::arg("max_norm"),
+           "Scale the gradients of the active segments to a joint L2 norm of at most max_norm "
+           "(torch.nn.utils.clip_grad_norm_); returns the norm before clipping.")
       .def_property("params", [](PyOptimizer& o) { return o.opt->params(); },
                     [](PyOptimizer& o, const OptimParams& p) { o.opt->params() = p; })
       .def("set_lr", [](PyOptimizer& o, double lr) { o.opt->params().lr = lr; })
@@ -172,7 +270,23 @@ void bind_network(py::module_& m) {
       .def_readwrite("p", &OpSpec::p)
       .def_readwrite("dropout", &OpSpec::dropout)
       .def_readwrite("pieces", &OpSpec::pieces)
-      .def_readwrite("skip", &OpSpec::skip);
+      .def_readwrite("skip", &OpSpec::skip)
+      .def_readwrite("attrs", &OpSpec::attrs, "The op's own hyper-parameters (layer_norm: [eps]; batch_norm: [eps, momentum]).")
+      .def_readwrite("weight_grad", &OpSpec::weight_grad, "False: the weight is frozen (no gradient computed).")
+      .def_readwrite("bias_grad", &OpSpec::bias_grad, "False: the bias is frozen (no gradient computed).");
+
+  m.def("clip_grad_norm", [](const std::vector<Segment>& segs, double max_norm, bool error_if_nonfinite) {
+    check_max_norm(max_norm);
+    if (segs.empty()) return 0.0;
+    const std::vector<OptimSegment> runs = segments_of(segs, "parameters", nullptr);
+    Backend& be = backend_for(std::get<0>(segs[0])->device());
+    Buffer sum(be.device(), sizeof(double));
+    py::gil_scoped_release nogil;
+    return mc::clip_grad_norm(be, std::get<0>(segs[0])->dtype(), runs, max_norm, static_cast<double*>(sum.data()),
+                              error_if_nonfinite);
+  }, py::arg("segments"), py::arg("max_norm"), py::arg("error_if_nonfinite") = false,
+     "torch.nn.utils.clip_grad_norm_ over the gradients of (arena, offset, numel, active) runs: one pass for the "
+     "norm, one to scale; returns the norm before clipping.");
 
   py::class_<EpochResult>(m, "EpochResult", "What Network.train_epoch did (read-only).")
       .def_readonly("loss", &EpochResult::loss, "Mean loss over the rows run.")
@@ -265,69 +379,178 @@ void bind_network(py::module_& m) {
       }, py::arg("X"), py::arg("batch_size") = 1024)
       // validate=False skips the O(n) NaN/Inf and label-range scans of x and y (dtype and shape are
       // still checked; class ids are still range-checked): for a caller that validated them once.
+      // `loss`: a LossKind or a LossSpec; sample_weight: (B,) / (n,) weights or None; clip_grad_norm:
+      // None, or max_norm (the gradients are clipped between backward and the optimizer step).
       // comm: data-parallel training over its ranks (network.h); None or one rank: one process.
-      .def("train_step", [](PyNetwork& net, PyOptimizer& opt, LossKind loss, py::handle x_, py::handle y_,
-                            bool check_finite, bool validate, std::shared_ptr<Communicator> comm) {
+      .def("train_step", [](PyNetwork& net, PyOptimizer& opt, const LossArg& loss_, py::handle x_, py::handle y_,
+                            bool check_finite, bool validate, py::handle w_, py::handle clip_,
+                            std::shared_ptr<Communicator> comm) {
+        const PyLoss& loss = loss_arg(loss_);
+        const double clip = max_grad_norm_of(clip_);
         const DType dt = net.dtype();
         py::array x = as_matrix(x_, "x", dt, net.in_features(), -1, false, validate);
         const int64_t B = x.shape(0);
-        py::array y = as_targets(net, y_, ykind_of(loss), B, validate, "x");
+        py::array y = as_targets(net, y_, ykind_of(loss.spec.kind), B, validate, "x");
+        py::object keep;
+        const void* w = weights_or_null(w_, keep, dt, B, "x", validate);
+        const size_t wbytes = size_t(B) * dtype_size(dt);
+        const LossSpec spec = loss.for_dtype(dt, net.out_features());
         py::gil_scoped_release nogil;
         if (on_cuda(net)) {
           std::lock_guard<std::mutex> lock(net.cache.stage_mutex);
           Backend& be = backend_for(Device::cuda);
           void* xd = stage(net.cache.stage_x, size_t(x.nbytes()));
           void* yd = stage(net.cache.stage_y, size_t(y.nbytes()));
+          void* wd = w ? stage(net.cache.stage_w, wbytes) : nullptr;
           be.upload(xd, x.data(), size_t(x.nbytes()));
           be.upload(yd, y.data(), size_t(y.nbytes()));
-          return net.train_step(*opt.opt, loss, xd, yd, B, check_finite, comm.get());
+          if (wd) be.upload(wd, w, wbytes);
+          return net.train_step(*opt.opt, spec, xd, yd, B, check_finite, wd, clip, comm.get());
         }
-        return net.train_step(*opt.opt, loss, x.data(), y.data(), B, check_finite, comm.get());
+        return net.train_step(*opt.opt, spec, x.data(), y.data(), B, check_finite, w, clip, comm.get());
       }, py::arg("optimizer"), py::arg("loss"), py::arg("x"), py::arg("y"), py::arg("check_finite") = true,
-         py::arg("validate") = true, py::arg("comm") = nullptr)
+         py::arg("validate") = true, py::arg("sample_weight") = py::none(), py::arg("clip_grad_norm") = py::none(),
+         py::arg("comm") = nullptr)
       // batch_begin/batch_end: run only that range of the epoch's batches (see network.h).
       // On cuda, the data set is uploaded by the first call and reused by the next ones.
-      .def("train_epoch", [](PyNetwork& net, PyOptimizer& opt, LossKind loss, py::handle X_, py::handle Y_,
+      // outputs: None, or a float array (n, out_features) of the network's dtype that receives each
+      // batch's training-mode output in the order the rows were visited (running metrics).
+      .def("train_epoch", [](PyNetwork& net, PyOptimizer& opt, const LossArg& loss_, py::handle X_, py::handle Y_,
                              int64_t batch_size, bool shuffle, uint64_t seed, int64_t epoch, bool check_finite,
-                             int64_t batch_begin, int64_t batch_end, bool validate,
-                             std::shared_ptr<Communicator> comm) {
+                             int64_t batch_begin, int64_t batch_end, bool validate, py::handle W_, py::handle clip_,
+                             py::handle outputs_, std::shared_ptr<Communicator> comm_) {
+        Communicator* comm = comm_.get();
+        const PyLoss& loss = loss_arg(loss_);
+        const LossSpec spec = loss.for_dtype(net.dtype(), net.out_features());
+        const double clip = max_grad_norm_of(clip_);
+        const DType dt = net.dtype();
+        const int64_t oc = net.out_features();
+        auto outputs_of = [&](int64_t n) -> void* {
+          if (outputs_.is_none()) return nullptr;
+          if (!py::isinstance<py::array>(outputs_))
+            throw mc::TypeError("outputs: expected None or a numpy array, got " + describe(outputs_));
+          return out_view(py::reinterpret_borrow<py::array>(outputs_), "outputs", dt, n * oc);
+        };
         if (on_cuda(net)) {
           check_batch_size(batch_size);  // before the upload
-          auto d = device_data(net, net.cache, X_, Y_, ykind_of(loss), validate);
-          py::gil_scoped_release nogil;
-          return net.train_epoch(*opt.opt, loss, d->X.data(), d->Y.data(), d->n, batch_size, shuffle, seed, epoch,
-                                 check_finite, batch_begin, batch_end, comm.get());
+          auto d = device_data(net, net.cache, X_, Y_, ykind_of(spec.kind), validate, W_);
+          void* host_out = outputs_of(d->n);
+          if (!host_out)
+            return train_epoch_interruptible(net, *opt.opt, spec, d->X.data(), d->Y.data(), d->weights(), d->n,
+                                             batch_size, shuffle, seed, epoch, check_finite, batch_begin, batch_end,
+                                             clip, nullptr, comm);
+          // the staging buffer is locked without the GIL (every user of it takes it so)
+          std::unique_lock<std::mutex> lock(net.cache.stage_mutex, std::defer_lock);
+          {
+            py::gil_scoped_release nogil;
+            lock.lock();
+          }
+          const size_t es = dtype_size(dt);
+          void* dev_out = stage(net.cache.stage_out, size_t(d->n * oc) * es);
+          EpochResult r = train_epoch_interruptible(net, *opt.opt, spec, d->X.data(), d->Y.data(), d->weights(),
+                                                    d->n, batch_size, shuffle, seed, epoch, check_finite, batch_begin,
+                                                    batch_end, clip, dev_out, comm);
+          const int64_t first = batch_begin * std::min(batch_size, d->n);  // the rows this call ran
+          backend_for(Device::cuda)
+              .download(static_cast<char*>(host_out) + size_t(first * oc) * es,
+                        static_cast<char*>(dev_out) + size_t(first * oc) * es, size_t(r.rows * oc) * es);
+          return r;
         }
-        const DType dt = net.dtype();
         py::array X = as_matrix(X_, "X", dt, net.in_features(), -1, false, validate);
         const int64_t n = X.shape(0);
-        py::array Y = as_targets(net, Y_, ykind_of(loss), n, validate);
+        py::array Y = as_targets(net, Y_, ykind_of(spec.kind), n, validate);
+        py::object keep;
+        const void* W = weights_or_null(W_, keep, dt, n, "X", validate);
         check_batch_size(batch_size);
-        py::gil_scoped_release nogil;
-        return net.train_epoch(*opt.opt, loss, X.data(), Y.data(), n, batch_size, shuffle, seed, epoch, check_finite,
-                               batch_begin, batch_end, comm.get());
+        void* out = outputs_of(n);
+        return train_epoch_interruptible(net, *opt.opt, spec, X.data(), Y.data(), W, n, batch_size, shuffle, seed,
+                                         epoch, check_finite, batch_begin, batch_end, clip, out, comm);
       }, py::arg("optimizer"), py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size"), py::arg("shuffle"),
          py::arg("seed"), py::arg("epoch") = 0, py::arg("check_finite") = true, py::arg("batch_begin") = 0,
-         py::arg("batch_end") = -1, py::arg("validate") = true, py::arg("comm") = nullptr)
-      .def("evaluate", [](PyNetwork& net, LossKind loss, py::handle X_, py::handle Y_, int64_t batch_size,
-                          bool validate) {
+         py::arg("batch_end") = -1, py::arg("validate") = true, py::arg("sample_weight") = py::none(),
+         py::arg("clip_grad_norm") = py::none(), py::arg("outputs") = py::none(),
+         py::arg("comm") = nullptr,
+         "sample_weight (n,): gathered with the rows; each batch's loss is its weighted mean (mlpcore/loss.h).")
+      .def("evaluate", [](PyNetwork& net, const LossArg& loss_, py::handle X_, py::handle Y_, int64_t batch_size,
+                          bool validate, py::handle W_) {
+        const PyLoss& loss = loss_arg(loss_);
         check_batch_size(batch_size);
+        const LossSpec spec = loss.for_dtype(net.dtype(), net.out_features());
         int64_t correct = 0;
         double value;
         if (on_cuda(net)) {
-          auto d = device_data(net, net.cache, X_, Y_, ykind_of(loss), validate);
+          auto d = device_data(net, net.cache, X_, Y_, ykind_of(spec.kind), validate, W_);
           py::gil_scoped_release nogil;
-          value = net.evaluate(loss, d->X.data(), d->Y.data(), d->n, batch_size, &correct);
+          value = net.evaluate(spec, d->X.data(), d->Y.data(), d->n, batch_size, &correct, d->weights());
         } else {
           const DType dt = net.dtype();
           py::array X = as_matrix(X_, "X", dt, net.in_features(), -1, false, validate);
           const int64_t n = X.shape(0);
-          py::array Y = as_targets(net, Y_, ykind_of(loss), n, validate);
+          py::array Y = as_targets(net, Y_, ykind_of(spec.kind), n, validate);
+          py::object keep;
+          const void* W = weights_or_null(W_, keep, dt, n, "X", validate);
           py::gil_scoped_release nogil;
-          value = net.evaluate(loss, X.data(), Y.data(), n, batch_size, &correct);
+          value = net.evaluate(spec, X.data(), Y.data(), n, batch_size, &correct, W);
         }
         return py::make_tuple(value, correct);
-      }, py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size") = 1024, py::arg("validate") = true)
+      }, py::arg("loss"), py::arg("X"), py::arg("y"), py::arg("batch_size") = 1024, py::arg("validate") = true,
+         py::arg("sample_weight") = py::none(),
+         "(mean loss over all rows, arg-max hits (cross-entropy, unweighted)); with sample_weight (n,) the mean is "
+         "sum(w v) / sum(w n) over the whole set.")
+      // layout: the flat vector's segments, (ParamArena, offset, numel, penalised) each, in order.
+      .def("loss_and_grad", [](PyNetwork& net, py::handle layout_, py::handle theta_, py::array grad_out,
+                               const LossArg& loss_, py::handle X_, py::handle Y_, py::handle W_, double l2_alpha,
+                               double value_scale, double grad_scale, bool validate) {
+        const PyLoss& loss = loss_arg(loss_);
+        const LossSpec spec = loss.for_dtype(net.dtype(), net.out_features());
+        std::vector<FlatSegment> layout;
+        int64_t total = 0;
+        for (py::handle item : py::reinterpret_borrow<py::iterable>(layout_)) {
+          std::tuple<std::shared_ptr<ParamArena>, int64_t, int64_t, bool> seg;
+          try {
+            seg = py::cast<decltype(seg)>(item);
+          } catch (const py::cast_error&) {
+            throw mc::TypeError("layout: expected (ParamArena, offset, numel, penalised) tuples, got " +
+                                describe(item));
+          }
+          auto [arena, off, numel, penalised] = seg;
+          const auto& own = net.arenas();
+          const auto it = std::find(own.begin(), own.end(), arena);
+          if (it == own.end())
+            throw mc::ValueError("layout: segment " + std::to_string(layout.size()) +
+                                 " lies in an arena that is not this network's");
+          layout.push_back(FlatSegment{int64_t(it - own.begin()), off, numel, penalised});
+          total += numel;
+        }
+        auto theta = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(theta_);
+        if (!theta || theta.ndim() != 1 || theta.size() != total)
+          throw mc::ValueError("theta: expected a 1-D float array of " + std::to_string(total) +
+                               " values (the layout's), got " + describe(theta_));
+        double* g = static_cast<double*>(out_view(grad_out, "grad_out", DType::f64, total));
+        if (on_cuda(net)) {
+          auto d = device_data(net, net.cache, X_, Y_, ykind_of(spec.kind), validate, W_);
+          py::gil_scoped_release nogil;
+          return net.loss_and_grad(g, theta.data(), layout, spec, d->X.data(), d->Y.data(), d->n, d->weights(),
+                                   l2_alpha, value_scale, grad_scale);
+        }
+        const DType dt = net.dtype();
+        py::array X = as_matrix(X_, "X", dt, net.in_features(), -1, false, validate);
+        const int64_t n = X.shape(0);
+        py::array Y = as_targets(net, Y_, ykind_of(spec.kind), n, validate);
+        py::object keep;
+        const void* W = weights_or_null(W_, keep, dt, n, "X", validate);
+        py::gil_scoped_release nogil;
+        return net.loss_and_grad(g, theta.data(), layout, spec, X.data(), Y.data(), n, W, l2_alpha, value_scale,
+                                 grad_scale);
+      }, py::arg("layout"), py::arg("theta"), py::arg("grad_out"), py::arg("loss"), py::arg("X"), py::arg("y"),
+         py::arg("sample_weight") = py::none(), py::arg("l2_alpha") = 0.0, py::arg("value_scale") = 1.0,
+         py::arg("grad_scale") = 1.0, py::arg("validate") = true,
+         "Full-batch loss and gradient at the flat parameter vector theta (float64): writes theta into the "
+         "parameters, runs forward, loss and backward over all rows, writes the gradient (theta's layout) to "
+         "grad_out and returns value_scale * loss + l2_alpha / (2 s) * sum of the penalised segments' squares "
+         "(gradient: grad_scale * d loss + l2_alpha / s * theta on them); loss is the mean over all rows "
+         "(weighted by sample_weight (n,) when given), s the number of rows or the sum of the weights. layout: "
+         "(ParamArena, offset, numel, penalised) per segment, distinct parameters of this network.")
       .def("release_device_data", [](PyNetwork& net) { net.cache.release(); },
            "Drop the cached device copies of data sets (a network on cuda); the next call uploads again.")
       .def_property_readonly("cached_device_data", [](const PyNetwork& net) { return net.cache.size(); },

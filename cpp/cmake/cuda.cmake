@@ -147,14 +147,9 @@ endif()
 # sources (nvcc flags stay apart from the C++ warning flags), static cudart, and the define that
 # switches on backend.cpp's dispatch hooks.
 function(mlpcore_add_cuda_backend core)
-  add_library(mlpcore_cuda STATIC
-    cpp/src/cuda/context.cu
-    cpp/src/cuda/cuda_backend.cu
-    cpp/src/cuda/activation.cu
-    cpp/src/cuda/dropout.cu
-    cpp/src/cuda/maxout.cu
-    cpp/src/cuda/loss.cu
-    cpp/src/cuda/optim.cu)
+  # Every .cu of the folder: context, the generic primitives and one file per op kernel set.
+  file(GLOB _cuda_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/cpp/src/cuda/*.cu)
+  add_library(mlpcore_cuda STATIC ${_cuda_sources})
   target_include_directories(mlpcore_cuda PRIVATE cpp/include cpp/src ${MLPCORE_CUBLAS_INCLUDE})
   string(REPLACE ";" " " _archs "${CMAKE_CUDA_ARCHITECTURES}")
   target_compile_definitions(mlpcore_cuda PRIVATE

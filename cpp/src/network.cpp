@@ -54,7 +54,6 @@ Network::Network(std::vector<std::shared_ptr<ParamArena>> arenas, std::vector<Op
   }
   // Widths, parameters and workspace needs, op by op.
   width_.push_back(in_features);
-  grad_span_.assign(arenas_.size(), {0, 0});
   for (size_t i = 0; i < ops.size(); ++i) {
     Node n;
     n.spec = ops[i];
@@ -76,34 +75,53 @@ Network::Network(std::vector<std::shared_ptr<ParamArena>> arenas, std::vector<Op
                      " lies outside the parameter arena");
       return off;
     };
-    if (p.state) has_state_ = true;
-    // What the data-parallel step all-reduces: per arena, the span of this network's gradients.
-    auto span = [&](int64_t off, int64_t numel) {
-      auto& [lo, hi] = grad_span_[size_t(s.arena)];
-      if (hi <= lo) lo = off, hi = off + numel;
-      lo = std::min(lo, off), hi = std::max(hi, off + numel);
-    };
-    if (p.weight) span(s.weight_off, p.weight);
-    if (p.bias) span(s.bias_off, p.bias);
+    if ((p.state || n.def->batch_coupled) && !dp_refused_) dp_refused_ = n.def->name;
+    // A frozen parameter (weight_grad / bias_grad false) gets no gradient pointer: its op skips
+    // that gradient (no dW GEMM).
     if (p.weight) {
       const int64_t off = place(s.weight_off, p.weight, "weight");
       n.weight = arenas_[size_t(s.arena)]->param_at(off);
-      n.dweight = arenas_[size_t(s.arena)]->grad_at(off);
+      if (s.weight_grad) {
+        n.dweight = arenas_[size_t(s.arena)]->grad_at(off);
+        grad_spans_.push_back({size_t(s.arena), off, off + p.weight});
+      }
     }
     if (p.bias) {
       const int64_t off = place(s.bias_off, p.bias, "bias");
       n.bias = arenas_[size_t(s.arena)]->param_at(off);
-      n.dbias = arenas_[size_t(s.arena)]->grad_at(off);
+      if (s.bias_grad) {
+        n.dbias = arenas_[size_t(s.arena)]->grad_at(off);
+        grad_spans_.push_back({size_t(s.arena), off, off + p.bias});
+      }
     }
     if (p.state) n.state = arenas_[size_t(s.arena)]->param_at(place(s.state_off, p.state, "state"));
     n.work = n.def->work(s, n.in_w, n.out_w, dt_);
     width_.push_back(n.out_w);
     nodes_.push_back(n);
   }
+  // What the data-parallel step all-reduces: the gradients this network writes (not the frozen
+  // ones, collected above), as the fewest contiguous spans of each arena (tied weights and
+  // adjacent parameters merge).
+  std::sort(grad_spans_.begin(), grad_spans_.end(),
+            [](const GradSpan& a, const GradSpan& b) { return a.arena != b.arena ? a.arena < b.arena : a.lo < b.lo; });
+  size_t kept = 0;
+  for (const GradSpan& g : grad_spans_) {
+    if (kept > 0 && grad_spans_[kept - 1].arena == g.arena && g.lo <= grad_spans_[kept - 1].hi)
+      grad_spans_[kept - 1].hi = std::max(grad_spans_[kept - 1].hi, g.hi);
+    else
+      grad_spans_[kept++] = g;
+  }
+  grad_spans_.resize(kept);
+  // Ops before the first one with a parameter gradient need no backward in a training step.
+  first_grad_ = nodes_.size();
+  for (size_t i = nodes_.size(); i-- > 0;)
+    if (nodes_[i].dweight || nodes_[i].dbias) first_grad_ = i;
   values_.assign(nodes_.size() + 1, nullptr);
   grads_.assign(nodes_.size() + 1, nullptr);
   written_.reserve(2 * nodes_.size());  // backward pushes at most two per op: no allocation later
-  loss_dev_ = Buffer(device(), sizeof(double));
+  loss_dev_ = Buffer(device(), sizeof(LossSums));
+  if (device() != Device::cpu)  // class_weight + pos_weight, each rounded to 64 bytes
+    loss_vecs_ = Buffer(device(), 2 * ((size_t(width_.back()) * dtype_size(dt_) + 63) & ~size_t(63)));
 }
 
 void Network::reserve(int64_t B) {
@@ -130,6 +148,7 @@ void Network::reserve(int64_t B) {
   }
   const size_t off_bx = take(B * in_features_ * es);
   const size_t off_by = take(B * std::max<int64_t>(width_.back(), 1) * es + B * sizeof(int32_t));
+  const size_t off_bw = take(B * es);
   work_ = Buffer();  // free the old workspace first: peak memory is the new one only
   work_ = Buffer(device(), total);
   char* base = static_cast<char*>(work_.data());
@@ -144,7 +163,16 @@ void Network::reserve(int64_t B) {
   }
   batch_x_ = base + off_bx;
   batch_y_ = base + off_by;
+  batch_w_ = base + off_bw;
   capacity_ = B;
+}
+
+size_t Network::row_bytes() const {
+  const size_t es = dtype_size(dt_);
+  size_t b = size_t(2 * in_features_ + width_.back()) * es + sizeof(int32_t);  // d/d input, batch x, batch y
+  for (size_t v = 1; v < width_.size(); ++v) b += 2 * size_t(width_[v]) * es;
+  for (const Node& n : nodes_) b += size_t(n.work.per_row);
+  return b;
 }
 
 OpCall Network::call_of(size_t i, int64_t B) const {
@@ -173,10 +201,13 @@ void Network::backward_ops(int64_t B, bool input_grad, bool accumulate) {
     written_.push_back(g);
     return false;
   };
-  for (size_t ii = nodes_.size(); ii-- > 0;) {
+  // The compiled step needs no d/d input, and nothing below the first op with a parameter
+  // gradient (frozen leading layers cost no backward work).
+  const size_t stop = input_grad ? 0 : first_grad_;
+  for (size_t ii = nodes_.size(); ii-- > stop;) {
     const Node& n = nodes_[ii];
     OpGrads g;
-    g.dx = ii > 0 || input_grad ? grads_[ii] : nullptr;  // the compiled step never needs d/d input
+    g.dx = ii > stop || input_grad ? grads_[ii] : nullptr;
     g.dy = grads_[ii + 1];
     g.dweight = n.dweight;
     g.dbias = n.dbias;

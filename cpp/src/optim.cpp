@@ -4,6 +4,8 @@
 // that vectorises (one pass: read w, g, state; write w, state).
 #include "mlpcore/optim.h"
 
+#include <cmath>
+
 #define MC_RESTRICT __restrict__
 
 namespace mc {
@@ -77,7 +79,33 @@ void optim_step_cpu(DType dt, const OptimParams& p, void* param, const void* gra
   });
 }
 
-const OptimKernels kOptimCpu{&optim_step_cpu};
+// *sum += Σ x² over n values: eight double accumulators (they vectorise), then in order.
+void add_sum_squares_cpu(DType dt, double* sum, const void* x, int64_t n) {
+  dtype_dispatch(dt, [&](auto t) {
+    using T = decltype(t);
+    const T* xs = static_cast<const T*>(x);
+    constexpr int kLanes = 8;
+    double acc[kLanes] = {};
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+      for (int j = 0; j < kLanes; ++j) acc[j] += double(xs[i + j]) * double(xs[i + j]);
+    double s = 0;
+    for (; i < n; ++i) s += double(xs[i]) * double(xs[i]);
+    for (int j = 0; j < kLanes; ++j) s += acc[j];
+    *sum += s;
+  });
+}
+
+void scale_cpu(DType dt, void* x, int64_t n, double s) {
+  dtype_dispatch(dt, [&](auto t) {
+    using T = decltype(t);
+    T* xs = static_cast<T*>(x);
+    const T f = T(s);
+    for (int64_t i = 0; i < n; ++i) xs[i] *= f;
+  });
+}
+
+const OptimKernels kOptimCpu{&optim_step_cpu, &add_sum_squares_cpu, &scale_cpu};
 
 }  // namespace
 
@@ -91,6 +119,7 @@ Optimizer::Optimizer(Device device, DType dtype, OptimParams params, std::vector
     state_numel_ += slots * s.n;
   }
   state_ = Buffer(device_, size_t(state_numel_) * dtype_size(dtype_));
+  norm_dev_ = Buffer(device_, sizeof(double));
   reset_state();
 }
 
@@ -106,8 +135,32 @@ void Optimizer::step() {
   const size_t es = dtype_size(dtype_);
   for (size_t i = 0; i < segments_.size(); ++i) {
     const auto& s = segments_[i];
-    k.step(dtype_, params_, s.param, s.grad, static_cast<char*>(state_.data()) + offsets_[i] * es, s.n);
+    if (s.active) k.step(dtype_, params_, s.param, s.grad, static_cast<char*>(state_.data()) + offsets_[i] * es, s.n);
   }
+}
+
+double Optimizer::clip_grad_norm(double max_norm) {
+  return mc::clip_grad_norm(backend_for(device_), dtype_, segments_, max_norm, static_cast<double*>(norm_dev_.data()));
+}
+
+double clip_grad_norm(Backend& be, DType dt, const std::vector<OptimSegment>& segments, double max_norm,
+                      double* sum_dev, bool error_if_nonfinite) {
+  const OptimKernels& k = kernels_of<OptimKernels>(be);
+  be.fill(DType::f64, sum_dev, 1, 0.0);
+  for (const auto& s : segments)
+    if (s.active) k.add_sum_squares(dt, sum_dev, s.grad, s.n);
+  double sum = 0;
+  be.download(&sum, sum_dev, sizeof(double));
+  const double norm = std::sqrt(sum);
+  MC_CHECK(!error_if_nonfinite || std::isfinite(norm), "clip_grad_norm_: the total norm of the gradients is ", norm,
+           "; the gradients were left as they were (error_if_nonfinite=True)");
+  // PyTorch: clip_coef = max_norm / (norm + 1e-6), clamped to 1 (a multiplication by 1 changes
+  // nothing, so only a coefficient below 1, or NaN, scales).
+  const double coef = max_norm / (norm + 1e-6);
+  if (max_norm >= 0 && !(coef >= 1.0))
+    for (const auto& s : segments)
+      if (s.active) k.scale(dt, s.grad, s.n, coef);
+  return norm;
 }
 
 }  // namespace mc

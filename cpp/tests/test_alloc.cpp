@@ -227,9 +227,12 @@ struct Config {
   std::vector<int64_t> sizes;
   Activation act;
   double dropout;  // 0: none; else Dropout(p) after each hidden activation
-  LossKind loss;
+  LossSpec loss;   // its class_weight / pos_weight set by the test when class_weights / pos_weights
   OptimParams opt;
   DType dt;
+  bool sample_weights = false, class_weights = false, pos_weights = false;
+  char norm = 0;       // 'b': BatchNorm1d after each hidden Linear, 'l': LayerNorm; 0: none
+  double clip = -1;    // >= 0: gradient clipping to that norm in every step
 };
 
 OptimParams make_opt(OptimKind k, double lr, double momentum = 0.0, bool nesterov = false, double wd = 0.0) {
@@ -247,6 +250,7 @@ Model build(const Config& c) {
   std::vector<OpSpec> ops;
   int64_t numel = 0;
   for (size_t l = 0; l + 1 < c.sizes.size(); ++l) numel += c.sizes[l] * c.sizes[l + 1] + c.sizes[l + 1];
+  for (size_t l = 1; l + 1 < c.sizes.size(); ++l) numel += c.norm ? 4 * c.sizes[l] + 1 : 0;
   Model m;
   m.arena = std::make_shared<ParamArena>(Device::cpu, c.dt, numel);
   int64_t off = 0;
@@ -260,6 +264,22 @@ Model build(const Config& c) {
     lin.bias_off = off;
     off += c.sizes[l + 1];
     ops.push_back(lin);
+    if (l + 2 < c.sizes.size() && c.norm) {
+      const int64_t w = c.sizes[l + 1];
+      OpSpec nrm;
+      nrm.kind = c.norm == 'b' ? OpKind::batch_norm : OpKind::layer_norm;
+      nrm.in_features = w;
+      nrm.attrs = c.norm == 'b' ? std::vector<double>{1e-5, 0.1} : std::vector<double>{1e-5};
+      nrm.weight_off = off, nrm.bias_off = off + w;
+      dtype_dispatch(c.dt, [&](auto t) {  // weight 1 (the arena starts at 0: bias 0, running statistics 0)
+        using T = decltype(t);
+        std::fill_n(static_cast<T*>(m.arena->param_at(off)), w, T(1));
+      });
+      off += 2 * w;
+      if (c.norm == 'b') nrm.state_off = off;
+      off += 2 * w + 1;
+      ops.push_back(nrm);
+    }
     if (l + 2 < c.sizes.size()) {
       OpSpec a;
       a.kind = OpKind::activation, a.act = c.act;
@@ -276,16 +296,23 @@ Model build(const Config& c) {
   return m;
 }
 
-// Data: n rows of X and the matching targets (labels for CE, rows otherwise), as raw bytes.
+// Data: n rows of X and the matching targets (labels for CE, rows otherwise), sample weights (W,
+// empty without) and the loss's weight vectors (V: class or positive weights), as raw bytes.
 struct Data {
-  std::vector<char> X, Y;
+  std::vector<char> X, Y, W, V;
 };
+template <class T>
+std::vector<char> bytes_of(const std::vector<T>& v) {
+  return std::vector<char>(reinterpret_cast<const char*>(v.data()), reinterpret_cast<const char*>(v.data() + v.size()));
+}
 template <class T>
 Data make_data(const Config& c, int64_t n) {
   Data d;
   const std::vector<T> x = uniform<T>(n * c.sizes[0], 3);
   d.X.assign(reinterpret_cast<const char*>(x.data()), reinterpret_cast<const char*>(x.data() + x.size()));
-  if (c.loss == LossKind::cross_entropy) {
+  if (c.sample_weights) d.W = bytes_of(uniform<T>(n, 5, 0.0, 2.0));
+  if (c.class_weights || c.pos_weights) d.V = bytes_of(uniform<T>(c.sizes.back(), 6, 0.5, 2.0));
+  if (c.loss.kind == LossKind::cross_entropy) {
     const std::vector<int32_t> y = labels(n, c.sizes.back(), 4);
     d.Y.assign(reinterpret_cast<const char*>(y.data()), reinterpret_cast<const char*>(y.data() + y.size()));
   } else {
@@ -303,7 +330,8 @@ class ZeroAlloc : public ::testing::TestWithParam<std::tuple<Config, int>> {};
 // permutation buffer and OpenBLAS's own buffers and threads), 20 train_steps, a shuffled
 // train_epoch with a ragged last batch, evaluate and predict, and forward + backward (the module
 // path through the network) make zero calls to any allocation or deallocation function, with 1
-// and 2 OpenBLAS threads.
+// and 2 OpenBLAS threads; also with BatchNorm / LayerNorm, gradient clipping and the running
+// outputs of train_epoch.
 TEST_P(ZeroAlloc, SteadyStateTrainingMakesNoHeapAllocation) {
   SKIP_WITHOUT_COUNTING();
   const Config& c = std::get<0>(GetParam());
@@ -315,10 +343,15 @@ TEST_P(ZeroAlloc, SteadyStateTrainingMakesNoHeapAllocation) {
   Optimizer opt(Device::cpu, c.dt, c.opt, {{m.arena->params(), m.arena->grads(), m.arena->numel()}});
   std::vector<char> out(size_t(n * c.sizes.back()) * dtype_size(c.dt));
   int64_t correct = 0;
+  LossSpec loss = c.loss;
+  if (c.class_weights) loss.class_weight = d.V.data();
+  if (c.pos_weights) loss.pos_weight = d.V.data();
+  const void* W = d.W.empty() ? nullptr : d.W.data();
 
-  for (int i = 0; i < 3; ++i) m.net->train_step(opt, c.loss, d.X.data(), d.Y.data(), B);
-  m.net->train_epoch(opt, c.loss, d.X.data(), d.Y.data(), n, B, true, 1, 0, true);
-  m.net->evaluate(c.loss, d.X.data(), d.Y.data(), n, B, &correct);
+  std::vector<char> outputs(size_t(n * c.sizes.back()) * dtype_size(c.dt));  // running metrics' outputs
+  for (int i = 0; i < 3; ++i) m.net->train_step(opt, loss, d.X.data(), d.Y.data(), B, false, W, c.clip);
+  m.net->train_epoch(opt, loss, d.X.data(), d.Y.data(), n, B, true, 1, 0, true, 0, -1, W, c.clip, outputs.data());
+  m.net->evaluate(loss, d.X.data(), d.Y.data(), n, B, &correct, W);
   m.net->predict(out.data(), d.X.data(), n, B);
   // The module path through the network: forward (keeps its state), backward (adds gradients).
   std::vector<char> dy(size_t(B * c.sizes.back()) * dtype_size(c.dt), 0), dx(size_t(B * c.sizes[0]) * dtype_size(c.dt));
@@ -327,13 +360,14 @@ TEST_P(ZeroAlloc, SteadyStateTrainingMakesNoHeapAllocation) {
 
   counting_start();
   double acc = 0;
-  for (int i = 0; i < 20; ++i) acc += m.net->train_step(opt, c.loss, d.X.data(), d.Y.data(), B);
+  for (int i = 0; i < 20; ++i) acc += m.net->train_step(opt, loss, d.X.data(), d.Y.data(), B, false, W, c.clip);
   const Counts steps = counting_stop();
   counting_start();
-  acc += m.net->train_epoch(opt, c.loss, d.X.data(), d.Y.data(), n, B, true, 2, 1, true).loss;
+  acc += m.net->train_epoch(opt, loss, d.X.data(), d.Y.data(), n, B, true, 2, 1, true, 0, -1, W, c.clip,
+                            outputs.data()).loss;
   const Counts epoch = counting_stop();
   counting_start();
-  acc += m.net->evaluate(c.loss, d.X.data(), d.Y.data(), n, B, &correct);
+  acc += m.net->evaluate(loss, d.X.data(), d.Y.data(), n, B, &correct, W);
   m.net->predict(out.data(), d.X.data(), n, B);
   const Counts infer = counting_stop();
   counting_start();
@@ -376,9 +410,44 @@ Config config_adamw_dropout() {
   return {"gelu_dropout_mse_adamw_f64", {64, 128, 128, 10}, {ActKind::gelu, 0}, 0.2, LossKind::mse,
           make_opt(OptimKind::adamw, 1e-3, 0, false, 0.01), DType::f64};
 }
+Config config_batch_norm_clip() {
+  Config c{"batchnorm_clip_ce_sgd_f32", {64, 128, 128, 10}, {ActKind::relu, 0}, 0.0, LossKind::cross_entropy,
+           make_opt(OptimKind::sgd, 0.05, 0.9), DType::f32};
+  c.norm = 'b', c.clip = 1.0;
+  return c;
+}
+Config config_layer_norm() {
+  Config c{"layernorm_mse_adam_f64", {64, 128, 128, 10}, {ActKind::gelu, 0}, 0.0, LossKind::mse,
+           make_opt(OptimKind::adam, 1e-3), DType::f64};
+  c.norm = 'l';
+  return c;
+}
 Config config_nesterov() {
   return {"tanh_bce_nesterov_wd_f32", {64, 128, 128, 10}, {ActKind::tanh, 0}, 0.0, LossKind::bce_with_logits,
           make_opt(OptimKind::sgd, 0.05, 0.9, true, 1e-4), DType::f32};
+}
+
+// Losses with parameters and sample weights: the weights gathered with the rows, the divisor
+// summed first, the vectors read in place.
+Config config_ce_weighted() {
+  Config c{"relu_ce_classweight_smoothing_sampleweight_sgd_f32", {64, 128, 128, 10}, {ActKind::relu, 0}, 0.0,
+           LossKind::cross_entropy, make_opt(OptimKind::sgd, 0.05, 0.9), DType::f32, true, true};
+  c.loss.label_smoothing = 0.1;
+  return c;
+}
+Config config_huber_weighted() {
+  Config c{"tanh_huber_sampleweight_adam_f64", {64, 128, 128, 10}, {ActKind::tanh, 0}, 0.0, LossKind::huber,
+           make_opt(OptimKind::adam, 1e-3), DType::f64, true};
+  c.loss.delta = 0.5;
+  return c;
+}
+Config config_bce_pos_weight() {
+  return {"relu_bce_posweight_sampleweight_sgd_f32", {64, 128, 128, 10}, {ActKind::relu, 0}, 0.0,
+          LossKind::bce_with_logits, make_opt(OptimKind::sgd, 0.05), DType::f32, true, false, true};
+}
+Config config_poisson() {
+  return {"tanh_poisson_adam_f32", {64, 128, 128, 10}, {ActKind::tanh, 0}, 0.0, LossKind::poisson_nll,
+          make_opt(OptimKind::adam, 1e-3), DType::f32};
 }
 
 // Every configuration on 1 thread; SGD and Adam also on 2 (slow on a loaded machine: OpenBLAS's
@@ -387,6 +456,9 @@ INSTANTIATE_TEST_SUITE_P(
     Networks, ZeroAlloc,
     ::testing::Values(std::make_tuple(config_sgd(), 1), std::make_tuple(config_adam(), 1),
                       std::make_tuple(config_adamw_dropout(), 1), std::make_tuple(config_nesterov(), 1),
+                      std::make_tuple(config_ce_weighted(), 1), std::make_tuple(config_huber_weighted(), 1),
+                      std::make_tuple(config_bce_pos_weight(), 1), std::make_tuple(config_poisson(), 1),
+                      std::make_tuple(config_batch_norm_clip(), 1), std::make_tuple(config_layer_norm(), 1),
                       std::make_tuple(config_sgd(), 2), std::make_tuple(config_adam(), 2)),
     [](const ::testing::TestParamInfo<ZeroAlloc::ParamType>& info) {
       return std::string(std::get<0>(info.param).name) + "_threads" + std::to_string(std::get<1>(info.param));

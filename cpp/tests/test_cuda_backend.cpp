@@ -78,11 +78,11 @@ void dropout_at(Backend& be, DType dt, void* y, void* mask, const void* x, int64
 void optim_step(Backend& be, DType dt, const OptimParams& p, void* param, const void* grad, void* state, int64_t n) {
   kernels_of<OptimKernels>(be).step(dt, p, param, grad, state, n);
 }
-// The mean loss over rows_total rows; `sum` is a double in be's memory.
-void loss_sum(Backend& be, DType dt, LossKind kind, double* sum, void* grad, const void* pred, const void* target,
+// The loss sums of a batch that is part of a mean over rows_total rows; `sums` in be's memory.
+void loss_sum(Backend& be, DType dt, LossKind kind, LossSums* sums, void* grad, const void* pred, const void* target,
               int64_t rows, int64_t cols, int64_t rows_total) {
-  be.fill(DType::f64, sum, 1, 0.0);
-  loss_forward_backward(be, dt, kind, sum, grad, pred, target, nullptr, rows, cols, rows_total);
+  be.fill(DType::f64, sums, 2, 0.0);
+  loss_forward_backward(be, dt, kind, sums, grad, pred, target, nullptr, rows, cols, loss_divisor(kind, rows_total, cols));
 }
 
 template <class T>
@@ -178,15 +178,91 @@ TYPED_TEST(CudaVsCpu, LossValueAndGradient) {
       const void* target_cpu = kind == LossKind::cross_entropy ? static_cast<const void*>(labels.data()) : t.data();
       Dev<T> dpred(pred), dt(t), dgrad(rows * cols);
       Dev<int32_t> dlab(labels);
-      Dev<double> dloss(1);
+      Dev<double> dloss(2);
       std::vector<T> grad(rows * cols);
-      double loss = 0;
-      loss_sum(cpu(), dtype<T>(), kind, &loss, grad.data(), pred.data(), target_cpu, rows, cols, rows_total);
-      loss_sum(gpu(), dtype<T>(), kind, dloss.p(), dgrad.p(), dpred.p(),
+      LossSums sums;
+      loss_sum(cpu(), dtype<T>(), kind, &sums, grad.data(), pred.data(), target_cpu, rows, cols, rows_total);
+      const double loss = sums.value;
+      loss_sum(gpu(), dtype<T>(), kind, reinterpret_cast<LossSums*>(dloss.p()), dgrad.p(), dpred.p(),
                kind == LossKind::cross_entropy ? static_cast<const void*>(dlab.p()) : dt.p(), rows, cols, rows_total);
       EXPECT_LT(std::abs(dloss.host()[0] - loss) / std::abs(loss), tol<T>()) << loss_name(kind) << " rows=" << rows;
       EXPECT_LT(rel_err(dgrad.host(), grad), tol<T>()) << loss_name(kind) << " rows=" << rows;
     }
+}
+
+// Every loss setting (parameters, class / positive weights, sample weights with zeros, all-zero
+// weights) on the GPU against the CPU: the sums (value and weight) and the gradient.
+TYPED_TEST(CudaVsCpu, LossesWithParametersAndSampleWeights) {
+  SKIP_WITHOUT_GPU();
+  using T = TypeParam;
+  struct K {
+    LossSpec s;
+    bool cw = false, pw = false;
+  };
+  std::vector<K> ks;
+  for (LossKind k : {LossKind::mse, LossKind::l1, LossKind::huber, LossKind::smooth_l1, LossKind::bce_with_logits,
+                     LossKind::poisson_nll, LossKind::cross_entropy})
+    ks.push_back({LossSpec(k)});
+  ks.push_back({LossSpec(LossKind::bce_with_logits), false, true});
+  ks.push_back({LossSpec(LossKind::cross_entropy), true});
+  LossSpec s(LossKind::huber);
+  s.delta = 0.4;
+  ks.push_back({s});
+  s = LossSpec(LossKind::smooth_l1);
+  s.beta = 0;
+  ks.push_back({s});
+  s = LossSpec(LossKind::poisson_nll);
+  s.log_input = false, s.full = true, s.eps = 0.01;
+  ks.push_back({s});
+  s = LossSpec(LossKind::cross_entropy);
+  s.label_smoothing = 0.3;
+  ks.push_back({s});
+  ks.push_back({s, true});
+  for (const K& k : ks)
+    for (int weights : {0, 1, 2})  // none, with zeros among them, all zero
+      for (int64_t rows : {1, 33, 2500}) {
+        const bool ce = k.s.kind == LossKind::cross_entropy;
+        const int64_t cols = ce ? 37 : 5;
+        auto pred = randn<T>(rows * cols, 21, 3.0);
+        if (k.s.kind == LossKind::poisson_nll && !k.s.log_input)
+          for (auto& v : pred) v = std::abs(v) + T(0.05);
+        auto t = randn<T>(rows * cols, 22);
+        for (auto& v : t)
+          v = k.s.kind == LossKind::bce_with_logits ? (v + T(1)) / T(2)
+              : k.s.kind == LossKind::poisson_nll   ? std::floor((v + T(1)) * T(3))
+                                                    : v;
+        std::vector<int32_t> labels(rows);
+        for (int64_t r = 0; r < rows; ++r) labels[r] = int32_t(splitmix64(r + 5) % uint64_t(cols));
+        auto w = randn<T>(rows, 23);
+        for (int64_t r = 0; r < rows; ++r) w[r] = weights == 2 || r % 4 == 1 ? T(0) : std::abs(w[r]) + T(0.1);
+        auto vec = randn<T>(cols, 24);
+        for (auto& v : vec) v = std::abs(v) + T(0.2);
+        LossSpec hs = k.s, ds = k.s;
+        Dev<T> dpred(pred), dt(t), dgrad(rows * cols), dw(w), dvec(vec);
+        Dev<int32_t> dlab(labels);
+        if (k.cw) hs.class_weight = vec.data(), ds.class_weight = dvec.p();
+        if (k.pw) hs.pos_weight = vec.data(), ds.pos_weight = dvec.p();
+        std::vector<T> grad(rows * cols);
+        LossSums sums;
+        const void* target_cpu = ce ? static_cast<const void*>(labels.data()) : t.data();
+        const void* target_gpu = ce ? static_cast<const void*>(dlab.p()) : dt.p();
+        loss_forward_backward(cpu(), dtype<T>(), hs, &sums, grad.data(), pred.data(), target_cpu,
+                              weights ? w.data() : nullptr, rows, cols);
+        Dev<double> dsums(2);
+        gpu().fill(DType::f64, dsums.p(), 2, 0.0);
+        loss_forward_backward(gpu(), dtype<T>(), ds, reinterpret_cast<LossSums*>(dsums.p()), dgrad.p(), dpred.p(),
+                              target_gpu, weights ? dw.p() : nullptr, rows, cols);
+        const auto got = dsums.host();
+        const auto what = ::testing::Message() << loss_name(k.s.kind) << " cw=" << k.cw << " pw=" << k.pw
+                                               << " weights=" << weights << " rows=" << rows;
+        EXPECT_LE(std::abs(got[0] - sums.value), tol<T>() * std::max(1.0, std::abs(sums.value))) << what;
+        EXPECT_LE(std::abs(got[1] - sums.weight), 1e-12 * std::max(1.0, std::abs(sums.weight))) << what;
+        if (weights == 2) {
+          for (T g : dgrad.host()) EXPECT_EQ(g, T(0)) << what;
+        } else {
+          EXPECT_LT(rel_err(dgrad.host(), grad), tol<T>() * 4) << what;
+        }
+      }
 }
 
 TYPED_TEST(CudaVsCpu, CountCorrectFirstMaximumWins) {

@@ -21,9 +21,9 @@ namespace {
 // d(mean loss)/d(out) for the output of a forward, computed by the loss op.
 std::vector<double> loss_grad(LossKind loss, const Tensor& out, const void* target) {
   std::vector<double> g(size_t(out.numel()));
-  double sum = 0;
-  loss_forward_backward(backend_for(Device::cpu), DType::f64, loss, &sum, g.data(), out.data, target, nullptr,
-                        out.rows, out.cols, out.rows);
+  LossSums sums;
+  loss_forward_backward(backend_for(Device::cpu), DType::f64, loss, &sums, g.data(), out.data, target, nullptr,
+                        out.rows, out.cols);
   return g;
 }
 

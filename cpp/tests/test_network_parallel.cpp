@@ -134,7 +134,8 @@ TYPED_TEST(NetworkParallel, RanksMatchOneProcessAndEachOther) {
         Network net(m.arena, m.ops, sizes[0]);
         Optimizer opt = make_optimizer(m, sgd(0.1, 0.9));
         for (int e = 0; e < 3; ++e) {
-          const EpochResult res = net.train_epoch(opt, loss, x.data(), target, n, B, true, 11 + e, e, true, 0, -1, &comm);
+          const EpochResult res = net.train_epoch(opt, loss, x.data(), target, n, B, true, 11 + e, e, true, 0, -1,
+                                                  nullptr, -1, nullptr, nullptr, &comm);
           EXPECT_EQ(res.rows, n);
           got_losses[size_t(r)].push_back(res.loss);
         }
@@ -163,7 +164,8 @@ TEST(NetworkParallel, NonFiniteLossOnOneRankStopsEveryRankBeforeAnyUpdate) {
     Optimizer opt = make_optimizer(m, sgd(0.1));
     before[size_t(r)] = arena_params<double>(*m.arena);
     try {
-      net.train_epoch(opt, LossKind::mse, x.data(), t.data(), n, n, false, 0, 0, true, 0, -1, &comm);
+      net.train_epoch(opt, LossKind::mse, x.data(), t.data(), n, n, false, 0, 0, true, 0, -1, nullptr, -1, nullptr,
+                      nullptr, &comm);
     } catch (...) {
       after[size_t(r)] = arena_params<double>(*m.arena);
       throw;
@@ -184,7 +186,8 @@ TEST(NetworkParallel, RanksCalledDifferentlyThrowTheSameValueError) {
     Network net(m.arena, m.ops, sizes[0]);
     Optimizer opt = make_optimizer(m, sgd(0.1));
     // rank 1: one row more and another seed
-    net.train_epoch(opt, LossKind::cross_entropy, x.data(), y.data(), 39 + r, 8, true, 5 + r, 0, true, 0, -1, &comm);
+    net.train_epoch(opt, LossKind::cross_entropy, x.data(), y.data(), 39 + r, 8, true, 5 + r, 0, true, 0, -1, nullptr,
+                    -1, nullptr, nullptr, &comm);
   });
   EXPECT_NE(errors[0].find("different the number of rows, seed"), std::string::npos) << errors[0];
   EXPECT_EQ(errors[0], errors[1]);

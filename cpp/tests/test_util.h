@@ -126,13 +126,14 @@ inline std::vector<double> loss_grad_naive(LossKind kind, const std::vector<doub
 }
 
 // Short forms of the op calls the CPU kernel tests make (host memory).
-// loss_mean: the mean loss of a batch over rows_total rows (loss_forward_backward adds the terms to
-// a sum; this starts it at 0 and divides).
-inline void loss_mean(mc::Backend& be, mc::DType dt, LossKind kind, double* value, void* grad, const void* pred,
-                      const void* target, int64_t rows, int64_t cols, int64_t rows_total) {
-  double sum = 0;
-  mc::loss_forward_backward(be, dt, kind, &sum, grad, pred, target, nullptr, rows, cols, rows_total);
-  *value = sum / mc::loss_divisor(kind, rows_total, cols);
+// loss_mean: the mean loss of a batch of unweighted rows over rows_total rows (loss_forward_backward
+// adds the terms to sums; this starts them at 0 and divides by the divisor of rows_total rows).
+inline void loss_mean(mc::Backend& be, mc::DType dt, const mc::LossSpec& loss, double* value, void* grad,
+                      const void* pred, const void* target, int64_t rows, int64_t cols, int64_t rows_total) {
+  mc::LossSums sums;
+  const double divisor = mc::loss_divisor(loss.kind, rows_total, cols);
+  mc::loss_forward_backward(be, dt, loss, &sums, grad, pred, target, nullptr, rows, cols, divisor);
+  *value = sums.value / divisor;
 }
 // dropout with an explicit (seed, offset) instead of a DropoutState.
 inline void dropout_at(mc::Backend& be, mc::DType dt, void* y, void* mask, const void* x, int64_t n, double p,

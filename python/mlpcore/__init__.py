@@ -12,8 +12,8 @@ one input-preparation path (``mlpcore.training.data``) that also casts int and b
 pandas frames of numeric / bool columns, naming a column that cannot be cast. NaN and Inf are
 refused with ValueError by default; ``mc.set_check_finite(False)`` skips that scan for speed, and
 then NaN/Inf propagate (parameters never take NaN/Inf through ``param.data = a``). Class ids are
-1-D integers in [0, classes) (a one-hot matrix is refused with a hint); MSE/BCE targets are shaped
-like the output, or (n,) for one output. A batch_size larger than the data is one batch of all
+1-D integers in [0, classes) (a one-hot matrix is refused with a hint); the other losses' targets
+are shaped like the output, or (n,) for one output; sample weights are (n,) finite reals. A batch_size larger than the data is one batch of all
 rows. Bad values and shapes raise ValueError, bad types TypeError, both naming the argument, what
 was expected and what was given; state errors (backward before forward, backward after a
 forward under ``mc.no_grad()``, CUDA where there is none) raise RuntimeError. No input from Python may crash the process.
@@ -33,6 +33,14 @@ unless ``mc.set_batch_invariant(True)``, which makes every inference row bitwise
 its batch, the batch size and the thread count. Seeded initialisation, shuffling and dropout
 masks use mlpcore's own portable RNG: the same numbers on every platform; ``mc.manual_seed(n)``
 seeds the layers and fits that are given no seed.
+
+Thread count. ``mc.set_num_threads(n)`` pins n OpenBLAS threads for every GEMM; by default (or
+after ``set_num_threads(None)``) a GEMM too small to gain from a split (under 2**30 multiply-adds)
+runs on one thread and a larger one on OpenBLAS's default count, so a busy machine never makes
+small models crawl. ``OPENBLAS_NUM_THREADS`` pins as set_num_threads does.
+
+Ctrl-C inside a compiled epoch raises KeyboardInterrupt after the training step in progress: the
+weights and optimizer state are those of a whole number of steps.
 
 Threads. Long C++ calls release the GIL. A compiled network serialises its calls with a mutex,
 so predict / evaluate / train_epoch from several Python threads are safe, each giving its
@@ -65,12 +73,14 @@ from ._core import (
 from ._validate import manual_seed
 from ._version import __version__
 from .check import gradcheck
-from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, PoissonNLLLoss, SmoothL1Loss
 from .nn import (
+    BatchNorm1d,
     ELU,
     GELU,
     Dropout,
     Identity,
+    LayerNorm,
     LeakyReLU,
     Linear,
     Maxout,
@@ -86,21 +96,32 @@ from .nn import (
     TiedLinear,
     no_grad,
 )
-from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from .optim import SGD, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm_
 from . import callbacks
 from .callbacks import History
 from .trainer import Trainer
 from . import datasets
 from . import distributed
-from .io import from_torch, load, load_bytes, load_checkpoint, load_state_into, save, save_bytes, to_torch
+from .io import (
+    export_onnx,
+    from_torch,
+    load,
+    load_bytes,
+    load_checkpoint,
+    load_state_into,
+    save,
+    save_bytes,
+    to_torch,
+)
 
 __all__ = [
-    "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "GELU", "Identity", "LeakyReLU", "Linear", "Maxout",
-    "MSELoss", "Module", "Optimizer", "Parameter", "ReLU", "Residual", "RMSprop", "SGD", "Adam", "AdamW",
-    "Sequential", "Sigmoid", "SiLU", "Softmax", "Tanh", "TiedLinear", "blas_info", "cuda_available",
+    "BatchNorm1d", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "GELU", "HuberLoss", "Identity",
+    "L1Loss", "LayerNorm", "LeakyReLU", "Linear", "Maxout", "MSELoss", "Module", "PoissonNLLLoss", "SmoothL1Loss",
+    "Optimizer", "Parameter", "ReLU", "Residual", "RMSprop", "SGD", "Adam", "AdamW",
+    "Sequential", "Sigmoid", "SiLU", "Softmax", "Tanh", "TiedLinear", "blas_info", "clip_grad_norm_", "cuda_available",
     "get_batch_invariant", "get_check_finite", "get_num_threads", "gradcheck", "manual_seed", "no_grad",
     "set_batch_invariant", "set_check_finite", "set_num_threads", "__version__",
     "Trainer", "History", "callbacks",
-    "datasets", "distributed", "from_torch", "load", "load_bytes", "load_checkpoint", "load_state_into", "save", "save_bytes",
-    "to_torch",
+    "datasets", "distributed", "export_onnx", "from_torch", "load", "load_bytes", "load_checkpoint",
+    "load_state_into", "save", "save_bytes", "to_torch",
 ]

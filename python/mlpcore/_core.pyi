@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ActKind', 'Communicator', 'DropoutState', 'EpochResult', 'InitKind', 'LossKind', 'Network', 'OpKind', 'OpSpec', 'OptimKind', 'OptimParams', 'Optimizer', 'ParamArena', 'act_backward', 'act_forward', 'blas_info', 'cuda_available', 'cuda_unavailable_reason', 'dropout_forward', 'epoch_seed', 'get_batch_invariant', 'get_check_finite', 'get_num_threads', 'linear_backward', 'linear_forward', 'local_communicator', 'loss_forward_backward', 'maxout_backward', 'maxout_forward', 'mpi_communicator', 'mul', 'permutation', 'set_batch_invariant', 'set_check_finite', 'set_num_threads']
+__all__: list[str] = ['ActKind', 'Communicator', 'DropoutState', 'EpochResult', 'InitKind', 'LossKind', 'LossSpec', 'Network', 'OpKind', 'OpSpec', 'OptimKind', 'OptimParams', 'Optimizer', 'ParamArena', 'act_backward', 'act_forward', 'blas_info', 'clip_grad_norm', 'cuda_available', 'cuda_unavailable_reason', 'dropout_forward', 'epoch_seed', 'get_batch_invariant', 'get_check_finite', 'get_num_threads', 'linear_backward', 'linear_forward', 'local_communicator', 'loss_forward_backward', 'maxout_backward', 'maxout_forward', 'mpi_communicator', 'mul', 'num_threads_pinned', 'op_backward', 'op_forward', 'permutation', 'set_batch_invariant', 'set_check_finite', 'set_num_threads']
 class ActKind:
     """
     Members:
@@ -82,11 +82,23 @@ class LossKind:
       cross_entropy
     
       bce_with_logits
+    
+      l1
+    
+      huber
+    
+      smooth_l1
+    
+      poisson_nll
     """
     __members__: typing.ClassVar[dict[str, LossKind]]
     bce_with_logits: typing.ClassVar[LossKind]
     cross_entropy: typing.ClassVar[LossKind]
+    huber: typing.ClassVar[LossKind]
+    l1: typing.ClassVar[LossKind]
     mse: typing.ClassVar[LossKind]
+    poisson_nll: typing.ClassVar[LossKind]
+    smooth_l1: typing.ClassVar[LossKind]
     @typing.overload
     def __eq__(self, other: LossKind) -> bool:
         ...
@@ -239,10 +251,16 @@ class OpKind:
       maxout
     
       residual_add
+    
+      layer_norm
+    
+      batch_norm
     """
     __members__: typing.ClassVar[dict[str, OpKind]]
     activation: typing.ClassVar[OpKind]
+    batch_norm: typing.ClassVar[OpKind]
     dropout: typing.ClassVar[OpKind]
+    layer_norm: typing.ClassVar[OpKind]
     linear: typing.ClassVar[OpKind]
     maxout: typing.ClassVar[OpKind]
     residual_add: typing.ClassVar[OpKind]
@@ -375,8 +393,12 @@ class OptimParams:
         ...
 class Optimizer:
     params: OptimParams
-    def __init__(self, params: OptimParams, segments: collections.abc.Sequence[tuple[ParamArena, typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex]]) -> None:
+    def __init__(self, params: OptimParams, segments: collections.abc.Sequence[tuple[ParamArena, typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, bool]]) -> None:
         ...
+    def clip_grad_norm(self, max_norm: typing.SupportsFloat | typing.SupportsIndex) -> float:
+        """
+        Scale the gradients of the active segments to a joint L2 norm of at most max_norm (torch.nn.utils.clip_grad_norm_); returns the norm before clipping.
+        """
     def read_state(self) -> numpy.ndarray:
         ...
     def reset_state(self) -> None:
@@ -390,6 +412,45 @@ class Optimizer:
     @property
     def state_numel(self) -> int:
         ...
+class LossSpec:
+    """
+    A loss and its parameters, validated once (PyTorch's names and defaults; `weight`: cross_entropy's class weights). Networks and loss_forward_backward take it wherever they take a LossKind.
+    """
+    def __init__(self, kind: LossKind, *, delta: typing.SupportsFloat | typing.SupportsIndex = 1.0, beta: typing.SupportsFloat | typing.SupportsIndex = 1.0, label_smoothing: typing.SupportsFloat | typing.SupportsIndex = 0.0, weight: typing.Any = None, pos_weight: typing.Any = None, log_input: bool = True, full: bool = False, eps: typing.SupportsFloat | typing.SupportsIndex = 1e-08) -> None:
+        ...
+    def __repr__(self) -> str:
+        ...
+    @property
+    def beta(self) -> float:
+        ...
+    @property
+    def delta(self) -> float:
+        ...
+    @property
+    def eps(self) -> float:
+        ...
+    @property
+    def full(self) -> bool:
+        ...
+    @property
+    def kind(self) -> LossKind:
+        ...
+    @property
+    def label_smoothing(self) -> float:
+        ...
+    @property
+    def log_input(self) -> bool:
+        ...
+    @property
+    def pos_weight(self) -> typing.Any:
+        """
+        float64 copy, or None
+        """
+    @property
+    def weight(self) -> typing.Any:
+        """
+        cross_entropy's class weights (PyTorch's `weight`): a float64 copy, or None
+        """
 class Communicator:
     """
     The processes of a data-parallel job (mlpcore/comm.h). Build with local_communicator() or, under mpiexec, through mlpcore.distributed.init().
@@ -433,6 +494,22 @@ class OpSpec:
         """
     @arena.setter
     def arena(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def attrs(self) -> list[float]:
+        """
+        The op's own hyper-parameters (layer_norm: [eps]; batch_norm: [eps, momentum]).
+        """
+    @attrs.setter
+    def attrs(self, arg0: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> None:
+        ...
+    @property
+    def bias_grad(self) -> bool:
+        """
+        False: the bias is frozen (no gradient computed).
+        """
+    @bias_grad.setter
+    def bias_grad(self, arg0: bool) -> None:
         ...
     @property
     def bias_off(self) -> int:
@@ -479,6 +556,14 @@ class OpSpec:
     def state_off(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
     @property
+    def weight_grad(self) -> bool:
+        """
+        False: the weight is frozen (no gradient computed).
+        """
+    @weight_grad.setter
+    def weight_grad(self, arg0: bool) -> None:
+        ...
+    @property
     def weight_off(self) -> int:
         ...
     @weight_off.setter
@@ -523,11 +608,17 @@ class Network:
         """
         Backward of the last forward: adds to the parameter gradients (dropout masks of that forward), returns d loss / d x (B, in_features). RuntimeError if another call used the network since.
         """
-    def evaluate(self, loss: LossKind, X: typing.Any, y: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex = 1024, validate: bool = True) -> tuple[float, int]:
-        ...
+    def evaluate(self, loss: LossKind | LossSpec, X: typing.Any, y: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex = 1024, validate: bool = True, sample_weight: typing.Any = None) -> tuple[float, int]:
+        """
+        (mean loss over all rows, arg-max hits (cross-entropy, unweighted)); with sample_weight (n,) the mean is sum(w v) / sum(w n) over the whole set.
+        """
     def forward(self, x: typing.Any) -> numpy.ndarray:
         """
         Forward in the network's train/eval mode; keeps what backward needs until another call uses the network.
+        """
+    def loss_and_grad(self, layout: typing.Any, theta: typing.Any, grad_out: numpy.ndarray, loss: LossKind | LossSpec, X: typing.Any, y: typing.Any, sample_weight: typing.Any = None, l2_alpha: typing.SupportsFloat | typing.SupportsIndex = 0.0, value_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, grad_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, validate: bool = True) -> float:
+        """
+        Full-batch loss and gradient at the flat parameter vector theta (float64): writes theta into the parameters, runs forward, loss and backward over all rows, writes the gradient (theta's layout) to grad_out and returns value_scale * loss + l2_alpha / (2 s) * sum of the penalised segments' squares (gradient: grad_scale * d loss + l2_alpha / s * theta on them); loss is the mean over all rows (weighted by sample_weight (n,) when given), s the number of rows or the sum of the weights. layout: (ParamArena, offset, numel, penalised) per segment, distinct parameters of this network.
         """
     def predict(self, X: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex = 1024) -> numpy.ndarray:
         ...
@@ -535,9 +626,11 @@ class Network:
         """
         Drop the cached device copies of data sets (a network on cuda); the next call uploads again.
         """
-    def train_epoch(self, optimizer: Optimizer, loss: LossKind, X: typing.Any, y: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, shuffle: bool, seed: typing.SupportsInt | typing.SupportsIndex, epoch: typing.SupportsInt | typing.SupportsIndex = 0, check_finite: bool = True, batch_begin: typing.SupportsInt | typing.SupportsIndex = 0, batch_end: typing.SupportsInt | typing.SupportsIndex = -1, validate: bool = True, comm: Communicator = None) -> EpochResult:
-        ...
-    def train_step(self, optimizer: Optimizer, loss: LossKind, x: typing.Any, y: typing.Any, check_finite: bool = True, validate: bool = True, comm: Communicator = None) -> float:
+    def train_epoch(self, optimizer: Optimizer, loss: LossKind | LossSpec, X: typing.Any, y: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, shuffle: bool, seed: typing.SupportsInt | typing.SupportsIndex, epoch: typing.SupportsInt | typing.SupportsIndex = 0, check_finite: bool = True, batch_begin: typing.SupportsInt | typing.SupportsIndex = 0, batch_end: typing.SupportsInt | typing.SupportsIndex = -1, validate: bool = True, sample_weight: typing.Any = None, clip_grad_norm: typing.Any = None, outputs: typing.Any = None, comm: Communicator = None) -> EpochResult:
+        """
+        sample_weight (n,): gathered with the rows; each batch's loss is its weighted mean (mlpcore/loss.h).
+        """
+    def train_step(self, optimizer: Optimizer, loss: LossKind | LossSpec, x: typing.Any, y: typing.Any, check_finite: bool = True, validate: bool = True, sample_weight: typing.Any = None, clip_grad_norm: typing.Any = None, comm: Communicator = None) -> float:
         ...
     @property
     def arenas(self) -> list[ParamArena]:
@@ -568,12 +661,20 @@ def _as_matrix(x: typing.Any, name: str, dtype: typing.Any, cols: typing.Support
     """
     Validate/convert a float matrix argument exactly as the core does (used by the Python layer).
     """
+def _as_sample_weight(w: typing.Any, name: str, rows: typing.SupportsInt | typing.SupportsIndex, dtype: typing.Any, rows_of: str = 'X') -> numpy.ndarray:
+    """
+    Validate/convert sample weights (rows,) exactly as the core does (used by the Python layer).
+    """
 def act_backward(kind: ActKind, param: typing.SupportsFloat | typing.SupportsIndex, grad_output: typing.Any, x: numpy.ndarray, a: numpy.ndarray, dtype: typing.Any) -> numpy.ndarray:
     ...
 def act_forward(kind: ActKind, param: typing.SupportsFloat | typing.SupportsIndex, x: typing.Any, dtype: typing.Any) -> numpy.ndarray:
     ...
 def blas_info() -> str:
     ...
+def clip_grad_norm(segments: collections.abc.Sequence[tuple[ParamArena, typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, bool]], max_norm: typing.SupportsFloat | typing.SupportsIndex, error_if_nonfinite: bool = False) -> float:
+    """
+    torch.nn.utils.clip_grad_norm_ over the gradients of (arena, offset, numel, active) runs: one pass for the norm, one to scale; returns the norm before clipping.
+    """
 def cuda_available() -> bool:
     ...
 def cuda_unavailable_reason() -> str:
@@ -589,8 +690,10 @@ def get_batch_invariant() -> bool:
 def get_check_finite() -> bool:
     ...
 def get_num_threads() -> int:
-    ...
-def linear_backward(grad_output: typing.Any, x: numpy.ndarray, weight: numpy.ndarray, dweight: numpy.ndarray, dbias: typing.Any, need_dx: bool, transposed: bool, dtype: typing.Any) -> typing.Any:
+    """
+    The pinned count, else the count large GEMMs use.
+    """
+def linear_backward(grad_output: typing.Any, x: numpy.ndarray, weight: numpy.ndarray, dweight: typing.Any, dbias: typing.Any, need_dx: bool, transposed: bool, dtype: typing.Any) -> typing.Any:
     ...
 def linear_forward(x: typing.Any, weight: numpy.ndarray, bias: typing.Any, transposed: bool, dtype: typing.Any, fixed_order: bool = False) -> tuple[numpy.ndarray, numpy.ndarray]:
     """
@@ -600,8 +703,10 @@ def local_communicator() -> Communicator:
     """
     The communicator of a one-process job (rank 0 of 1).
     """
-def loss_forward_backward(kind: LossKind, pred: typing.Any, target: typing.Any, dtype: typing.Any) -> tuple[float, numpy.ndarray]:
-    ...
+def loss_forward_backward(kind: LossKind | LossSpec, pred: typing.Any, target: typing.Any, dtype: typing.Any, sample_weight: typing.Any = None) -> tuple[float, numpy.ndarray]:
+    """
+    (mean loss, d loss / d pred) of a batch: `kind` a LossKind or LossSpec; with sample_weight (B,) the weighted mean sum(w v) / sum(w n) of mlpcore/loss.h (0, and a zero gradient, when that sum is 0).
+    """
 def maxout_backward(grad_output: typing.Any, idx: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], pieces: typing.SupportsInt | typing.SupportsIndex, dtype: typing.Any) -> numpy.ndarray:
     ...
 def maxout_forward(x: typing.Any, pieces: typing.SupportsInt | typing.SupportsIndex, dtype: typing.Any) -> tuple[numpy.ndarray, numpy.typing.NDArray[numpy.int32]]:
@@ -611,6 +716,14 @@ def mpi_communicator(library: str, handle_bytes: typing.SupportsInt | typing.Sup
     An MPI communicator over a library already loaded and initialised (mlpcore.distributed.init() builds it from mpi4py): library = that library or a module linked to it; the rest are handles of its ABI.
     """
 def mul(a: typing.Any, b: numpy.ndarray, dtype: typing.Any) -> numpy.ndarray:
+    ...
+def num_threads_pinned() -> bool:
+    """
+    True after set_num_threads(n) or with OPENBLAS_NUM_THREADS set; False under the automatic policy.
+    """
+def op_backward(spec: ..., arena: typing.Any, grad_output: typing.Any, x: numpy.ndarray, y: numpy.ndarray, saved: numpy.ndarray, training: bool, dtype: typing.Any, need_dx: bool = True) -> typing.Any:
+    ...
+def op_forward(spec: ..., arena: typing.Any, x: typing.Any, training: bool, dtype: typing.Any) -> tuple[numpy.ndarray, numpy.ndarray, numpy.typing.NDArray[numpy.uint8]]:
     ...
 def permutation(n: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
     """
@@ -622,5 +735,7 @@ def set_batch_invariant(enabled: bool) -> None:
     """
 def set_check_finite(enabled: bool) -> None:
     ...
-def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
-    ...
+def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex | None) -> None:
+    """
+    Pin n OpenBLAS threads for every GEMM; None: the automatic default (one thread for GEMMs too small to split, OpenBLAS's default count for larger ones).
+    """

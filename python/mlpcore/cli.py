@@ -9,7 +9,8 @@
 
 Exit codes: 0 success; 2 bad command-line arguments (argparse: one line on stderr); 1 a runtime
 error (missing or corrupt file, bad data, CUDA unavailable: one line ``mlpcore: error: ...`` on
-stderr, never a traceback; ``MLPCORE_DEBUG=1`` shows the traceback); 130 interrupted.
+stderr, never a traceback; ``MLPCORE_DEBUG=1`` shows the traceback); 130 interrupted (Ctrl-C);
+141 stdout closed by its reader (``| head``; nothing printed, as a command killed by SIGPIPE).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import numpy as np
 
 from .io import _version
 from .nn import _mlp
-from .training.progress import stdout_is_tty
 
 DEFAULT_OUT = "mlpcore-model.safetensors"
 BUILTIN_DATA = ("digits", "moons", "circles", "spirals")
@@ -97,6 +97,20 @@ def _hidden(s: str) -> list:
     return sizes
 
 
+def _columns(s: str) -> list:
+    """'id,price' -> ['id', 'price']; integers are column indices."""
+    cols = [c.strip() for c in s.split(",")]
+    if not all(cols):
+        raise argparse.ArgumentTypeError(f"expected comma-separated column names or indices, got {s!r}")
+    return [_target(c) for c in cols]
+
+
+def _verbose(s: str):
+    if s not in ("auto", "0", "1", "2"):
+        raise argparse.ArgumentTypeError(f"expected auto, 0, 1 or 2, got {s!r}")
+    return s if s == "auto" else int(s)
+
+
 def _target(s: str):
     """A column index (int) or a column / array name (str)."""
     try:
@@ -109,38 +123,46 @@ def _target(s: str):
 # data and model
 # ----------------------------------------------------------------------------------------------
 
-def _load_data(data: str, target, seed: int) -> tuple:
-    """(X, y, description, classes): a built-in set or a user .csv / .npz file."""
+def _load_data(data: str, target, seed: int, drop: list) -> tuple:
+    """(X, y, description, classes, columns): a built-in set or a user .csv / .npz file; columns
+    = {"features": header names of the feature columns, "target": the label column's} for a .csv
+    with a header row (the checkpoint keeps them so that predict selects columns by name)."""
     from . import datasets
 
+    if drop and Path(data).suffix.lower() != ".csv":
+        raise ValueError(f"--drop: only for .csv files (columns by header name or index), got --data {data}")
     if data == "digits":
         try:
             X, y = datasets.load_digits(scale=None)
-            return X, y, "digits (scikit-learn, 1797 x 64)", None
+            return X, y, "digits (scikit-learn, 1797 x 64)", None, None
         except ImportError:
             print("mlpcore: scikit-learn is not installed (pip install mlpcore[sklearn]); "
                   "training on half moons instead", file=sys.stderr)
             data = "moons"
     if data == "moons":
         X, y = datasets.make_moons(2000, noise=0.2, seed=seed)
-        return X, y, "half moons (2000 x 2, noise 0.2)", None
+        return X, y, "half moons (2000 x 2, noise 0.2)", None, None
     if data == "circles":
         X, y = datasets.make_circles(2000, noise=0.1, seed=seed)
-        return X, y, "concentric circles (2000 x 2, noise 0.1)", None
+        return X, y, "concentric circles (2000 x 2, noise 0.1)", None, None
     if data == "spirals":
         X, y = datasets.make_spirals(1500, n_arms=3, noise=0.2, seed=seed)
-        return X, y, "spirals (1500 x 2, 3 arms)", None
+        return X, y, "spirals (1500 x 2, 3 arms)", None, None
     path = Path(data)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".npz"):
         raise ValueError(f"--data: expected one of {', '.join(BUILTIN_DATA)} or a .csv / .npz file, got {data!r}")
     if not path.exists():
         raise FileNotFoundError(f"--data: no such file: {data}")
+    columns = None
     if suffix == ".csv":
-        X, y, classes = datasets.load_csv(path, target=-1 if target is None else target, return_classes=True)
+        t = datasets.load_csv_table(path, target=-1 if target is None else target, drop=drop)
+        X, y, classes = t.X, t.y, t.classes
+        if t.features is not None:
+            columns = {"features": t.features, "target": t.target}
     else:
         X, y, classes = datasets.load_npz(path, target="y" if target is None else target, return_classes=True)
-    return X, y, f"{path.name} ({X.shape[0]} x {X.shape[1]})", classes
+    return X, y, f"{path.name} ({X.shape[0]} x {X.shape[1]})", classes, columns
 
 
 def _build_model(n_in: int, hidden: list, n_out: int, activation: str, seed: int):
@@ -163,28 +185,17 @@ def _build_optimizer(name: str, params, lr: Optional[float]):
 
 
 # ----------------------------------------------------------------------------------------------
-# training: mlpcore.Trainer (compiled path for these built-in models)
-# ----------------------------------------------------------------------------------------------
-
-def _log_callback(epochs: int):
-    """A callback printing ~10 plain lines of progress to stderr: the Trainer's tqdm bar only
-    shows on a terminal, and logs (CI, nohup, pipes) should still show the run advancing."""
-    from .callbacks import Callback
-
-    every = max(1, epochs // 10)
-
-    class _EpochLog(Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if (epoch + 1) % every == 0 or epoch + 1 == epochs:
-                text = "  ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items() if isinstance(v, float))
-                print(f"epoch {epoch + 1:4d}/{epochs}  {text}", file=sys.stderr, flush=True)
-
-    return _EpochLog()
-
-
-# ----------------------------------------------------------------------------------------------
 # commands
 # ----------------------------------------------------------------------------------------------
+
+def _threads_text() -> str:
+    import mlpcore as mc
+
+    n = mc.get_num_threads()
+    if mc._core.num_threads_pinned() or n == 1:
+        return f"{n} thread(s)"
+    return f"1-{n} threads (by GEMM size)"
+
 
 def cmd_train(args) -> int:
     import mlpcore as mc
@@ -200,7 +211,7 @@ def cmd_train(args) -> int:
         mc.set_num_threads(args.threads)
     if args.device == "cuda" and not mc.cuda_available():
         raise RuntimeError("--device cuda: " + mc._core.cuda_unavailable_reason())
-    X, y, desc, classes = _load_data(args.data, args.target, args.seed)
+    X, y, desc, classes, columns = _load_data(args.data, args.target, args.seed, args.drop)
     if args.task == "regression" and y.dtype.kind in "iu":
         if classes:
             raise ValueError("--task regression: the labels are text, not numbers")
@@ -235,15 +246,13 @@ def cmd_train(args) -> int:
     print(f"data     {desc}: {len(X_tr)} train / {len(X_te)} test rows, "
           f"{'classification, ' + str(n_out) + ' classes' if classify else 'regression'}", file=out)
     print(f"model    {arch} {args.activation}, {args.optimizer} lr {opt.lr:g}, {args.epochs} epochs, "
-          f"batch {args.batch_size}, {args.device}, {mc.get_num_threads()} thread(s)"
+          f"batch {args.batch_size}, {args.device}, {_threads_text()}"
           + (f" x {mc.distributed.world_size()} ranks" if args.distributed else ""), file=out, flush=True)
 
     trainer = mc.Trainer(model, loss=loss, optimizer=opt, batch_size=args.batch_size,
                          distributed=args.distributed)
-    callbacks = [_log_callback(args.epochs)] if args.progress and main and not stdout_is_tty() else []
     t0 = time.perf_counter()
-    history = trainer.fit(X_tr, y_tr, epochs=args.epochs, seed=args.seed, progress=args.progress,
-                          callbacks=callbacks)
+    history = trainer.fit(X_tr, y_tr, epochs=args.epochs, seed=args.seed, verbose=args.verbose)
     train_s = time.perf_counter() - t0
     test = trainer.evaluate(X_te, y_te)
     train = trainer.evaluate(X_tr, y_tr)
@@ -255,23 +264,37 @@ def cmd_train(args) -> int:
     if args.out.lower() != "none" and main:
         extra = {"data": args.data, "task": "classification" if classify else "regression",
                  "scaler": scaler.state_dict(), "target_scaler": y_scaler.state_dict() if y_scaler else None,
-                 "classes": classes, "seed": args.seed,
+                 "classes": classes, "seed": args.seed, **(columns or {}),
                  f"test_{metric}": test[metric]}
         mc.save(model, args.out, optimizer=opt, epoch=args.epochs, extra=extra)
         print(f"saved    {args.out}", file=out)
     return 0
 
 
-def _read_features(path: str, target, n_in: int) -> tuple:
-    """(X, y or None, label names or None) from a .csv / .npz file for prediction. Without
-    --target the file may hold exactly the model's features, or one more column (the last; for
-    a .npz an array 'y') taken as the labels."""
+def _read_features(path: str, target, n_in: int, extra: dict) -> tuple:
+    """(X, y or None, label names or None) from a .csv / .npz file for prediction.
+
+    A model trained on a .csv with a header (its checkpoint names the feature and target columns)
+    takes its features by name, in training order, from a .csv with a header: other columns are
+    ignored, a missing one is an error, and the target column, when present, gives the labels.
+    Otherwise (no names: a .npz, a file without a header, an older checkpoint) columns go by
+    position: the file holds exactly the model's features, or one more column (the last; for a
+    .npz an array 'y') taken as the labels."""
     from . import datasets
 
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"no such file: {path}")
     suffix = p.suffix.lower()
+    features = extra.get("features")
+    if suffix == ".csv" and features:
+        header = datasets.csv_header(p)
+        if header is not None:
+            if target is None:
+                target = extra.get("target") if extra.get("target") in header else None
+            t = datasets.load_csv_table(p, target=target, features=features)
+            return t.X, t.y, t.classes
+        # no header row: columns by position (below)
     if suffix == ".npz":
         if target is None:
             with np.load(p, allow_pickle=False) as z:
@@ -304,7 +327,7 @@ def cmd_predict(args) -> int:
     ckpt = mc.load_checkpoint(args.model)
     model, extra = ckpt["model"], ckpt["extra"] or {}
     n_in = model.compiled().in_features if model.compiled() is not None else model.parameters()[0].shape[1]
-    X, y, y_names = _read_features(args.data, args.target, n_in)
+    X, y, y_names = _read_features(args.data, args.target, n_in, extra)
     if "scaler" in extra:
         X = StandardScaler.from_state_dict(extra["scaler"]).transform(X)
     out = predict(model, data.as_features(X, args.data, model.dtype, n_in))
@@ -324,6 +347,9 @@ def cmd_predict(args) -> int:
         if extra.get("target_scaler"):
             out = StandardScaler.from_state_dict(extra["target_scaler"]).inverse_transform(out)
         lines = [",".join(f"{v:.6g}" for v in row) for row in out]
+        if y is not None and y.dtype.kind == "f" and y.reshape(len(y), -1).shape == out.shape:
+            m = metrics.regression_metrics(out.astype(np.float64), y.reshape(out.shape).astype(np.float64))
+            print(f"r2 {m['r2']:.4f}  mse {m['mse']:.6g}  mae {m['mae']:.6g} on {len(y)} rows", file=sys.stderr)
     text = "\n".join(lines) + "\n"
     if args.out:
         from .io import atomic_write
@@ -331,6 +357,7 @@ def cmd_predict(args) -> int:
         print(f"wrote {len(lines)} predictions to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+        sys.stdout.flush()  # a closed pipe shows here, inside _run
     return 0
 
 
@@ -363,7 +390,7 @@ def cmd_info(args) -> int:
     print(f"mlpcore   {mc.__version__} ({Path(mc.__file__).parent})")
     print(f"python    {sys.version.split()[0]}, numpy {np.__version__}")
     print(f"blas      {mc.blas_info()}")
-    print(f"threads   {mc.get_num_threads()}")
+    print(f"threads   {_threads_text()}")
     if mc.cuda_available():
         print("cuda      available")
     else:
@@ -400,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--target", type=_target, default=None,
                    help="label column of a .csv (index or header name; default: last column) or array key "
                         "of a .npz (default: y)")
+    t.add_argument("--drop", type=_columns, default=[], metavar="COLS",
+                   help="columns of a .csv to leave out of the features, by header name or index, comma-separated "
+                        "(ids, other targets)")
     t.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
                    help="auto (default): classification for integer or text labels, regression otherwise")
     t.add_argument("--hidden", type=_hidden, default=[256, 256], help="hidden widths, e.g. 256,256 (default)")
@@ -412,11 +442,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=_positive_int, default=64, help="default 64")
     t.add_argument("--test-size", type=_fraction, default=0.2, help="test fraction (default 0.2)")
     t.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
-    t.add_argument("--threads", type=_positive_int, default=None, help="CPU threads (default: all cores)")
+    t.add_argument("--threads", type=_positive_int, default=None,
+                   help="pin this many OpenBLAS threads (default: one for GEMMs too small to split, all cores for "
+                        "larger ones)")
     t.add_argument("--seed", type=_nonneg_int, default=0, help="seed for the split, init and shuffling (default 0)")
     t.add_argument("--out", default=DEFAULT_OUT,
                    help=f"checkpoint path (default ./{DEFAULT_OUT}; 'none' to skip saving)")
-    t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
+    t.add_argument("--verbose", type=_verbose, default="auto", metavar="{auto,0,1,2}",
+                   help="0 silent, 1 progress bars, 2 one line per epoch; auto (default): bars on a terminal, "
+                        "lines when stdout is a file or pipe")
+    t.add_argument("--no-progress", dest="verbose", action="store_const", const=0, help="same as --verbose 0")
     t.add_argument("--distributed", action="store_true",
                    help="data parallel over the ranks of an MPI job: mpiexec -n 4 mlpcore train "
                         "--distributed ... (pip install 'mlpcore[mpi]'); --batch-size is the global batch; "
@@ -424,12 +459,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("predict", help="predict with a saved model",
                        description="Predict the rows of a .csv / .npz file with a checkpoint from `mlpcore train`: "
-                                   "one class (or regression values) per line. When the file also holds labels "
-                                   "(--target, or one column more than the model's inputs), the accuracy goes "
-                                   "to stderr.")
+                                   "one class (or regression values) per line. A model trained on a .csv with a "
+                                   "header takes its feature columns by name (other columns are ignored). When the "
+                                   "file also holds the labels (the training target's column, --target, or one "
+                                   "column more than the model's inputs), the accuracy (classification) or r2, mse "
+                                   "and mae (regression) go to stderr.")
     q.add_argument("data", help=".csv or .npz file of features")
     q.add_argument("--model", required=True, help="checkpoint (.safetensors) from mlpcore train / mlpcore.save")
-    q.add_argument("--target", type=_target, default=None, help="label column / array key to leave out")
+    q.add_argument("--target", type=_target, default=None,
+                   help="label column / array key to leave out (default: the training target's name when the "
+                        "file has it)")
     q.add_argument("--out", default=None, help="write predictions to this file instead of stdout")
 
     sub.add_parser("bench", help="run the comparison table (bench/compare.py of a source checkout)",
@@ -460,16 +499,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return _run(lambda: cmd(args))
 
 
+def _stdout_closed() -> int:
+    """stdout's reader went away (``mlpcore predict ... | head``): end quietly, as a command
+    killed by SIGPIPE, with nothing left for Python to flush at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a file descriptor
+        pass
+    return 141
+
+
 def _run(fn) -> int:
     try:
         return fn()
     except KeyboardInterrupt:
         print("mlpcore: interrupted", file=sys.stderr)
         return _end_job(130)
+    except BrokenPipeError:
+        return _end_job(_stdout_closed())
     except (OSError, ValueError, TypeError, RuntimeError, ImportError, KeyError) as e:
         if os.environ.get("MLPCORE_DEBUG"):
             raise
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = msg.removeprefix("mlpcore: ")  # the line's own prefix says it already
         if isinstance(e, OSError) and e.filename and str(e.filename) not in msg:
             msg = f"{msg}: {e.filename}"
         print(f"mlpcore: error: {msg}", file=sys.stderr)

@@ -11,7 +11,8 @@ shuffled, and classes are balanced (sizes differ by at most one) unless stated o
 - :func:`make_linear_regression`, :func:`make_logistic`: linear models' data;
 - :func:`make_function`: 1-D function fitting (universal-approximation demos);
 - :func:`load_digits`: scikit-learn's bundled 8x8 digits (needs the ``sklearn`` extra);
-- :func:`load_csv`, :func:`load_npz`: your own data;
+- :func:`load_csv`, :func:`load_csv_table` (columns by name), :func:`csv_header`, :func:`load_npz`:
+  your own data;
 - :func:`train_test_split`, :class:`StandardScaler`, :func:`standardize`.
 """
 
@@ -20,14 +21,15 @@ from __future__ import annotations
 import csv
 import math
 import os
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
 from ._validate import is_int
 
 __all__ = [
-    "StandardScaler", "load_csv", "load_digits", "load_npz", "make_circles", "make_function", "make_linear_regression",
+    "CsvTable", "StandardScaler", "csv_header", "load_csv", "load_csv_table", "load_digits", "load_npz", "make_circles",
+    "make_function", "make_linear_regression",
     "make_logistic", "make_moons", "make_spirals", "make_triangle", "standardize", "train_test_split",
 ]
 
@@ -398,6 +400,124 @@ def _is_number(s: str) -> bool:
         return False
 
 
+class CsvTable(NamedTuple):
+    """What :func:`load_csv_table` read: X float32 (n, features), y (None without a target),
+    the class names of text labels (else None), the feature columns' header names and the
+    target's (None without a header row)."""
+
+    X: np.ndarray
+    y: Optional[np.ndarray]
+    classes: Optional[list]
+    features: Optional[list]
+    target: Optional[str]
+
+
+def _header(row0: list, row1: Optional[list]) -> Optional[list]:
+    """The names in row0 if it is a header: one of its fields is text where row1 has a number
+    (so a first data row with a text label is not mistaken for one)."""
+    num0 = [_is_number(c) for c in row0]
+    num1 = [_is_number(c) for c in row1] if row1 is not None else [True] * len(num0)
+    return [c.strip() for c in row0] if any(b and not a for a, b in zip(num0, num1)) else None
+
+
+def csv_header(path: Union[str, os.PathLike], delimiter: str = ",") -> Optional[list]:
+    """The column names of a CSV file's header row (read from its first two rows), or None when
+    its first row is data (see :func:`load_csv`)."""
+    rows = []
+    with open(os.fspath(path), newline="") as f:
+        for r in csv.reader(f, delimiter=delimiter):
+            if r and any(c.strip() for c in r):
+                rows.append(r)
+                if len(rows) == 2:
+                    break
+    return _header(rows[0], rows[1] if len(rows) > 1 else None) if rows else None
+
+
+def _read_csv(path: str, delimiter: str) -> tuple:
+    """(header names or None (:func:`_header`), cells as a 2-D str array, each data row's line
+    number in the file). Blank lines are skipped."""
+    with open(path, newline="") as f:
+        rows = [(i + 1, r) for i, r in enumerate(csv.reader(f, delimiter=delimiter)) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise ValueError(f"{path}: empty CSV file")
+    header = _header(rows[0][1], rows[1][1] if len(rows) > 1 else None)
+    if header is not None:
+        rows = rows[1:]
+    if not rows:
+        raise ValueError(f"{path}: no data rows after the header")
+    width = len(rows[0][1])
+    for line, r in rows:
+        if len(r) != width:
+            raise ValueError(f"{path}: row {line} has {len(r)} fields, expected {width}")
+    if header is not None and len(header) != width:
+        raise ValueError(f"{path}: the header has {len(header)} names but the rows have {width} fields")
+    return header, np.array([[c.strip() for c in r] for _, r in rows]), [line for line, _ in rows]
+
+
+def _column(spec, header: Optional[list], width: int, path: str, what: str) -> int:
+    """The index of a column given by header name or by index (negative counts from the end)."""
+    if isinstance(spec, str):
+        if header is None or spec not in header:
+            raise ValueError(f"{what}: no column named {spec!r} in {path} "
+                             f"(header: {', '.join(header) if header is not None else 'none'})")
+        return header.index(spec)
+    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+        if not -width <= spec < width:
+            raise ValueError(f"{what}: column {spec} out of range for {width} columns")
+        return int(spec) % width
+    raise TypeError(f"{what}: expected a column index or a column name, got {spec!r}")
+
+
+def _numeric(cells: np.ndarray, cols: list, header: Optional[list], lines: list, path: str) -> np.ndarray:
+    """cells[:, cols] as float32; a cell that is not a number is named by row and column."""
+    try:
+        return cells[:, cols].astype(np.float32)
+    except ValueError:
+        pass
+    for j in cols:
+        for i, c in enumerate(cells[:, j]):
+            if not _is_number(c):
+                name = f"{header[j]!r} ({j + 1})" if header is not None else str(j + 1)
+                raise ValueError(f"{path}: row {lines[i]}, column {name}: {str(c)!r} is not a number "
+                                 "(feature columns must be numeric)") from None
+    raise AssertionError("unreachable: a cell failed to convert but every cell is a number")
+
+
+def load_csv_table(path: Union[str, os.PathLike], target: Union[int, str, None] = -1,
+                   features: Optional[Sequence[str]] = None, drop: Sequence[Union[int, str]] = (),
+                   delimiter: str = ",") -> CsvTable:
+    """Read a numeric CSV file by column: a :class:`CsvTable` (X, y, classes, features, target).
+
+    target: the label column, by index (negative counts from the end) or header name; None when
+    the file has no labels. features: the header names of the feature columns, in this order
+    (other columns are ignored; a name missing from the file raises ValueError naming it);
+    default: every column but the target and ``drop``. drop: columns (names or indices) left
+    out of the default features. Labels follow :func:`load_csv`'s rules. A cell that is not a
+    number raises ValueError naming its row (line of the file) and column.
+    """
+    src = os.fspath(path)
+    header, cells, lines = _read_csv(src, delimiter)
+    width = cells.shape[1]
+    t = None if target is None else _column(target, header, width, src, "target")
+    if features is not None:
+        if header is None:
+            raise ValueError(f"{src}: the file has no header row; columns named {list(features)} are needed")
+        missing = [f for f in features if f not in header]
+        if missing:
+            raise ValueError(f"{src}: no column named {', '.join(map(repr, missing))} "
+                             f"(header: {', '.join(header)}; needed: {', '.join(features)})")
+        feats = [header.index(f) for f in features]
+    else:
+        dropped = {_column(d, header, width, src, "drop") for d in drop}
+        feats = [j for j in range(width) if j != t and j not in dropped]
+    if not feats:
+        raise ValueError(f"{src}: no feature columns besides the target")
+    X = _numeric(cells, feats, header, lines, src)
+    y, classes = (None, None) if t is None else _labels(cells[:, t], True)
+    names = [header[j] for j in feats] if header is not None else None
+    return CsvTable(X, y, classes, names, header[t] if header is not None and t is not None else None)
+
+
 def load_csv(path: Union[str, os.PathLike], target: Union[int, str, None] = -1, delimiter: str = ",",
              return_classes: bool = False):
     """Read a numeric CSV file: ``(X, y)``, X float32 (n, features).
@@ -407,49 +527,10 @@ def load_csv(path: Union[str, os.PathLike], target: Union[int, str, None] = -1, 
     the second row has numbers.
     The labels become int64 class ids (n,) when they are non-negative integers or strings
     (sorted names; ``return_classes=True`` also returns the names), float32 (n, 1) otherwise
-    (regression).
+    (regression). :func:`load_csv_table` also selects columns by name and returns their names.
     """
-    with open(os.fspath(path), newline="") as f:
-        rows = [r for r in csv.reader(f, delimiter=delimiter) if r and any(c.strip() for c in r)]
-    if not rows:
-        raise ValueError(f"{os.fspath(path)}: empty CSV file")
-    # The first row is a header when one of its fields is text where the second row has a number
-    # (so a first data row with a text label is not mistaken for one).
-    header = None
-    num0 = [_is_number(c) for c in rows[0]]
-    num1 = [_is_number(c) for c in rows[1]] if len(rows) > 1 else [True] * len(num0)
-    if any(b and not a for a, b in zip(num0, num1)):
-        header, rows = [c.strip() for c in rows[0]], rows[1:]
-    width = len(rows[0])
-    for i, r in enumerate(rows):
-        if len(r) != width:
-            raise ValueError(f"{os.fspath(path)}: row {i + 1 + (header is not None)} has {len(r)} fields, "
-                             f"expected {width}")
-    table = np.array([[c.strip() for c in r] for r in rows])
-    if target is None:
-        t = None
-    elif isinstance(target, str):
-        if header is None or target not in header:
-            raise ValueError(f"target: no column named {target!r} in {os.fspath(path)} "
-                             f"(header: {header if header is not None else 'none'})")
-        t = header.index(target)
-    elif isinstance(target, (int, np.integer)) and not isinstance(target, bool):
-        if not -width <= target < width:
-            raise ValueError(f"target: column {target} out of range for {width} columns")
-        t = int(target) % width
-    else:
-        raise TypeError(f"target: expected a column index, a column name or None, got {target!r}")
-    feats = [j for j in range(width) if j != t]
-    if not feats:
-        raise ValueError(f"{os.fspath(path)}: no feature columns besides the target")
-    try:
-        X = table[:, feats].astype(np.float32)
-    except ValueError as e:
-        raise ValueError(f"{os.fspath(path)}: feature columns must be numeric ({e})") from None
-    if t is None:
-        return _finish(X, None, None, return_classes)
-    y, classes = _labels(table[:, t], return_classes)
-    return _finish(X, y, classes, return_classes)
+    t = load_csv_table(path, target=target, delimiter=delimiter)
+    return _finish(t.X, t.y, t.classes, return_classes)
 
 
 def load_npz(path: Union[str, os.PathLike], target: Union[str, int, None] = "y", features: str = "X",

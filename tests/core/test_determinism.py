@@ -67,7 +67,7 @@ def train_trainer(threads, dtype=np.float32):
     X, y = dataset(dtype)
     model = build(dtype)
     h = mc.Trainer(model, optimizer=mc.AdamW(model.parameters(), lr=1e-3), batch_size=BS).fit(
-        X, y, epochs=EPOCHS, seed=11, progress=False
+        X, y, epochs=EPOCHS, seed=11, verbose=0
     )
     return h.history["loss"], [p.data.copy() for p in model.parameters()]
 

@@ -392,7 +392,7 @@ def test_trainer_fit_on_cuda_matches_cpu():
             batch_size=50,
             device=device,
         )
-        hist[name] = trainer.fit(x, y, epochs=3, validation_data=(xv, yv), seed=0, progress=False).history
+        hist[name] = trainer.fit(x, y, epochs=3, validation_data=(xv, yv), seed=0, verbose=0).history
     assert set(hist["cpu"]) == set(hist["cuda"])
     for key, values in hist["cpu"].items():
         got = hist["cuda"][key]

@@ -208,6 +208,27 @@ def test_atomic_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     np.testing.assert_array_equal(mc.load(path)(x), old(x))
 
 
+def test_save_errors_name_the_users_path(tmp_path, monkeypatch):
+    """Not the temp file behind the atomic write: the path the user gave."""
+    missing = tmp_path / "no_such_dir" / "m.safetensors"
+    with pytest.raises(FileNotFoundError) as info:
+        mc.save(_mlp(), missing)
+    assert info.value.filename == str(missing) and ".tmp" not in str(info.value)
+    with pytest.raises(IsADirectoryError) as info:
+        mc.save(_mlp(), tmp_path)
+    assert info.value.filename == str(tmp_path) and ".tmp" not in str(info.value)
+
+    def no_space(f, data):
+        raise OSError(28, "No space left on device", f.name)
+
+    monkeypatch.setattr(matomic, "_write_chunks", no_space)
+    path = tmp_path / "m.safetensors"
+    with pytest.raises(OSError, match="No space left") as info:
+        mc.save(_mlp(), path)
+    assert info.value.filename == str(path) and ".tmp" not in str(info.value)
+    assert os.listdir(tmp_path) == []
+
+
 def test_corrupt_truncated_and_foreign_files(tmp_path):
     path = tmp_path / "m.safetensors"
     mc.save(_mlp(), path)

@@ -104,10 +104,11 @@ def test_subclasses_keep_the_entry_only_when_they_compute_alike():
 def test_every_built_in_layer_is_registered_once():
     names = registry.names()
     for cls in (mc.Linear, mc.TiedLinear, mc.ReLU, mc.LeakyReLU, mc.Sigmoid, mc.Tanh, mc.ELU, mc.GELU,
-                mc.SiLU, mc.Softmax, mc.Identity, mc.Dropout, mc.Maxout, mc.Residual, mc.Sequential):
+                mc.SiLU, mc.Softmax, mc.Identity, mc.Dropout, mc.Maxout, mc.Residual, mc.Sequential,
+                mc.LayerNorm, mc.BatchNorm1d):
         e = registry.exact(cls)
         assert e is not None and e.name == cls.__name__ and e.name in names
-        assert e.onnx is None  # the ONNX export slot, to be filled
+        assert e.onnx is not None  # every built-in layer exports to ONNX
 
 
 def test_lookup_by_a_loose_name():

@@ -1,5 +1,7 @@
-"""model.state_dict() / load_state_dict() (PyTorch names, numpy copies, strict checks, a PyTorch
-twin loads it), model.summary(), and mc.manual_seed (layers without seed= draw from it)."""
+"""model.state_dict() / load_state_dict() (an ordered mapping of PyTorch names to numpy copies;
+missing, unexpected and mis-shaped entries named; a PyTorch twin loads it; buffers: see
+test_norm_layers_state.py), optimizer.state_dict() / load_state_dict() likewise, model.summary(),
+and mc.manual_seed (layers without seed= draw from it)."""
 
 import numpy as np
 import pytest
@@ -90,6 +92,72 @@ def test_optimizer_state_dict_round_trip():
     np.testing.assert_array_equal(opt2.state_dict()["state"], sd["state"])
 
 
+def test_float32_state_loads_into_a_pytorch_twin_with_from_numpy():
+    torch = pytest.importorskip("torch")
+    model = _mlp()
+    sd = model.state_dict()
+    assert type(sd).__name__ == "OrderedDict" and all(type(v) is np.ndarray for v in sd.values())
+    twin = mc.to_torch(model)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.zero_()
+    twin.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})
+    assert [k for k in twin.state_dict()] == list(sd)
+    for k, v in twin.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), sd[k])
+
+
+def test_optimizer_load_state_dict_names_every_problem_and_changes_nothing():
+    model = _mlp()
+    opt = mc.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(_x())
+    model.backward(np.ones((6, 3), np.float32))
+    opt.step()
+    sd = opt.state_dict()
+    assert set(sd) == {"type", "hyper", "step", "state"} and sd["state"].shape == (opt._core.state_numel,)
+    good = {**sd, "state": sd["state"].copy()}
+    bad = {"type": "SGD", "hyper": {**sd["hyper"], "lr": 0.5, "bogus": 1}, "state": sd["state"][:-1],
+           "extra": 0}
+    with pytest.raises(ValueError) as e:
+        opt.load_state_dict(bad)
+    msg = str(e.value)
+    n = sd["state"].size
+    for part in ("missing ['step'], unexpected ['extra']", "unknown hyper-parameter 'bogus'",
+                 f"expected a float array of shape ({n},)", f"shape ({n - 1},)"):
+        assert part in msg, (part, msg)
+    assert opt.lr == 0.1  # nothing was written, not even the valid lr
+    with pytest.raises(ValueError, match=r"got float32 of shape \(\d+, 1\)"):
+        opt.load_state_dict({**good, "state": good["state"].reshape(-1, 1)})
+    with pytest.raises(ValueError, match="step.*non-negative int, got -1"):
+        opt.load_state_dict({**good, "step": -1})
+    with pytest.raises(ValueError, match="'Adam', not SGD"):
+        opt.load_state_dict({**good, "type": "Adam"})
+    np.testing.assert_array_equal(opt.state_dict()["state"], sd["state"])
+    opt.load_state_dict({**good, "hyper": {"lr": 0.5}})  # a subset of the hyper-parameters is fine
+    assert opt.lr == 0.5 and opt.step_count == 1
+
+
+def test_optimizer_state_dict_checks_the_layout_it_saves_with_frozen_parameters():
+    """With a parameter frozen the state dict keeps the layout with nothing frozen; the checks
+    expect that layout, and a round trip restores the state."""
+    model = _mlp()
+    opt = mc.Adam(model.parameters(), lr=0.01)
+    model(_x())
+    model.backward(np.ones((6, 3), np.float32))
+    opt.step()
+    model[0].weight.requires_grad = False
+    sd = opt.state_dict()
+    n = sd["state"].size
+    assert n > opt._core.state_numel  # the frozen weight's moments are kept in the saved layout
+    opt.load_state_dict({**sd, "state": np.zeros(n, np.float32)})
+    assert not np.any(opt.state_dict()["state"])
+    opt.load_state_dict(sd)
+    np.testing.assert_array_equal(opt.state_dict()["state"], sd["state"])
+    live = opt._core.state_numel
+    with pytest.raises(ValueError, match=rf"shape \({n},\) .*got float32 of shape \({live},\)"):
+        opt.load_state_dict({**sd, "state": np.zeros(live, np.float32)})
+
+
 def test_summary_lists_layers_shapes_and_counts():
     model = mc.Sequential(mc.Linear(784, 256), mc.ReLU(),
                           mc.Residual(mc.Sequential(mc.Linear(256, 256), mc.Tanh())), mc.Maxout(256, 10, pieces=2))
@@ -147,8 +215,38 @@ def test_manual_seed_then_fit_is_reproducible(restore_seed_stream):
         mc.manual_seed(0)
         model = mc.Sequential(mc.Linear(4, 16), mc.ReLU(), mc.Dropout(0.2), mc.Linear(16, 3))
         mc.Trainer(model, optimizer=mc.SGD(model.parameters(), lr=0.1, momentum=0.9), batch_size=16).fit(
-            X, y, epochs=2, seed=0, progress=False)
+            X, y, epochs=2, seed=0, verbose=0)
         return [p.data.copy() for p in model.parameters()]
 
     for p, q in zip(run(), run()):
         np.testing.assert_array_equal(p, q)
+
+
+def test_manual_seed_then_fit_is_reproducible_across_processes():
+    """mc.manual_seed(0); build (layers without seed=, Dropout); fit(seed=0): the same weights in two
+    fresh interpreters (no state shared through the test process), and other weights with another seed."""
+    import hashlib
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib, sys\n"
+        "import numpy as np, mlpcore as mc\n"
+        "mc.set_num_threads(1)\n"
+        "mc.manual_seed(int(sys.argv[1]))\n"
+        "model = mc.Sequential(mc.Linear(4, 32), mc.ReLU(), mc.Dropout(0.2), mc.Linear(32, 3))\n"
+        "rng = np.random.default_rng(0)\n"
+        "X, y = rng.standard_normal((96, 4)).astype(np.float32), rng.integers(0, 3, 96)\n"
+        "mc.Trainer(model, optimizer=mc.Adam(model.parameters()), batch_size=16).fit(X, y, epochs=3, seed=0, verbose=0)\n"
+        "print(hashlib.sha256(b''.join(p.data.tobytes() for p in model.parameters())).hexdigest())\n"
+    )
+
+    def run(seed):
+        r = subprocess.run([sys.executable, "-c", code, str(seed)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    first = run(0)
+    assert len(first) == len(hashlib.sha256().hexdigest())
+    assert run(0) == first
+    assert run(1) != first

@@ -1,4 +1,5 @@
-"""Runs the Hypothesis fuzz cases (fuzz_cases.py beside it) in a subprocess.
+"""Runs the Hypothesis fuzz cases (fuzz_cases_*.py beside it, harness in fuzz_support.py) in a
+subprocess.
 
 A crash of the core (segfault, abort: a negative return code) or any failing case fails this
 test with the tail of the child's output. The child writes how many cases each fuzz test ran;
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-EXAMPLES_PER_TEST = 250  # about 3,000 cases in all (some tests run more or fewer, see fuzz_cases.fuzz)
+EXAMPLES_PER_TEST = 250  # about 3,000 cases in all (some tests run more or fewer, see fuzz_support.fuzz)
 MIN_CASES = 2000
 
 
@@ -34,7 +35,8 @@ def test_fuzz_cases_in_a_subprocess(tmp_path):
         "no:cacheprovider",
         "--rootdir",
         str(HERE.parent),
-        str(HERE / "fuzz_cases.py"),
+        str(HERE / "fuzz_cases_modules.py"),
+        str(HERE / "fuzz_cases_training.py"),
     ]
     proc = subprocess.run(cmd, cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=600)
     tail = (proc.stdout + proc.stderr)[-6000:]

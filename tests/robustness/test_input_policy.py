@@ -525,7 +525,7 @@ def test_trainer_refuses_huge_labels_instead_of_wrapping_them(compiled, label):
     tr = mc.Trainer(model, compiled=compiled)
     y = np.array([0, 1, 2, label], dtype=np.uint64 if label > 2**62 else np.int64)
     with pytest.raises(ValueError, match="out of range"):
-        tr.fit(np.ones((4, 2), F32), y, epochs=1, progress=False)
+        tr.fit(np.ones((4, 2), F32), y, epochs=1, verbose=0)
 
 
 def test_the_issue_example_of_layers_that_do_not_chain():

@@ -2,7 +2,7 @@
 
 Policy (network.h, trainer.py): ``Network.train_epoch(..., check_finite=True)`` (the default) and
 ``Network.train_step(..., check_finite=True)`` raise RuntimeError at the first non-finite batch
-loss, naming the epoch and the batch ("non-finite loss (nan) at epoch 3, batch 2"), *before*
+loss, naming the epoch and the batch counted from 1 ("non-finite loss (nan) at epoch 3, batch 2"), *before*
 that batch's backward pass and optimizer step: the weights are exactly those left by the previous
 batch. RuntimeError because training reached a bad state (the inputs were valid); the Trainer and
 the scikit-learn estimators rely on it. ``mlpcore.save`` refuses NaN/Inf weights (ValueError)
@@ -56,7 +56,7 @@ def test_diverging_learning_rate_stops_naming_epoch_and_batch(shuffle):
             net.train_epoch(opt._core, MSE, X, Y, 8, shuffle, 7 + epoch, epoch)
     m = MESSAGE.search(str(info.value))
     assert m, str(info.value)
-    value, epoch, batch = m.group(1), int(m.group(2)), int(m.group(3))
+    value, epoch, batch = m.group(1), int(m.group(2)) - 1, int(m.group(3)) - 1  # counted from 1
     assert value in ("nan", "inf", "-inf")
     steps = epoch * 6 + batch
     assert opt.step_count == steps  # no step for the failing batch
@@ -84,7 +84,7 @@ def test_an_overflowing_row_stops_at_its_batch(dtype):
     before = weights(model)
     opt = mc.Adam(model.parameters(), lr=1e-3)
     net = model.compiled()
-    with pytest.raises(RuntimeError, match=r"at epoch 5, batch 3;"):
+    with pytest.raises(RuntimeError, match=r"at epoch 6, batch 4;"):  # epoch index 5, batch index 3
         net.train_epoch(opt._core, MSE, X, Y, 8, False, 0, 5)
     assert opt.step_count == 3
     twin = regressor(dtype)
@@ -176,7 +176,7 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     resumable = tmp_path / "r.safetensors"  # resume checks for optimizer state first
     mc.save(model, resumable, optimizer=mc.SGD(model.parameters()), epoch=1)
     with pytest.raises(ValueError, match="resume_from: .*do not match the model"):
-        mc.Trainer(deeper, loss=mc.MSELoss()).fit(X, Y, epochs=2, resume_from=str(resumable), progress=False)
+        mc.Trainer(deeper, loss=mc.MSELoss()).fit(X, Y, epochs=2, resume_from=str(resumable), verbose=0)
     # another dtype with the same architecture loads, converted (documented: weights are copied in)
     mc.load_state_into(f64, path)
     for p, q in zip(weights(f64), weights(model)):

@@ -89,7 +89,7 @@ SCENARIOS = {
     "trainer, checkpoint and predict outputs": """
         model, opt, net, X, y = model_and_training()
         tr = mc.Trainer(model, optimizer=opt, batch_size=32)
-        tr.fit(X, y, epochs=1, progress=False)
+        tr.fit(X, y, epochs=1, verbose=0)
         out = tr.predict(X)
         w = model[2].weight.data
         want_out, want_w = out.copy(), w.copy()

@@ -92,7 +92,7 @@ def test_hook_order_and_logs():
     cb = Rec()
     assert cb._has_batch_hooks() and not EarlyStopping()._has_batch_hooks()
     tr = make_trainer()
-    tr.fit(X, y, epochs=2, validation_split=0.25, callbacks=[cb], progress=False)
+    tr.fit(X, y, epochs=2, validation_split=0.25, callbacks=[cb], verbose=0)
     assert cb.trainer is tr and cb.model is tr.model
     assert cb.params == {"epochs": 2, "steps": 2, "batch_size": 16, "samples": 30, "initial_epoch": 0}
     keys = ["accuracy", "loss", "val_accuracy", "val_loss"]
@@ -116,10 +116,10 @@ def test_stop_training_and_train_end_on_error():
             Boom.ended = True
 
     X, y = data()
-    h = make_trainer().fit(X, y, epochs=5, callbacks=[StopAfterFirst()], progress=False)
+    h = make_trainer().fit(X, y, epochs=5, callbacks=[StopAfterFirst()], verbose=0)
     assert h.epoch == [0]
     with pytest.raises(KeyError, match="boom"):
-        make_trainer().fit(X, y, epochs=2, callbacks=[Boom()], progress=False)
+        make_trainer().fit(X, y, epochs=2, callbacks=[Boom()], verbose=0)
     assert Boom.ended  # on_train_end runs even when fit raises
 
 
@@ -132,7 +132,7 @@ def test_early_stopping_patience_and_restore_best_weights():
     script = Scripted("val_loss", [5.0, 4.0, 3.0, 3.5, 2.99, 3.2, 3.3, 1.0, 1.0, 1.0])
     es = EarlyStopping(patience=2, min_delta=0.05, restore_best_weights=True)
     tr = make_trainer()
-    h = tr.fit(X, y, epochs=10, validation_split=0.2, callbacks=[script, es], progress=False)
+    h = tr.fit(X, y, epochs=10, validation_split=0.2, callbacks=[script, es], verbose=0)
     # 2.99 is not better than 3.0 by more than min_delta: epochs 3, 4 don't improve -> stop after 4
     assert h.epoch == [0, 1, 2, 3, 4]
     assert (es.stopped_epoch, es.best_epoch, es.best) == (4, 2, 3.0)
@@ -142,7 +142,7 @@ def test_early_stopping_patience_and_restore_best_weights():
     script2 = Scripted("val_loss", [5.0, 4.0, 3.0, 3.5, 2.99, 3.2])
     tr2 = make_trainer()
     tr2.fit(X, y, epochs=6, validation_split=0.2, callbacks=[script2, EarlyStopping(patience=2, min_delta=0.05)],
-            progress=False)
+            verbose=0)
     for a, b in zip(weights(tr2.model), script2.snapshots[4]):
         np.testing.assert_array_equal(a, b)
 
@@ -152,7 +152,7 @@ def test_early_stopping_max_mode_and_patience_zero():
     script = Scripted("val_accuracy", [0.5, 0.6, 0.6, 0.9])
     es = EarlyStopping(monitor="val_accuracy", patience=0)  # mode auto -> max
     assert es.mode == "max"
-    h = make_trainer().fit(X, y, epochs=4, validation_split=0.2, callbacks=[script, es], progress=False)
+    h = make_trainer().fit(X, y, epochs=4, validation_split=0.2, callbacks=[script, es], verbose=0)
     assert h.epoch == [0, 1, 2] and es.best == 0.6 and es.best_epoch == 1
 
 
@@ -160,7 +160,7 @@ def test_early_stopping_on_real_training_stops_and_restores():
     X, y = data(80)
     es = EarlyStopping(monitor="loss", patience=1, min_delta=10.0, restore_best_weights=True)
     tr = make_trainer()
-    h = tr.fit(X, y, epochs=20, callbacks=[es], progress=False)
+    h = tr.fit(X, y, epochs=20, callbacks=[es], verbose=0)
     assert h.epoch == [0, 1]  # nothing improves by 10: stop after the second epoch
     assert es.best == h.history["loss"][0]
 
@@ -169,7 +169,7 @@ def test_monitor_errors():
     X, y = data()
     for cb in (EarlyStopping(), ModelCheckpoint("x.safetensors", save_best_only=True), ReduceLROnPlateau()):
         with pytest.raises(ValueError, match="'val_loss' is not in the epoch logs"):
-            make_trainer().fit(X, y, epochs=1, callbacks=[cb], progress=False)
+            make_trainer().fit(X, y, epochs=1, callbacks=[cb], verbose=0)
     with pytest.raises(ValueError, match="mode"):
         EarlyStopping(mode="up")
     with pytest.raises(ValueError, match="patience"):
@@ -209,7 +209,7 @@ def test_model_checkpoint_every_epoch(tmp_path, saves):
     X, y = data()
     tr = make_trainer()
     cb = ModelCheckpoint(str(tmp_path / "ck-{epoch:02d}-{loss:.3f}.safetensors"))
-    h = tr.fit(X, y, epochs=3, callbacks=[cb], progress=False)
+    h = tr.fit(X, y, epochs=3, callbacks=[cb], verbose=0)
     assert [c["epoch"] for c in saves] == [1, 2, 3]
     assert [c["path"] for c in saves] == cb.saved == [
         str(tmp_path / f"ck-{e + 1:02d}-{h.history['loss'][e]:.3f}.safetensors") for e in range(3)]
@@ -222,7 +222,7 @@ def test_model_checkpoint_best_only(tmp_path, saves):
     X, y = data()
     script = Scripted("val_loss", [3.0, 2.0, 2.5, 1.0, 1.0])
     tr = make_trainer()
-    tr.fit(X, y, epochs=5, validation_split=0.2, progress=False,
+    tr.fit(X, y, epochs=5, validation_split=0.2, verbose=0,
            callbacks=[script, ModelCheckpoint(str(tmp_path / "best.safetensors"), save_best_only=True)])
     assert [c["epoch"] for c in saves] == [1, 2, 4]
     for a, b in zip(saves[-1]["weights"], script.snapshots[3]):
@@ -246,7 +246,7 @@ def lrs_seen(schedule, epochs=7, lr=0.1):
             seen.append(self.trainer.optimizer.lr)
 
     X, y = data(20)
-    h = make_trainer(lr=lr).fit(X, y, epochs=epochs, callbacks=[schedule, Spy()], progress=False)
+    h = make_trainer(lr=lr).fit(X, y, epochs=epochs, callbacks=[schedule, Spy()], verbose=0)
     return seen, h.history["lr"]
 
 
@@ -304,7 +304,7 @@ def test_reduce_lr_on_plateau_follows_keras_semantics():
     X, y = data(20)
     vals = [1.0, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.5, 0.5, 0.5, 0.5, 0.5]
     rl = ReduceLROnPlateau(factor=0.5, patience=2, cooldown=1, min_lr=0.02)
-    h = make_trainer(lr=0.1).fit(X, y, epochs=12, validation_split=0.25, progress=False,
+    h = make_trainer(lr=0.1).fit(X, y, epochs=12, validation_split=0.25, verbose=0,
                                  callbacks=[Scripted("val_loss", vals), rl])
     # "lr" logs the rate used during each epoch. Keras' order: a cooldown epoch first counts the
     # cooldown down (and resets wait), then may already count as a bad epoch. Epochs 2, 3 don't
@@ -324,12 +324,12 @@ def test_terminate_on_nan():
     tr = mc.Trainer(m, loss=mc.MSELoss(), optimizer=mc.SGD(m.parameters(), lr=1e150), batch_size=8)
     cb = TerminateOnNaN()
     with np.errstate(all="ignore"):
-        h = tr.fit(X, Y, epochs=5, callbacks=[cb], check_finite=False, train_metrics=False, progress=False)
+        h = tr.fit(X, Y, epochs=5, callbacks=[cb], check_finite=False, train_metrics=False, verbose=0)
     assert h.epoch == [0] and cb.stopped_epoch == 0 and not math.isfinite(h.history["loss"][0])
     # finite training is not stopped
     X2, y2 = data()
     cb2 = TerminateOnNaN()
-    assert make_trainer().fit(X2, y2, epochs=3, callbacks=[cb2], progress=False).epoch == [0, 1, 2]
+    assert make_trainer().fit(X2, y2, epochs=3, callbacks=[cb2], verbose=0).epoch == [0, 1, 2]
     assert cb2.stopped_epoch is None
 
 
@@ -337,7 +337,7 @@ def test_csv_logger(tmp_path):
     X, y = data()
     path = tmp_path / "log.csv"
     cb = CSVLogger(path)
-    h = make_trainer().fit(X, y, epochs=3, validation_split=0.2, callbacks=[StepLR(1, 0.5), cb], progress=False)
+    h = make_trainer().fit(X, y, epochs=3, validation_split=0.2, callbacks=[StepLR(1, 0.5), cb], verbose=0)
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"]
@@ -348,14 +348,14 @@ def test_csv_logger(tmp_path):
             assert float(v) == h.history[k][e]  # repr round-trips exactly
     # append continues without a second header
     make_trainer().fit(X, y, epochs=2, validation_split=0.2, callbacks=[StepLR(1, 0.5), CSVLogger(path, append=True)],
-                       progress=False)
+                       verbose=0)
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     assert len(rows) == 6 and rows[4][0] == "0"
     # the file is closed even when fit raises
     cb3 = CSVLogger(tmp_path / "err.csv")
     with pytest.raises(ValueError):
-        make_trainer().fit(X, y, epochs=2, callbacks=[cb3, EarlyStopping()], progress=False)
+        make_trainer().fit(X, y, epochs=2, callbacks=[cb3, EarlyStopping()], verbose=0)
     assert cb3._file is None
 
 
@@ -381,7 +381,7 @@ def test_tensorboard_scalars(tmp_path):
     pytest.importorskip("tensorboardX")
     X, y = data()
     cb = TensorBoard(tmp_path / "run")
-    h = make_trainer().fit(X, y, epochs=3, validation_split=0.2, callbacks=[ExponentialLR(0.9), cb], progress=False)
+    h = make_trainer().fit(X, y, epochs=3, validation_split=0.2, callbacks=[ExponentialLR(0.9), cb], verbose=0)
     assert cb.writer is None  # closed at the end
     files = list((tmp_path / "run").glob("events.out.tfevents.*"))
     assert len(files) == 1
@@ -401,6 +401,6 @@ def test_tensorboard_missing_names_the_extra(monkeypatch):
 
 def test_history_repr_and_types():
     X, y = data()
-    h = make_trainer().fit(X, y, epochs=2, progress=False)
+    h = make_trainer().fit(X, y, epochs=2, verbose=0)
     assert "epochs=2" in repr(h)
     assert all(isinstance(v, float) for vs in h.history.values() for v in vs)

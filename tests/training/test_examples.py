@@ -182,7 +182,7 @@ def test_gates_train_module_by_module():
     assert model.compiled() is None  # a custom module: not lowered
     trainer = mc.Trainer(model, loss=mc.CrossEntropyLoss(), optimizer=mc.Adam(model.parameters(), lr=0.02),
                          batch_size=32)
-    trainer.fit(X, y, epochs=30, seed=0, progress=False)
+    trainer.fit(X, y, epochs=30, seed=0, verbose=0)
     assert trainer.evaluate(X, y)["accuracy"] >= 0.95
 
 

@@ -30,7 +30,7 @@ def weights(model):
 def fit_weights(X, y, sizes=(3, 8, 3), loss=None, compiled=None, **kw):
     m = mlp(list(sizes))
     tr = mc.Trainer(m, loss=loss, optimizer=mc.SGD(m.parameters(), lr=0.1), batch_size=8, compiled=compiled)
-    tr.fit(X, y, epochs=2, progress=False, **kw)
+    tr.fit(X, y, epochs=2, verbose=0, **kw)
     return weights(m), tr
 
 
@@ -86,7 +86,7 @@ def test_dataframe_column_that_cannot_be_cast_is_named():
     X, y = int_data()
     df = pd.DataFrame({"a": X[:, 0], "city": np.where(X[:, 1] > 0, "Oslo", "Lima"), "c": X[:, 2]})
     tr = mc.Trainer(mlp([3, 4, 3]))
-    for call in (lambda: tr.fit(df, y, epochs=1, progress=False), lambda: tr.predict(df),
+    for call in (lambda: tr.fit(df, y, epochs=1, verbose=0), lambda: tr.predict(df),
                  lambda: tr.train_on_batch(df, y), lambda: tr.evaluate(df, y)):
         with pytest.raises(TypeError, match=r"X: column 'city' has dtype (object|str), which cannot be cast.*get_dummies"):
             call()
@@ -94,8 +94,12 @@ def test_dataframe_column_that_cannot_be_cast_is_named():
     with pytest.raises(TypeError, match="column 'city' has dtype category"):
         tr.predict(cat)
     with_na = pd.DataFrame({"a": pd.array([1, None, 3] * 4, dtype="Int64"), "b": 1.0, "c": True})
-    with pytest.raises(ValueError, match="NaN"):  # a missing value is NaN, refused as such
+    with pytest.raises(ValueError, match=r"X: column 'a' holds a missing value \(NA\) at row 1; fill or drop"):
         tr.predict(with_na)
+    with pytest.raises(ValueError, match=r"X: column 'b' holds inf at row 'r2'"):
+        tr.predict(pd.DataFrame({"a": 1, "b": [0.0, 1.0, np.inf], "c": 2.0}, index=["r0", "r1", "r2"]))
+    mc.set_check_finite(False)  # conftest restores it
+    assert np.isnan(tr.predict(with_na)[1]).all()
 
 
 def test_object_arrays_of_numbers_are_cast_and_text_is_named():
@@ -143,15 +147,15 @@ def test_errors_report_the_shape_the_user_passed():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30, 3)).astype(np.float32)
     tr = mc.Trainer(mlp([3, 4, 2]), loss=mc.MSELoss())
-    for call in (lambda: tr.fit(X, rng.normal(size=30), epochs=1, progress=False),
+    for call in (lambda: tr.fit(X, rng.normal(size=30), epochs=1, verbose=0),
                  lambda: tr.train_on_batch(X, rng.normal(size=30)), lambda: tr.evaluate(X, rng.normal(size=30))):
         with pytest.raises(ValueError, match=r"y: expected targets of shape \(30, 2\).*got shape \(30,\)"):
             call()
     with pytest.raises(ValueError, match=r"y: expected 2 columns, got array of dtype float64 and shape \(30, ?3\)"):
-        tr.fit(X, rng.normal(size=(30, 3)), epochs=1, progress=False)
+        tr.fit(X, rng.normal(size=(30, 3)), epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"X: expected a 2-D array .* got shape \(30,\); for one feature pass "
                                          r"X.reshape\(-1, 1\)"):
-        tr.fit(X[:, 0], rng.normal(size=(30, 2)), epochs=1, progress=False)
+        tr.fit(X[:, 0], rng.normal(size=(30, 2)), epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"y: expected 30 rows \(one per row of X\), got shape \(29, 2\)"):
         tr.train_on_batch(X, rng.normal(size=(29, 2)))
 
@@ -163,7 +167,7 @@ def test_label_errors_suggest_the_fix(compiled):
     tr = mc.Trainer(mlp([3, 4, 3]), compiled=compiled)
     before = weights(tr.model)
     if compiled is None:  # the number of classes is known from the compiled network
-        for call in (lambda: tr.fit(X, y + 1, epochs=1, progress=False), lambda: tr.train_on_batch(X, y + 1),
+        for call in (lambda: tr.fit(X, y + 1, epochs=1, verbose=0), lambda: tr.train_on_batch(X, y + 1),
                      lambda: tr.evaluate(X, y + 1)):
             with pytest.raises(ValueError, match=r"out of range.*look like 1\.\.3: subtract 1 .*MLPClassifier, "
                                                  r"which encodes"):
@@ -175,11 +179,15 @@ def test_label_errors_suggest_the_fix(compiled):
             one.train_on_batch(X, (y > 0).astype(np.int64))
     with pytest.raises(ValueError, match=r"class ids must be >= 0.*MLPClassifier" if compiled is False
                        else r"out of range.*MLPClassifier"):
-        tr.fit(X, y - 1, epochs=1, progress=False)
+        tr.fit(X, y - 1, epochs=1, verbose=0)
     with pytest.raises(TypeError, match=r"integer class ids.*whole numbers: pass y.astype\(int\)"):
         tr.train_on_batch(X, y.astype(np.float32))
+    with pytest.raises(TypeError, match=r"integer class ids.*look one-hot: pass y.argmax\(axis=1\)"):
+        tr.fit(X, np.eye(3, dtype=np.float32)[y], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"a column of class ids: pass y.ravel\(\)"):
+        tr.fit(X, y.reshape(-1, 1), epochs=1, verbose=0)
     with pytest.raises(TypeError, match=r"integer class ids.*np.unique\(y, return_inverse=True\).*MLPClassifier"):
-        tr.fit(X, np.array(["a", "b", "c"])[y], epochs=1, progress=False)
+        tr.fit(X, np.array(["a", "b", "c"])[y], epochs=1, verbose=0)
     assert_same(weights(tr.model), before)  # nothing trained on refused data
 
 
@@ -223,7 +231,7 @@ def test_fit_validates_each_input_once(monkeypatch):
     for compiled in (None, False):
         calls.clear()
         tr = mc.Trainer(mlp([3, 4, 3]), batch_size=8, compiled=compiled)
-        tr.fit(X[:40], y[:40], epochs=5, validation_data=(X[40:], y[40:]), progress=False)
+        tr.fit(X[:40], y[:40], epochs=5, validation_data=(X[40:], y[40:]), verbose=0)
         assert calls == ["X", "X_val"]
 
 

@@ -32,12 +32,12 @@ def _resume_matches_full_run(tmp_path, make, compiled):
         return mc.Trainer(m, optimizer=mc.Adam(m.parameters(), lr=0.01), batch_size=16, compiled=compiled)
 
     full = trainer(0)
-    h_full = full.fit(X, y, epochs=4, seed=3, progress=False)
+    h_full = full.fit(X, y, epochs=4, seed=3, verbose=0)
     path = tmp_path / "ck.safetensors"
     trainer(0).fit(X, y, epochs=2, seed=3, callbacks=[mc.callbacks.ModelCheckpoint(path, monitor="loss")],
-                   progress=False)
+                   verbose=0)
     resumed = trainer(1)  # other weights and other dropout seeds: everything comes from the file
-    h = resumed.fit(X, y, epochs=4, seed=3, resume_from=path, progress=False)
+    h = resumed.fit(X, y, epochs=4, seed=3, resume_from=path, verbose=0)
     assert h.epoch == [2, 3]
     assert h.history["loss"] == h_full.history["loss"][2:]
     for (name, p), (_, q) in zip(resumed.model.named_parameters(), full.model.named_parameters()):
@@ -73,5 +73,29 @@ def test_resume_without_optimizer_state_leaves_the_model_alone(tmp_path):
     before = other[0].weight.data.copy()
     X, y = _blobs(16)
     with pytest.raises(ValueError, match="no optimizer state"):
-        mc.Trainer(other).fit(X, y, epochs=2, resume_from=path, progress=False)
+        mc.Trainer(other).fit(X, y, epochs=2, resume_from=path, verbose=0)
     np.testing.assert_array_equal(other[0].weight.data, before)
+
+
+@pytest.mark.parametrize("compiled", [None, False])
+def test_resume_with_batch_norm_is_bit_exact(tmp_path, compiled):
+    """The running statistics (and num_batches_tracked) come back from the checkpoint: the resumed
+    run's weights, buffers and losses equal the uninterrupted run's bit for bit."""
+    def make(s):
+        return mc.Sequential(mc.Linear(4, 16, bias=False, seed=s), mc.BatchNorm1d(16), mc.ReLU(),
+                             mc.Dropout(0.2, seed=10 + s), mc.Linear(16, 16, seed=s + 1),
+                             mc.BatchNorm1d(16, momentum=None), mc.LayerNorm(16), mc.Linear(16, 3, seed=s + 2))
+    _resume_matches_full_run(tmp_path, make, compiled)
+    X, y = _blobs()
+    full, part = make(0), make(0)
+    mc.Trainer(full, batch_size=16, compiled=compiled).fit(X, y, epochs=3, seed=1, verbose=0)
+    path = tmp_path / "bn.safetensors"
+    mc.Trainer(part, batch_size=16, compiled=compiled).fit(
+        X, y, epochs=1, seed=1, callbacks=[mc.callbacks.ModelCheckpoint(path, monitor="loss")], verbose=0)
+    resumed = make(5)
+    mc.Trainer(resumed, batch_size=16, compiled=compiled).fit(X, y, epochs=3, seed=1, resume_from=path,
+                                                              verbose=0)
+    got, want = resumed.state_dict(), full.state_dict()
+    assert int(got["1.num_batches_tracked"]) == 12
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)

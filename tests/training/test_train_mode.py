@@ -25,7 +25,7 @@ def test_fit_sets_train_mode_once_and_after_a_callback_switched_to_eval(compiled
 
     model.train = counting_train  # instance attribute: counts fit's calls
     X, y = _blobs(32)
-    mc.Trainer(model, batch_size=8, compiled=compiled).fit(X, y, epochs=5, progress=False)
+    mc.Trainer(model, batch_size=8, compiled=compiled).fit(X, y, epochs=5, verbose=0)
     assert calls == [True, True]  # before the loop, and restoring the mode at the end
 
     class EvalAtEpochEnd(mc.callbacks.Callback):
@@ -42,6 +42,6 @@ def test_fit_sets_train_mode_once_and_after_a_callback_switched_to_eval(compiled
     cb = EvalAtEpochEnd()
     model.eval()
     calls.clear()
-    mc.Trainer(model, batch_size=8, compiled=compiled).fit(X, y, epochs=3, callbacks=[cb], progress=False)
+    mc.Trainer(model, batch_size=8, compiled=compiled).fit(X, y, epochs=3, callbacks=[cb], verbose=0)
     assert cb.seen and all(s == (True, True, True) for s in cb.seen)  # every epoch trains in train mode
     assert not model.training and not model[2].training  # the mode fit found is restored

@@ -1,5 +1,5 @@
 """Trainer: both execution paths, batching/shuffling semantics, metrics, validation, errors,
-progress display, train_on_batch / evaluate / predict, and bit-exact resume."""
+train_on_batch / evaluate / predict, and bit-exact resume (the display: test_verbose.py)."""
 
 import math
 import types
@@ -11,8 +11,6 @@ import mlpcore as mc
 from mlpcore.callbacks import Callback, ModelCheckpoint, StepLR
 from mlpcore.trainer import epoch_seed
 from mlpcore.training import metrics as mc_metrics
-from mlpcore.training import progress as progress_mod
-from mlpcore.training.progress import Progress
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -77,7 +75,7 @@ def test_compiled_and_module_by_module_paths_give_the_same_numbers(dtype):
         m = mlp([2, 16, 3], dtype)
         tr = mc.Trainer(m, optimizer=mc.SGD(m.parameters(), lr=0.1, momentum=0.9), batch_size=16, compiled=compiled)
         assert ("compiled" in repr(tr)) == (compiled is None)
-        h = tr.fit(X, y, epochs=4, validation_split=0.2, progress=False, seed=3)
+        h = tr.fit(X, y, epochs=4, validation_split=0.2, verbose=0, seed=3)
         runs.append((weights(m), h.history, tr.predict(X)))
     tol = 1e-5 if dtype == np.float32 else 1e-12
     assert_same_weights(runs[0][0], runs[1][0], rtol=tol)
@@ -118,7 +116,7 @@ def test_fit_matches_a_numpy_reference_with_the_documented_batch_order(compiled,
     m = mlp([3, 5, 2], np.float64)
     init = weights(m)
     tr = mc.Trainer(m, loss=mc.MSELoss(), optimizer=mc.SGD(m.parameters(), lr=0.05), batch_size=7, compiled=compiled)
-    h = tr.fit(X, Y, epochs=3, shuffle=shuffle, seed=11, progress=False)  # 30 rows / 7: last batch has 2
+    h = tr.fit(X, Y, epochs=3, shuffle=shuffle, seed=11, verbose=0)  # 30 rows / 7: last batch has 2
     ref, losses = numpy_reference_fit(*init, X, Y, 0.05, 7, 3, 11, shuffle)
     assert_same_weights(weights(m), ref, rtol=1e-12)
     np.testing.assert_allclose(h.history["loss"], losses, rtol=1e-12)
@@ -137,7 +135,7 @@ def test_shuffle_order_depends_only_on_seed_and_epoch():
     for seed in (5, 5, 6):
         m = mlp([2, 8, 3])
         mc.Trainer(m, optimizer=mc.SGD(m.parameters(), lr=0.1), batch_size=8).fit(X, y, epochs=2, seed=seed,
-                                                                               progress=False)
+                                                                               verbose=0)
         res.append(weights(m))
     assert_same_weights(res[0], res[1])
     assert not np.array_equal(res[0][0], res[2][0])
@@ -172,7 +170,7 @@ def test_custom_numpy_module_trains_on_the_python_path():
     hs = []
     for m in (custom, builtin):
         tr = mc.Trainer(m, optimizer=mc.SGD(m.parameters(), lr=0.1, momentum=0.9), batch_size=16)
-        hs.append(tr.fit(X, y, epochs=15, progress=False))
+        hs.append(tr.fit(X, y, epochs=15, verbose=0))
     assert hs[0].history["loss"][-1] < 0.5 * hs[0].history["loss"][0]
     assert hs[0].history["accuracy"][-1] > 0.9
     assert_same_weights(weights(custom), weights(builtin), rtol=1e-9)
@@ -197,11 +195,11 @@ def test_history_loss_is_the_mean_batch_loss_and_batch_hooks_change_nothing(comp
     X, y = blobs(45)
     ref = mlp([2, 8, 3])
     mc.Trainer(ref, optimizer=mc.SGD(ref.parameters(), lr=0.1), batch_size=10, compiled=compiled).fit(
-        X, y, epochs=2, progress=False)
+        X, y, epochs=2, verbose=0)
     m = mlp([2, 8, 3])
     rec = BatchRecorder()
     h = mc.Trainer(m, optimizer=mc.SGD(m.parameters(), lr=0.1), batch_size=10, compiled=compiled).fit(
-        X, y, epochs=2, callbacks=[rec], progress=False)
+        X, y, epochs=2, callbacks=[rec], verbose=0)
     assert_same_weights(weights(ref), weights(m))
     assert [(b, s) for b, s, _ in rec.batches] == [(0, 10), (1, 10), (2, 10), (3, 10), (4, 5)] * 2
     for e in range(2):
@@ -220,7 +218,7 @@ def test_running_training_accuracy(compiled):
     accs = []
     for _ in range(3):
         before = tr.evaluate(X, y)
-        h = tr.fit(X, y, epochs=1, shuffle=False, progress=False)
+        h = tr.fit(X, y, epochs=1, shuffle=False, verbose=0)
         accs.append((before["accuracy"], h.history["accuracy"][0], before["loss"], h.history["loss"][0]))
     for acc_before, acc_run, loss_before, loss_run in accs:
         assert acc_run == acc_before
@@ -231,7 +229,7 @@ def test_running_training_accuracy(compiled):
     for c in (None, False):
         m = mlp([2, 8, 3])
         hs.append(mc.Trainer(m, optimizer=mc.SGD(m.parameters(), lr=0.5), batch_size=7, compiled=c).fit(
-            X, y, epochs=3, progress=False).history["accuracy"])
+            X, y, epochs=3, verbose=0).history["accuracy"])
     assert hs[0] == hs[1]
 
 
@@ -241,7 +239,7 @@ def test_classification_metrics_match_sklearn():
     Xv, yv = blobs(80, seed=5)
     m = mlp([2, 16, 3])
     tr = mc.Trainer(m, optimizer=mc.Adam(m.parameters(), lr=0.01), batch_size=32)
-    h = tr.fit(X, y, epochs=3, validation_data=(Xv, yv), progress=False, train_metrics=True)
+    h = tr.fit(X, y, epochs=3, validation_data=(Xv, yv), verbose=0, train_metrics=True)
     assert set(h.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert all(len(v) == 3 for v in h.history.values())
     proba = tr.predict_proba(Xv)
@@ -265,7 +263,7 @@ def test_regression_metrics_match_sklearn(compiled):
     m = mlp([4, 16, 2], np.float64)
     tr = mc.Trainer(m, loss=mc.MSELoss(), optimizer=mc.Adam(m.parameters(), lr=0.01), batch_size=16,
                     compiled=compiled)
-    h = tr.fit(X[:100], Y[:100], epochs=5, validation_data=(X[100:], Y[100:]), progress=False)
+    h = tr.fit(X[:100], Y[:100], epochs=5, validation_data=(X[100:], Y[100:]), verbose=0)
     assert set(h.history) == {"loss", "mse", "val_loss", "val_mse", "val_mae", "val_r2"}
     assert h.history["mse"] == h.history["loss"]  # the free running metric
     assert h.history["val_loss"] == pytest.approx(h.history["val_mse"], rel=1e-12)
@@ -276,7 +274,7 @@ def test_regression_metrics_match_sklearn(compiled):
     assert ev["r2"] == pytest.approx(metrics.r2_score(Y[100:], pred), rel=1e-12)
     assert ev["loss"] == pytest.approx(ev["mse"], rel=1e-12)
     assert h.history["val_r2"][-1] == pytest.approx(ev["r2"], rel=1e-12)
-    h_full = tr.fit(X[:100], Y[:100], epochs=1, progress=False, train_metrics=True)
+    h_full = tr.fit(X[:100], Y[:100], epochs=1, verbose=0, train_metrics=True)
     assert set(h_full.history) == {"loss", "mse", "mae", "r2"}
     ev_train = tr.evaluate(X[:100], Y[:100])
     assert h_full.history["r2"] == [ev_train["r2"]] and h_full.history["mae"] == [ev_train["mae"]]
@@ -285,7 +283,7 @@ def test_regression_metrics_match_sklearn(compiled):
     # single-output regression accepts (n,) targets
     m1 = mlp([4, 8, 1], np.float64)
     tr1 = mc.Trainer(m1, loss=mc.MSELoss(), optimizer=mc.SGD(m1.parameters(), lr=0.01), compiled=compiled)
-    tr1.fit(X, Y[:, 0], epochs=1, progress=False)
+    tr1.fit(X, Y[:, 0], epochs=1, verbose=0)
     assert tr1.evaluate(X, Y[:, 0])["r2"] == pytest.approx(metrics.r2_score(Y[:, 0], tr1.predict(X)[:, 0]))
 
 
@@ -303,9 +301,9 @@ def test_binary_classification_with_bce():
     t = (X[:, 0] + X[:, 1] > 0).astype(np.float32)
     m = mlp([2, 8, 1])
     tr = mc.Trainer(m, loss=mc.BCEWithLogitsLoss(), optimizer=mc.Adam(m.parameters(), lr=0.05), batch_size=16)
-    h = tr.fit(X, t, epochs=10, validation_split=0.25, progress=False)
+    h = tr.fit(X, t, epochs=10, validation_split=0.25, verbose=0)
     assert set(h.history) == {"loss", "val_loss", "val_accuracy"}  # no free running BCE accuracy
-    h = tr.fit(X, t, epochs=1, validation_split=0.25, progress=False, train_metrics=True)
+    h = tr.fit(X, t, epochs=1, validation_split=0.25, verbose=0, train_metrics=True)
     assert set(h.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert h.history["accuracy"] == [tr.evaluate(X[:90], t[:90])["accuracy"]]
     z = tr.predict(X)[:, 0].astype(np.float64)
@@ -324,7 +322,7 @@ def test_validation_split_holds_out_the_last_rows():
         m = mlp([2, 8, 3])
         tr = mc.Trainer(m, optimizer=mc.SGD(m.parameters(), lr=0.1), batch_size=10)
         Xt, yt = (X, y) if "validation_split" in kw else (X[:75], y[:75])
-        hs.append(tr.fit(Xt, yt, epochs=2, progress=False, **kw).history)
+        hs.append(tr.fit(Xt, yt, epochs=2, verbose=0, **kw).history)
         ws.append(weights(m))
     assert hs[0] == hs[1]
     assert_same_weights(ws[0], ws[1])
@@ -372,7 +370,7 @@ def test_model_mode_is_restored_and_dropout_is_off_in_eval():
     m = mc.Sequential(mc.Linear(2, 32, seed=0), mc.ReLU(), mc.Dropout(0.5, seed=1), mc.Linear(32, 3, seed=2))
     tr = mc.Trainer(m, batch_size=16)
     m.eval()
-    tr.fit(X, y, epochs=1, progress=False)
+    tr.fit(X, y, epochs=1, verbose=0)
     assert not m.training
     p1, p2 = tr.predict(X), tr.predict(X)
     np.testing.assert_array_equal(p1, p2)  # no dropout at inference
@@ -385,7 +383,7 @@ def test_float64_model_converts_float32_input():
     X, y = blobs(40, dtype=np.float32)
     m = mlp([2, 4, 3], np.float64)
     tr = mc.Trainer(m)
-    tr.fit(X, y, epochs=1, progress=False)
+    tr.fit(X, y, epochs=1, verbose=0)
     assert tr.predict(X).dtype == np.float64
 
 
@@ -469,7 +467,7 @@ def test_batch_size_larger_than_the_data_is_clipped():
         m = mlp([2, 4, 3])
         rec = BatchRecorder()
         mc.Trainer(m, optimizer=mc.SGD(m.parameters(), lr=0.1), batch_size=bs).fit(X, y, epochs=2, callbacks=[rec],
-                                                                                progress=False)
+                                                                                verbose=0)
         assert [s for _, s, _ in rec.batches] == [30, 30]
         ws.append(weights(m))
     assert_same_weights(*ws)
@@ -481,8 +479,8 @@ def test_non_finite_loss_stops_with_epoch_and_batch(compiled):
     X, Y = rng.normal(size=(64, 3)), rng.normal(size=(64, 1))
     m = mlp([3, 8, 1], np.float64, act=mc.ReLU)
     tr = mc.Trainer(m, loss=mc.MSELoss(), optimizer=mc.SGD(m.parameters(), lr=1e150), batch_size=8, compiled=compiled)
-    with pytest.raises(RuntimeError, match=r"non-finite loss .* at epoch 0, batch 1"):
-        tr.fit(X, Y, epochs=3, progress=False)
+    with pytest.raises(RuntimeError, match=r"non-finite loss .* at epoch 1, batch 2"):
+        tr.fit(X, Y, epochs=3, verbose=0)
     assert all(np.isfinite(w).all() for w in weights(m))  # stopped before the bad update
     # check_finite=False trains on (to non-finite numbers) without an error; module by module,
     # each module's own edge check (mc.set_check_finite) still refuses NaN/Inf arrays.
@@ -491,7 +489,7 @@ def test_non_finite_loss_stops_with_epoch_and_batch(compiled):
         tr2 = mc.Trainer(m2, loss=mc.MSELoss(), optimizer=mc.SGD(m2.parameters(), lr=1e150), batch_size=8,
                          compiled=compiled)
         with np.errstate(all="ignore"):
-            return tr2.fit(X, Y, epochs=1, progress=False, check_finite=False, train_metrics=False)
+            return tr2.fit(X, Y, epochs=1, verbose=0, check_finite=False, train_metrics=False)
 
     if compiled is False:
         with pytest.raises(ValueError, match="NaN or Inf"):
@@ -512,7 +510,7 @@ def test_defaults():
     assert isinstance(tr.loss, mc.CrossEntropyLoss) and isinstance(tr.optimizer, mc.Adam)
     assert tr.optimizer.lr == 1e-3 and tr.batch_size == 128
     X, y = blobs(300)
-    h = tr.fit(X, y, progress=False)
+    h = tr.fit(X, y, verbose=0)
     assert h.epoch == list(range(10)) and tr.history is h
 
 
@@ -521,58 +519,6 @@ def test_cuda_device_without_cuda_is_a_runtime_error():
         pytest.skip("CUDA is available")
     with pytest.raises(RuntimeError, match="cuda"):
         mc.Trainer(mlp([2, 3]), device="cuda")
-
-
-# ------------------------------------------------------------------------------------------------
-# progress display
-# ------------------------------------------------------------------------------------------------
-
-def test_progress_off_when_not_a_tty_or_disabled(capsys):
-    X, y = blobs(40)
-    tr = mc.Trainer(mlp([2, 4, 3]))
-    tr.fit(X, y, epochs=2, progress=True)  # pytest's captured stdout is not a terminal
-    tr.fit(X, y, epochs=2, progress=False)
-    out = capsys.readouterr()
-    assert out.out == "" and out.err == ""
-
-
-@pytest.mark.parametrize("compiled", [None, False])
-def test_progress_bars_on_a_tty(capsys, monkeypatch, compiled):
-    pytest.importorskip("tqdm")
-    monkeypatch.setattr(progress_mod, "stdout_is_tty", lambda: True)
-    X, y = blobs(40)
-    tr = mc.Trainer(mlp([2, 4, 3]), batch_size=8, compiled=compiled)
-    tr.fit(X, y, epochs=4, validation_split=0.25, progress=True)
-    out = capsys.readouterr().out
-    # the first epoch gets its own bar; fast epochs then share one bar over epochs
-    assert "Epoch 1/4" in out and "Training" in out and "4/4" in out
-    assert "val_accuracy=" in out and "loss=" in out
-    tr.fit(X, y, epochs=2, progress=False)
-    assert capsys.readouterr().out == ""
-
-
-def test_progress_chunks_give_the_same_numbers(capsys, monkeypatch):
-    pytest.importorskip("tqdm")
-    monkeypatch.setattr(progress_mod, "stdout_is_tty", lambda: True)
-    monkeypatch.setattr(Progress, "EPOCH_BAR_MIN_S", 0.0)  # a bar (and chunked C++ calls) every epoch
-    monkeypatch.setattr(Progress, "CHUNK_S", 10.0)  # chunks double: 1, 2, 4, ... batches
-    X, y = blobs(100)
-    ws = []
-    for progress in (True, False):
-        m = mlp([2, 8, 3])
-        mc.Trainer(m, optimizer=mc.Adam(m.parameters()), batch_size=4).fit(X, y, epochs=3, progress=progress)
-        ws.append(weights(m))
-    assert_same_weights(*ws)
-    out = capsys.readouterr().out
-    assert "Epoch 3/3" in out and "25/25" in out and "Training" not in out
-
-
-def test_progress_silently_off_without_tqdm(capsys, monkeypatch):
-    monkeypatch.setattr(progress_mod, "stdout_is_tty", lambda: True)
-    monkeypatch.setitem(__import__("sys").modules, "tqdm", None)  # import tqdm -> ImportError
-    X, y = blobs(40)
-    h = mc.Trainer(mlp([2, 4, 3])).fit(X, y, epochs=2, progress=True)
-    assert len(h.epoch) == 2 and capsys.readouterr().out == ""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -616,14 +562,14 @@ def test_resume_is_bit_exact(tmp_path, monkeypatch, dtype, compiled):
 
     full = trainer(0)
     h_full = full.fit(X, y, epochs=6, shuffle=True, seed=7, callbacks=[StepLR(2, 0.5)], validation_split=0.2,
-                      progress=False)
+                      verbose=0)
     first = trainer(0)
     path = str(tmp_path / "ck.safetensors")
     first.fit(X, y, epochs=3, shuffle=True, seed=7, callbacks=[StepLR(2, 0.5), ModelCheckpoint(path)],
-              validation_split=0.2, progress=False)
+              validation_split=0.2, verbose=0)
     resumed = trainer(123)  # different initial weights: all state must come from the checkpoint
     h = resumed.fit(X, y, epochs=6, shuffle=True, seed=7, callbacks=[StepLR(2, 0.5)], validation_split=0.2,
-                    resume_from=path, progress=False)
+                    resume_from=path, verbose=0)
     assert h.epoch == [3, 4, 5]
     assert_same_weights(weights(resumed.model), weights(full.model))
     assert h.history["loss"] == h_full.history["loss"][3:]
@@ -638,14 +584,15 @@ def test_resume_errors(tmp_path, monkeypatch):
     path = str(tmp_path / "a.safetensors")
     mc.save(m, path, epoch=1)
     with pytest.raises(ValueError, match="optimizer state"):
-        mc.Trainer(mlp([2, 4, 3])).fit(X, y, epochs=2, resume_from=path, progress=False)
+        mc.Trainer(mlp([2, 4, 3])).fit(X, y, epochs=2, resume_from=path, verbose=0)
     mc.save(m, path, optimizer=mc.Adam(m.parameters()), epoch=1)
     with pytest.raises(ValueError, match="shape"):
-        mc.Trainer(mlp([2, 5, 3])).fit(X, y, epochs=2, resume_from=path, progress=False)
+        mc.Trainer(mlp([2, 5, 3])).fit(X, y, epochs=2, resume_from=path, verbose=0)
     with pytest.raises(ValueError, match="missing"):
-        mc.Trainer(mlp([2, 4, 4, 3])).fit(X, y, epochs=2, resume_from=path, progress=False)
-    # a checkpoint at or past `epochs` trains no further
+        mc.Trainer(mlp([2, 4, 4, 3])).fit(X, y, epochs=2, resume_from=path, verbose=0)
+    # a checkpoint at or past `epochs` trains no further, and says so
     m2 = mlp([2, 4, 3], seed=9)
-    h = mc.Trainer(m2).fit(X, y, epochs=1, resume_from=path, progress=False)
+    with pytest.warns(UserWarning, match=r"saved after epoch 1 and epochs=1 counts from the start.*epochs > 1"):
+        h = mc.Trainer(m2).fit(X, y, epochs=1, resume_from=path, verbose=0)
     assert h.epoch == [] and h.history == {}
     assert_same_weights(weights(m2), weights(m))

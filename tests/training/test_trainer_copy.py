@@ -53,7 +53,7 @@ def weights(model):
 def test_history_pickles_as_its_numbers():
     X, y = blobs()
     tr = make_trainer()
-    h = tr.fit(X, y, epochs=2, validation_split=0.25, progress=False)
+    h = tr.fit(X, y, epochs=2, validation_split=0.25, verbose=0)
     h2 = pickle.loads(pickle.dumps(h))
     assert h2.history == h.history and h2.epoch == h.epoch and h2.params == h.params
     assert h2.trainer is None and h2.model is None  # not the whole training setup
@@ -66,13 +66,13 @@ def test_history_pickles_as_its_numbers():
 def test_deepcopy_trains_without_touching_the_original(compiled, custom):
     X, y = blobs()
     tr = make_trainer(compiled, custom)
-    tr.fit(X, y, epochs=2, progress=False)
+    tr.fit(X, y, epochs=2, verbose=0)
     before = weights(tr.model)
     step = tr.optimizer.step_count
     twin = copy.deepcopy(tr)
     assert twin.model is not tr.model and twin.optimizer is not tr.optimizer
     assert [id(p) for p in twin.optimizer.params] == [id(p) for p in twin.model.parameters()]
-    twin.fit(X, y, epochs=3, seed=1, progress=False)
+    twin.fit(X, y, epochs=3, seed=1, verbose=0)
     twin.train_on_batch(X, y)
     for a, b in zip(weights(tr.model), before):
         np.testing.assert_array_equal(a, b)
@@ -80,8 +80,8 @@ def test_deepcopy_trains_without_touching_the_original(compiled, custom):
     assert not all(np.array_equal(a, b) for a, b in zip(weights(twin.model), before))
     # the original and a fresh copy of it continue identically
     again = copy.deepcopy(tr)
-    tr.fit(X, y, epochs=2, seed=5, progress=False)
-    again.fit(X, y, epochs=2, seed=5, progress=False)
+    tr.fit(X, y, epochs=2, seed=5, verbose=0)
+    again.fit(X, y, epochs=2, seed=5, verbose=0)
     for a, b in zip(weights(tr.model), weights(again.model)):
         np.testing.assert_array_equal(a, b)
 
@@ -91,12 +91,12 @@ def test_deepcopy_trains_without_touching_the_original(compiled, custom):
 def test_pickle_round_trip_continues_identically(compiled):
     X, y = blobs()
     tr = make_trainer(compiled)
-    h = tr.fit(X, y, epochs=2, progress=False)
+    h = tr.fit(X, y, epochs=2, verbose=0)
     tr2 = pickle.loads(pickle.dumps(tr))
     np.testing.assert_array_equal(tr2.predict(X), tr.predict(X))
     assert tr2.history.history == h.history and tr2.batch_size == tr.batch_size
     assert tr2.optimizer.step_count == tr.optimizer.step_count and tr2.base_lr == tr.base_lr
     for t in (tr, tr2):
-        t.fit(X, y, epochs=2, seed=9, progress=False)
+        t.fit(X, y, epochs=2, seed=9, verbose=0)
     for a, b in zip(weights(tr.model), weights(tr2.model)):
         np.testing.assert_array_equal(a, b)

@@ -7,15 +7,20 @@
 // with `transposed` the weight is stored (in, out) and used as its transpose (tied weights of an
 // autoencoder's decoder).
 //
-// Adding an op (e.g. LayerNorm): ops/<name>.h (its kernel struct, if it has kernels) and
+// Adding an op (e.g. LayerNorm): ops/<name>.h (its kernel struct and free functions) and
 // ops/<name>.cpp (its OpDef `<name>_op`, its free functions, its CPU kernels), cuda/<name>.cu
-// (its CUDA kernels), and one line in registry.h. The OpDef declares the output width, the
-// parameters it reads, the workspace it keeps from forward to backward (per batch row and per
-// call: masks, pre-activations, per-row or per-column statistics), non-parameter state (a
-// running mean: OpSpec.state_off), and its forward and backward.
+// (its CUDA kernels), and one line in registry.h; CMake picks the files up by their folders, the
+// module path runs the op through the generic `_core.op_forward` / `op_backward` bindings, and
+// its hyper-parameters travel in OpSpec.attrs, so nothing else changes. The OpDef declares the
+// output width, the parameters it reads, the workspace it keeps from forward to backward (per
+// batch row and per call: masks, pre-activations, per-row or per-column statistics),
+// non-parameter state (running statistics: OpSpec.state_off), and its forward and backward.
+// An op without a weight (or bias, or state) has weight_off (bias_off, state_off) = -1.
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "mlpcore/activations.h"
 #include "mlpcore/backend.h"
@@ -54,6 +59,11 @@ struct OpSpec {
   std::shared_ptr<DropoutState> dropout;
   int64_t pieces = 1;                      // maxout
   int64_t skip = -1;                       // a second input, added to the op's output (residual_add)
+  // The op's own hyper-parameters, read by its OpDef (layer_norm: {eps}; batch_norm: {eps,
+  // momentum}), so that a new op needs no new field here nor in the bindings.
+  std::vector<double> attrs;
+  // False: the weight (bias) is frozen: the network computes no gradient for it (no dW GEMM).
+  bool weight_grad = true, bias_grad = true;
 };
 
 // ---- the network's view of an op ------------------------------------------------------------
@@ -93,7 +103,7 @@ struct OpCall {
 struct OpGrads {
   void* dx;               // d loss / d x (rows, in_w), or null when nothing needs it
   void* dy;               // d loss / d y (rows, out_w); the op may overwrite it
-  void* dweight;          // parameter gradients, or null
+  void* dweight;          // parameter gradients, or null (none, or frozen)
   void* dbias;
   bool acc_weight;        // add into the gradient (else overwrite it)
   bool acc_bias;
@@ -102,7 +112,7 @@ struct OpGrads {
 struct OpDef {
   const char* name;
   // Checks the spec of op `index` for an input of width in_w (ValueError naming the op) and
-  // returns its output width.
+  // returns its output width. index < 0: the op runs alone (the module path's op_forward).
   int64_t (*out_width)(const OpSpec& s, int64_t in_w, int64_t index);
   OpParams (*params)(const OpSpec& s, int64_t in_w, int64_t out_w);
   OpWork (*work)(const OpSpec& s, int64_t in_w, int64_t out_w, DType dt);
@@ -112,7 +122,13 @@ struct OpDef {
   void (*forward)(const OpCall& c);
   // The op's part of back-propagation; c is the forward's call (same buffers, saved values).
   void (*backward)(const OpCall& c, const OpGrads& g);
+  // True when a row's output depends on the other rows of its batch (batch statistics): a
+  // data-parallel step, which splits each batch over the ranks, refuses the op (network.h).
+  bool batch_coupled = false;
 };
+
+// " (op i)" in out_width's messages; nothing for an op that runs alone (index < 0).
+inline std::string op_at(int64_t index) { return index < 0 ? std::string() : " (op " + std::to_string(index) + ")"; }
 
 // The OpDef of a kind (ValueError for an invalid kind); registered in ops/registry.cpp.
 const OpDef& op_def(OpKind k);

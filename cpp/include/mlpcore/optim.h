@@ -10,7 +10,7 @@
 //
 // An Optimizer owns its state (one flat buffer) and updates a list of segments, each a
 // contiguous run of parameters with its gradient; a whole parameter arena is one segment,
-// so a step is one pass over memory.
+// so a step is one pass over memory. Frozen parameters lie in inactive segments: no work.
 #pragma once
 #include <cmath>
 #include <vector>
@@ -109,23 +109,39 @@ MC_HD void rmsprop_update(T& w, T& sq, T& buf, T& mean, T g, T lr, T wd, T alpha
 // ---- kernels and the Optimizer --------------------------------------------------------------
 
 // The optimizer kernel set: one update over n contiguous parameters; `state` holds
-// optim_state_slots(p) * n values (slot k of element i at state[k*n + i]).
+// optim_state_slots(p) * n values (slot k of element i at state[k*n + i]). Gradient clipping:
+// add_sum_squares adds Σ g² over n values to the device double *sum (fixed order, double
+// accumulators); scale multiplies n values by s.
 struct OptimKernels {
   static constexpr KernelSet set = KernelSet::optim;
   void (*step)(DType dt, const OptimParams& p, void* param, const void* grad, void* state, int64_t n);
+  void (*add_sum_squares)(DType dt, double* sum, const void* x, int64_t n);
+  void (*scale)(DType dt, void* x, int64_t n, double s);
 };
 
+// A contiguous run of parameters and their gradients. An inactive segment (frozen parameters)
+// keeps its optimizer state but gets no update and takes no part in gradient clipping.
 struct OptimSegment {
   void* param;
-  const void* grad;
+  void* grad;
   int64_t n;
+  bool active = true;
 };
+
+// torch.nn.utils.clip_grad_norm_ over the gradients of the active segments: returns their joint
+// L2 norm, and when max_norm >= 0 scales them by max_norm / (norm + 1e-6) if that is below 1.
+// One pass for the norm (its value reaches the host), one to scale. error_if_nonfinite: a NaN/Inf
+// norm throws std::runtime_error before anything is scaled. sum_dev: one device double (scratch).
+double clip_grad_norm(Backend& be, DType dt, const std::vector<OptimSegment>& segments, double max_norm,
+                      double* sum_dev, bool error_if_nonfinite = false);
 
 class Optimizer {
  public:
   Optimizer(Device device, DType dtype, OptimParams params, std::vector<OptimSegment> segments);
-  // One step over every segment; increments params().step first.
+  // One step over every active segment; increments params().step first.
   void step();
+  // clip_grad_norm (above) over this optimizer's active segments; no allocation.
+  double clip_grad_norm(double max_norm);
   OptimParams& params() { return params_; }
   const std::vector<OptimSegment>& segments() const { return segments_; }
   Device device() const { return device_; }
@@ -143,6 +159,7 @@ class Optimizer {
   std::vector<int64_t> offsets_;
   Buffer state_;
   int64_t state_numel_ = 0;
+  Buffer norm_dev_;  // one double: clip_grad_norm's sum
 };
 
 }  // namespace mc

@@ -3,6 +3,8 @@
 // OpKind and its Python enum, the OpDef table (ops/registry.cpp), KernelSet, and each backend's
 // kernel table (cpu/cpu_backend.cpp, cuda/cuda_backend.cu).
 //
+// An op's files are found by CMake through their folders (cpp/src/ops/*.cpp, cpp/src/cuda/*.cu).
+//
 // One entry per name: F(X, name, role), role one of
 //   op        a network op with device kernels of its own: ops/<name>.cpp defines the OpDef
 //             `name##_op` and the CPU kernels `name##_kernels_cpu()`; cuda/<name>.cu defines
@@ -20,6 +22,8 @@
   F(X, dropout, op)                \
   F(X, maxout, op)                 \
   F(X, residual_add, composed)     \
+  F(X, layer_norm, op)             \
+  F(X, batch_norm, op)             \
   F(X, loss, kernels)              \
   F(X, optim, kernels)
 

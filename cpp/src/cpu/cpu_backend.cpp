@@ -5,6 +5,7 @@
 #include "cpu/cpu_backend.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -19,6 +20,54 @@ MC_FOR_KERNEL_SETS(MC_X)
 #undef MC_X
 
 namespace {
+
+// ---- thread policy ---------------------------------------------------------------------------
+// OpenBLAS's thread count is process-wide: this build exports set/get_num_threads and a thread-
+// server callback, no per-call count. A split GEMM hands half its work to a worker thread and
+// waits for it. On an idle machine that pays from a few million multiply-adds on; on a busy one
+// the worker waits for a core (another process holds it) and the join waits a scheduler time
+// slice, tens of milliseconds on a loaded 2-core machine: a 0.1 ms GEMM then takes 30 ms, a 13 ms
+// one 60 ms (bench/threads.py). So unless the user pinned a count, a GEMM of fewer than
+// kSplitMinWork multiply-adds (M·N·K; 2^30 is ~15 ms on one core) runs on one thread and a
+// larger one on the default count, where a lost time slice costs a fraction of the GEMM instead
+// of multiples. The price: on an idle machine mid-size models (GEMMs of 4M..1G multiply-adds)
+// leave the second core unused unless the count is pinned (set_num_threads(2), --threads 2).
+// The choice depends on the shape alone, so results stay a function of (shape, thread count).
+// The count is switched only when it changes; a switch stores OpenBLAS's count (~80 ns, no
+// system call).
+constexpr int64_t kSplitMinWork = int64_t(1) << 30;
+
+struct ThreadPolicy {
+  std::atomic<int> pinned{0};   // the user's count; 0: automatic
+  int full = 1;                 // automatic: the count for large GEMMs (OpenBLAS's default)
+  std::atomic<int> applied{0};  // the count last given to OpenBLAS by this policy (0: unknown)
+  ThreadPolicy() {
+    full = std::max(1, MC_OPENBLAS(get_num_threads)());
+    // OPENBLAS_NUM_THREADS / GOTO_NUM_THREADS name a count for OpenBLAS itself: a pin, as
+    // set_num_threads. (OMP_NUM_THREADS, often set for a whole machine, only sets the default.)
+    for (const char* var : {"OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS"}) {
+      const char* v = std::getenv(var);
+      if (v && std::atoi(v) > 0) pinned = full;
+    }
+    applied = full;
+  }
+};
+
+ThreadPolicy& thread_policy() {
+  static ThreadPolicy p;
+  return p;
+}
+
+// Before a BLAS call of `work` multiply-adds: one thread for a small one unless the count is pinned.
+void threads_for(int64_t work) {
+  ThreadPolicy& p = thread_policy();
+  if (p.pinned.load(std::memory_order_relaxed)) return;
+  const int want = work < kSplitMinWork ? 1 : p.full;
+  if (p.applied.load(std::memory_order_relaxed) != want) {
+    MC_OPENBLAS(set_num_threads)(want);
+    p.applied.store(want, std::memory_order_relaxed);
+  }
+}
 
 class CpuBackend final : public Backend {
  public:
@@ -54,6 +103,7 @@ class CpuBackend final : public Backend {
     // would pack the whole weight matrix for one row (90% of a batch-1 forward was packing);
     // GEMV streams it once. The output is zeroed first when beta == 0 so that NaN in C is never
     // read, whatever the BLAS's scal does with a zero factor.
+    threads_for(M * N * K);
     if (M == 1 || N == 1) {
       if (beta == 0.0) {
         const size_t es = dtype_size(dt);
@@ -149,8 +199,19 @@ Backend& cpu_backend() {
   return be;
 }
 
-void cpu_set_num_threads(int n) { MC_OPENBLAS(set_num_threads)(n); }
-int cpu_get_num_threads() { return MC_OPENBLAS(get_num_threads)(); }
+void cpu_set_num_threads(int n) {
+  ThreadPolicy& p = thread_policy();
+  const int count = n > 0 ? n : p.full;
+  p.pinned.store(n > 0 ? n : 0, std::memory_order_relaxed);
+  MC_OPENBLAS(set_num_threads)(count);
+  p.applied.store(count, std::memory_order_relaxed);
+}
+int cpu_get_num_threads() {
+  const ThreadPolicy& p = thread_policy();
+  const int pinned = p.pinned.load(std::memory_order_relaxed);
+  return pinned ? pinned : p.full;
+}
+bool cpu_num_threads_pinned() { return thread_policy().pinned.load(std::memory_order_relaxed) != 0; }
 std::string cpu_blas_info() {
   return std::string(MC_OPENBLAS(get_config)()) + " core=" + MC_OPENBLAS(get_corename)();
 }

@@ -8,8 +8,12 @@ namespace mc {
 
 Backend& cpu_backend();
 // OpenBLAS threads (our own loops are single-threaded: they are memory-bound next to GEMM).
+// n >= 1 pins that count for every GEMM; n == 0 restores the automatic policy (the default): one
+// thread for GEMMs too small to split, OpenBLAS's default count for the others (cpu_backend.cpp).
+// get: the pinned count, else the count large GEMMs use.
 void cpu_set_num_threads(int n);
 int cpu_get_num_threads();
+bool cpu_num_threads_pinned();
 std::string cpu_blas_info();
 
 // C[M,N] = A[M,K] · op(B) with a summation order fixed by K alone (cpu/gemm_fixed.cpp), on the

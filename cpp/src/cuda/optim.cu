@@ -1,6 +1,8 @@
 // cuda/optim.cu — the CUDA optimizer kernels (CPU twin: src/optim.cpp). Both evaluate optim.h's
 // update formulas with the same compile-time flags; each launch picks the instantiation the CPU
 // loop would.
+#include <algorithm>
+
 #include "cuda/common.cuh"
 #include "mlpcore/optim.h"
 
@@ -85,7 +87,60 @@ void step_cuda(DType dt, const OptimParams& p, void* param, const void* grad, vo
   MC_CUDA_LAUNCH_CHECK();
 }
 
-const OptimKernels kOptimCuda{&step_cuda};
+// Gradient clipping, first pass: partial[blockIdx.x] = Σ x² over the block's grid-stride share,
+// in double. CPU twin: add_sum_squares_cpu.
+template <class T>
+__global__ void sum_squares_kernel(double* partial, const T* x, int64_t n) {
+  __shared__ double warp_part[kWarps];
+  double v = 0;
+  for (int64_t i = grid_index(); i < n; i += grid_stride()) v += double(x[i]) * double(x[i]);
+  v = warp_sum(v);
+  if ((threadIdx.x & 31) == 0) warp_part[threadIdx.x >> 5] = v;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double s = 0;
+    for (int w = 0; w < kWarps; ++w) s += warp_part[w];
+    partial[blockIdx.x] = s;
+  }
+}
+
+// Second pass: *sum += Σ partial[0..n), one thread, fixed order (n <= 1024).
+__global__ void add_partials_serial_kernel(double* sum, const double* partial, int n) {
+  double s = 0;
+  for (int i = 0; i < n; ++i) s += partial[i];
+  *sum += s;
+}
+
+// x[n] *= s. CPU twin: scale_cpu.
+template <class T>
+__global__ void scale_kernel(T* x, int64_t n, T s) {
+  for (int64_t i = grid_index(); i < n; i += grid_stride()) x[i] *= s;
+}
+
+void add_sum_squares_cuda(DType dt, double* sum, const void* x, int64_t n) {
+  if (n <= 0) return;
+  std::lock_guard<std::mutex> lock(scratch_mutex());
+  const unsigned blocks = std::min(blocks_for(n), 1024u);
+  auto* partial = static_cast<double*>(scratch(blocks * sizeof(double)));
+  dtype_dispatch(dt, [&](auto t) {
+    using T = decltype(t);
+    sum_squares_kernel<T><<<blocks, kThreads, 0, stream()>>>(partial, static_cast<const T*>(x), n);
+  });
+  MC_CUDA_LAUNCH_CHECK();
+  add_partials_serial_kernel<<<1, 1, 0, stream()>>>(sum, partial, int(blocks));
+  MC_CUDA_LAUNCH_CHECK();
+}
+
+void scale_cuda(DType dt, void* x, int64_t n, double s) {
+  if (n <= 0) return;
+  dtype_dispatch(dt, [&](auto t) {
+    using T = decltype(t);
+    scale_kernel<T><<<blocks_for(n), kThreads, 0, stream()>>>(static_cast<T*>(x), n, T(s));
+  });
+  MC_CUDA_LAUNCH_CHECK();
+}
+
+const OptimKernels kOptimCuda{&step_cuda, &add_sum_squares_cuda, &scale_cuda};
 
 }  // namespace
 

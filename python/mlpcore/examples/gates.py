@@ -189,15 +189,18 @@ def residual_as_add_gate(seed: int = 0) -> float:
 
 def _draw_circuit(ax, nodes: dict, wires: list, title: str) -> None:
     """nodes: name -> (x, y, label, is_gate); wires: (src, dst, value, grad). Each wire carries
-    its forward value in green above it and its gradient in red below it (near the source end,
-    where wires that meet at a gate are still apart)."""
+    its forward value in green above it and its gradient in red below it, 0.3 of the way from an
+    input (two input wires that meet at a gate are still 0.8 apart there, inputs being 1.3 apart:
+    room for the lower label of one and the upper label of the other) or halfway from a gate (clear
+    of its circle)."""
     for src, dst, value, grad in wires:
         (x0, y0), (x1, y1) = nodes[src][:2], nodes[dst][:2]
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
                     arrowprops=dict(arrowstyle="->", lw=1.2, color="0.3", shrinkA=12, shrinkB=18))
-        mx, my = 0.6 * x0 + 0.4 * x1, 0.6 * y0 + 0.4 * y1
-        ax.text(mx, my + 0.1, f"{value:g}", color="green", ha="center", va="bottom", fontsize=11)
-        ax.text(mx, my - 0.1, f"{grad:g}", color="red", ha="center", va="top", fontsize=11)
+        t = 0.5 if nodes[src][3] else 0.3
+        mx, my = (1 - t) * x0 + t * x1, (1 - t) * y0 + t * y1
+        ax.text(mx, my + 0.08, f"{value:g}", color="green", ha="center", va="bottom", fontsize=11)
+        ax.text(mx, my - 0.08, f"{grad:g}", color="red", ha="center", va="top", fontsize=11)
     for x, y, label, is_gate in nodes.values():
         if is_gate:
             ax.scatter([x], [y], s=1100, c="white", edgecolors="0.2", zorder=3, clip_on=False)
@@ -263,18 +266,18 @@ def run(quick: bool = False, out: Optional[str] = None, seed: int = 0) -> dict:
     plots = []
     path = plot_target(out, "gates.png")
     if path is not None:
-        fig, axes = figure(2, (5.5, 3.6))
+        fig, axes = figure(2, (5.5, 4.4))
         q = f_circuit.q[0, 0]
         _draw_circuit(axes[0], {
-            "x": (0, 2, "x", False), "y": (0, 1, "y", False), "z": (0, 0, "z", False),
-            "add": (1.7, 1.5, "+", True), "mul": (3.2, 0.75, "×", True), "f": (4.5, 0.75, "f", False),
+            "x": (0, 2.6, "x", False), "y": (0, 1.3, "y", False), "z": (0, 0, "z", False),
+            "add": (1.7, 1.95, "+", True), "mul": (3.2, 0.98, "×", True), "f": (4.5, 0.98, "f", False),
         }, [("x", "add", -2, df[0]), ("y", "add", 5, df[1]), ("z", "mul", -4, df[2]),
             ("add", "mul", q, -4.0), ("mul", "f", f[0, 0], 1.0)], "f = (x + y) z")
         _draw_circuit(axes[1], {
-            "x": (0, 3, "x", False), "y": (0, 2, "y", False),
-            "z": (0, 1, "z", False), "w": (0, 0, "w", False),
-            "mul": (1.7, 2.5, "×", True), "max": (1.7, 0.5, "max", True), "add": (3.2, 1.5, "+", True),
-            "g": (4.5, 1.5, "g", False),
+            "x": (0, 3.9, "x", False), "y": (0, 2.6, "y", False),
+            "z": (0, 1.3, "z", False), "w": (0, 0, "w", False),
+            "mul": (1.7, 3.25, "×", True), "max": (1.7, 0.65, "max", True), "add": (3.2, 1.95, "+", True),
+            "g": (4.5, 1.95, "g", False),
         }, [("x", "mul", 3, dg[0]), ("y", "mul", -4, dg[1]), ("z", "max", 2, dg[2]), ("w", "max", -1, dg[3]),
             ("mul", "add", g_circuit.p[0, 0], 1.0), ("max", "add", g_circuit.m[0, 0], 1.0),
             ("add", "g", g[0, 0], 1.0)],

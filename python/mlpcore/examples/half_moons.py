@@ -47,7 +47,7 @@ def run(quick: bool = False, out: Optional[str] = None, seed: int = 0) -> dict:
         model = mlp(widths, activation=mc.ReLU, seed=seed)
         opt = mc.Adam(model.parameters(), lr=0.01)
         trainer = mc.Trainer(model, loss=mc.CrossEntropyLoss(), optimizer=opt, batch_size=32)
-        trainer.fit(X, y, epochs=epochs, seed=seed, progress=False)
+        trainer.fit(X, y, epochs=epochs, seed=seed, verbose=0)
         results[name] = {"train_accuracy": accuracy(trainer, X, y), "accuracy": accuracy(trainer, Xt, yt)}
         models[name] = model
         n_params = sum(p.numel for p in model.parameters())

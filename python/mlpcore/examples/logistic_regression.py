@@ -53,7 +53,7 @@ def run(quick: bool = False, out: Optional[str] = None, seed: int = 0) -> dict:
     model = mc.Sequential(layer)
     trainer = mc.Trainer(model, loss=mc.BCEWithLogitsLoss(), optimizer=mc.Adam(model.parameters(), lr=0.05),
                          batch_size=32)
-    trainer.fit(X, t, epochs=50 if quick else 150, seed=seed, progress=False)
+    trainer.fit(X, t, epochs=50 if quick else 150, seed=seed, verbose=0)
     logs = trainer.evaluate(X, t)
 
     w, b = layer.weight.data[0].astype(np.float64), float(layer.bias.data[0])

@@ -48,7 +48,7 @@ def run(quick: bool = False, out: Optional[str] = None, seed: int = 0) -> dict:
             model = mlp([1, h, 1], activation=mc.Tanh, seed=seed + 100 * r, init="xavier_uniform")
             trainer = mc.Trainer(model, loss=mc.MSELoss(), optimizer=mc.Adam(model.parameters(), lr=0.01),
                                  batch_size=32)
-            trainer.fit(X, y, epochs=epochs, seed=seed + r, progress=False)
+            trainer.fit(X, y, epochs=epochs, seed=seed + r, verbose=0)
             train_mse = float(trainer.evaluate(X, y)["mse"])
             if best is None or train_mse < best[0]:
                 best = (train_mse, trainer)

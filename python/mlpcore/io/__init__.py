@@ -1,7 +1,7 @@
-"""Saving and loading: checkpoints (``checkpoint``), PyTorch interop (``torch``) and atomic
-file writes (``atomic``). Everything is importable from here as before:
+"""Saving and loading: checkpoints (``checkpoint``), PyTorch interop (``torch``), ONNX export
+(``onnx``) and atomic file writes (``atomic``). Everything is importable from here:
 ``mlpcore.io.save / load / save_bytes / load_bytes / load_checkpoint / load_checkpoint_bytes /
-load_state_into / from_torch / to_torch / atomic_write``."""
+load_state_into / from_torch / to_torch / export_onnx / to_onnx / atomic_write``."""
 
 from .atomic import atomic_write
 from .checkpoint import (
@@ -17,9 +17,11 @@ from .checkpoint import (
     save,
     save_bytes,
 )
+from .onnx import export_onnx, to_onnx
 from .torch import from_torch, to_torch
 
 __all__ = [
-    "FORMAT", "FORMAT_VERSION", "atomic_write", "from_torch", "load", "load_bytes", "load_checkpoint",
-    "load_checkpoint_bytes", "load_state_into", "save", "save_bytes", "to_torch",
+    "FORMAT", "FORMAT_VERSION", "atomic_write", "export_onnx", "from_torch", "load", "load_bytes",
+    "load_checkpoint", "load_checkpoint_bytes", "load_state_into", "save", "save_bytes", "to_onnx",
+    "to_torch",
 ]

@@ -34,8 +34,19 @@ def _file_mode(path: str) -> int:
 def atomic_write(path: PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temp file in the same directory, flush, fsync,
     ``os.replace``, fsync of the directory. On any error the temp file is removed and ``path``
-    is left as it was."""
+    is left as it was. An ``OSError`` names ``path`` (the caller's), never the temp file."""
     path = os.fspath(path)
+    try:
+        _atomic_write(path, data)
+    except OSError as e:
+        if e.errno is None:
+            raise
+        if os.path.isdir(path):  # os.replace's EISDIR names the temp file and the directory
+            raise IsADirectoryError(e.errno, "is a directory, not a file path", path) from None
+        raise OSError(e.errno, e.strerror, path) from None  # the subclass follows errno
+
+
+def _atomic_write(path: str, data: bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:

@@ -3,7 +3,9 @@
 A checkpoint is one safetensors file:
 
 - tensors: every parameter under its PyTorch-style name from ``model.named_parameters()``
-  (``0.weight`` (out, in), ``0.bias`` (out,)), in the model's dtype; with an optimizer, its flat
+  (``0.weight`` (out, in), ``0.bias`` (out,)), in the model's dtype; every buffer under its
+  PyTorch name from ``model.named_buffers()`` (BatchNorm's ``1.running_mean``, ``1.running_var``
+  in the model's dtype, ``1.num_batches_tracked`` int64 of shape ()); with an optimizer, its flat
   state under ``__optimizer__.state``;
 - ``__metadata__`` (string -> string, as safetensors requires): ``format = "mlpcore"``,
   ``format_version``, ``mlpcore_version``, ``dtype``, ``architecture`` (JSON: module types and
@@ -38,7 +40,7 @@ from .._validate import is_int
 from .._version import __version__
 from ..nn import registry
 from ..nn.dropout import Dropout
-from ..nn.module import Module
+from ..nn.module import Module, check_buffer
 from ..optim import Optimizer
 from .atomic import PathLike, atomic_write
 
@@ -84,6 +86,11 @@ def save_bytes(model: Module, optimizer=None, epoch: Optional[int] = None, extra
             raise ValueError(f"model: parameter {name!r} contains NaN or Inf; refusing to save it "
                              "(pass allow_nonfinite=True to save anyway)")
         tensors[name] = a
+    for name, b in model.named_buffers():  # running statistics: PyTorch's names and dtypes
+        if not allow_nonfinite and not np.all(np.isfinite(b)):
+            raise ValueError(f"model: buffer {name!r} contains NaN or Inf; refusing to save it "
+                             "(pass allow_nonfinite=True to save anyway)")
+        tensors[name] = np.array(b, order="C")  # ascontiguousarray would make the () count (1,)
     if not tensors:
         raise ValueError("model: has no parameters to save")
     arch, why_not = _architecture(model)
@@ -196,11 +203,12 @@ def _model_from(tensors: dict, meta: dict, source: str, device: str) -> Module:
 
 
 def _copy_weights(model: Module, tensors: dict, source: str) -> None:
-    """Copy every tensor into the parameter of the same name; names and shapes must match."""
+    """Copy every tensor into the parameter (or buffer) of the same name; names and shapes must match."""
     params = dict(model.named_parameters())
+    buffers = {name: (owner, local, value) for name, owner, local, value in model._buffer_owners()}
     stored = {k: v for k, v in tensors.items() if not k.startswith("__")}
-    missing = [k for k in params if k not in stored]
-    unexpected = [k for k in stored if k not in params]
+    missing = [k for k in list(params) + list(buffers) if k not in stored]
+    unexpected = [k for k in stored if k not in params and k not in buffers]
     if missing or unexpected:
         raise ValueError(f"{source}: the file's tensors do not match the model: missing {missing or 'none'}, "
                          f"unexpected {unexpected or 'none'}")
@@ -211,6 +219,14 @@ def _copy_weights(model: Module, tensors: dict, source: str) -> None:
                              "in the model")
         if a.dtype.kind != "f":
             raise ValueError(f"{source}: tensor {name!r} has dtype {a.dtype}; expected float32 or float64")
+    checked = {}
+    for name, (_, _, value) in buffers.items():
+        try:
+            checked[name] = check_buffer(stored[name], value, f"{source}: tensor {name!r}")
+        except TypeError as e:
+            raise ValueError(str(e)) from None
+    for name, (owner, local, _) in buffers.items():
+        owner._set_buffer(local, checked[name])
     for name, p in params.items():
         a = stored[name]
         if not np.all(np.isfinite(a)):
@@ -315,7 +331,7 @@ def load_state_into(model: Module, path: PathLike) -> Module:
     """Copy the weights saved at ``path`` into the existing ``model`` (in place; returns it).
 
     Works for any model, custom Python modules included, and for any safetensors file whose
-    tensor names are the model's ``named_parameters()`` names (one written by PyTorch's
+    tensor names are the model's ``named_parameters()`` and ``named_buffers()`` names (one written by PyTorch's
     safetensors for the same architecture, say). A different architecture raises ValueError
     naming the missing / unexpected tensors or the tensor whose shape differs.
     """

@@ -122,6 +122,49 @@ def _softmax_from_torch(t, torch, convert) -> Softmax:
     return Softmax()
 
 
+# ONNX exports (``ctx``: mlpcore.io.onnx.OnnxContext). Where ONNX Runtime has no float64 kernel
+# for an op (``ctx.native``), the float64 graph computes the same formula with ops that have one.
+
+def _leaky_relu_onnx(m: LeakyReLU, ctx, x: str) -> str:
+    if ctx.native("LeakyRelu"):
+        return ctx.node("LeakyRelu", [x], alpha=m.negative_slope)
+    positive = ctx.node("Greater", [x, ctx.constant(0.0)])
+    return ctx.node("Where", [positive, x, ctx.node("Mul", [x, ctx.constant(m.negative_slope)])])
+
+
+def _elu_onnx(m: ELU, ctx, x: str) -> str:
+    if ctx.native("Elu"):
+        return ctx.node("Elu", [x], alpha=m.alpha)
+    # alpha expm1(x) where x <= 0, expm1(x) = 2 tanh(x/2) / (1 - tanh(x/2)): relative accuracy near 0,
+    # where exp(x) - 1 would cancel
+    t = ctx.node("Tanh", [ctx.node("Mul", [x, ctx.constant(0.5)])])
+    em1 = ctx.node("Div", [ctx.node("Add", [t, t]), ctx.node("Sub", [ctx.constant(1.0), t])])
+    positive = ctx.node("Greater", [x, ctx.constant(0.0)])
+    return ctx.node("Where", [positive, x, ctx.node("Mul", [em1, ctx.constant(m.alpha)])])
+
+
+def _gelu_onnx(m: GELU, ctx, x: str) -> str:
+    if ctx.opset >= 20 and ctx.native("Gelu"):  # the Gelu op (approximate="none") is opset 20's
+        return ctx.node("Gelu", [x])
+    # 0.5 x (1 + erf(x / sqrt 2)), in the order the kernel computes it
+    u = ctx.node("Mul", [x, ctx.constant(0.70710678118654752440)])
+    cdf = ctx.node("Add", [ctx.constant(1.0), ctx.erf(u)])
+    return ctx.node("Mul", [ctx.node("Mul", [ctx.constant(0.5), x]), cdf])
+
+
+_ONNX = {
+    Identity: lambda m, ctx, x: x,
+    ReLU: lambda m, ctx, x: ctx.node("Relu", [x]),
+    Sigmoid: lambda m, ctx, x: ctx.node("Sigmoid", [x]),
+    Tanh: lambda m, ctx, x: ctx.node("Tanh", [x]),
+    SiLU: lambda m, ctx, x: ctx.node("Mul", [x, ctx.node("Sigmoid", [x])]),
+    Softmax: lambda m, ctx, x: ctx.node("Softmax", [x], axis=-1),
+    LeakyReLU: _leaky_relu_onnx,
+    ELU: _elu_onnx,
+    GELU: _gelu_onnx,
+}
+
+
 def _register(cls, describe=None, build=None, repr=None, to_torch=None, from_torch=None) -> None:
     name = cls.__name__
     registry.register(registry.Layer(
@@ -131,6 +174,7 @@ def _register(cls, describe=None, build=None, repr=None, to_torch=None, from_tor
         lower=_lower, features=registry.passthrough, repr=repr,
         torch=registry.TorchTwin((name,), to_torch or (lambda m, torch, convert: getattr(torch.nn, name)()),
                                  from_torch or (lambda t, torch, convert: cls())),
+        onnx=_ONNX[cls],
     ))
 
 

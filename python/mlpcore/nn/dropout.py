@@ -95,4 +95,5 @@ registry.register(registry.Layer(
     repr=lambda m: f"p={m.p}",
     torch=registry.TorchTwin(("Dropout",), lambda m, torch, convert: torch.nn.Dropout(m.p),
                              lambda t, torch, convert: Dropout(t.p)),
+    onnx=lambda m, ctx, x: x,  # an inference graph: the eval-mode identity, no node
 ))

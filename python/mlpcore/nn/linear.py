@@ -64,8 +64,9 @@ class Linear(Module):
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         x = self._saved("_x")
         w, b = self.weight, self.bias
-        return _core.linear_backward(grad_output, x, w._view(False), w._view(True),
-                                     None if b is None else b._view(True), True, self.transposed,
+        # a frozen parameter (requires_grad False) gets no gradient: no dW GEMM
+        return _core.linear_backward(grad_output, x, w._view(False), w._view(True) if w.requires_grad else None,
+                                     None if b is None or not b.requires_grad else b._view(True), True, self.transposed,
                                      w._arena.dtype)
 
 
@@ -96,7 +97,8 @@ def _lower(m: Linear, ctx: registry.LowerContext, base: int) -> Optional[list]:
             return None
     return [registry.op(_core.OpKind.linear, in_features=m.in_features, out_features=m.out_features,
                         has_bias=m.bias is not None, transposed=m.transposed, weight_off=w_off,
-                        bias_off=b_off, arena=arena)]
+                        bias_off=b_off, arena=arena, weight_grad=m.weight.requires_grad,
+                        bias_grad=m.bias is None or m.bias.requires_grad)]
 
 
 def _features(m: Linear, width: Optional[int]) -> tuple:
@@ -128,6 +130,13 @@ def _from_torch(t, torch, convert) -> Linear:
     return m
 
 
+def _onnx(m: Linear, ctx, x: str) -> str:
+    """One Gemm: y = x @ W.T + b (transB=1), or x @ W + b for a transposed TiedLinear (its weight
+    is the source's initializer, stored once)."""
+    inputs = [x, ctx.param(m.weight)] + ([ctx.param(m.bias)] if m.bias is not None else [])
+    return ctx.node("Gemm", inputs, transB=0 if m.transposed else 1)
+
+
 def _describe_tied(m: TiedLinear, ctx: registry.DescribeContext) -> dict:
     src = next((c for c in ctx.done.values() if type(c) is Linear and c.weight is m.weight), None)
     if src is None:
@@ -150,8 +159,9 @@ registry.register(registry.Layer(
     build=lambda d, ctx, path: Linear(d["in_features"], d["out_features"], bias=d["bias"],
                                       init=d.get("init", "he_uniform"), dtype=ctx.dtype, seed=0),
     lower=_lower, features=_features, repr=_repr,
-    torch=registry.TorchTwin(("Linear",), _to_torch, _from_torch),
+    torch=registry.TorchTwin(("Linear",), _to_torch, _from_torch), onnx=_onnx,
 ))
 registry.register(registry.Layer(
     TiedLinear, describe=_describe_tied, build=_build_tied, lower=_lower, features=_features, repr=_repr,
+    onnx=_onnx,
 ))

@@ -60,6 +60,15 @@ def _lower(m: Maxout, ctx: registry.LowerContext, base: int) -> Optional[list]:
     return None if ops is None else ops + [registry.op(_core.OpKind.maxout, pieces=m.pieces)]
 
 
+def _onnx(m: Maxout, ctx, x: str) -> str:
+    """Gemm to (B, out * pieces), Reshape to (B, out, pieces) (0: keep the batch dimension), the
+    max over the last axis (ReduceMax takes its axes as an input from opset 18)."""
+    z = ctx.node("Reshape", [ctx.export(m.linear, x), ctx.constant([0, m.out_features, m.pieces])])
+    if ctx.opset >= 18:
+        return ctx.node("ReduceMax", [z, ctx.constant([2])], keepdims=0)
+    return ctx.node("ReduceMax", [z], axes=[2], keepdims=0)
+
+
 registry.register(registry.Layer(
     Maxout,
     describe=lambda m, ctx: {"in_features": m.in_features, "out_features": m.out_features, "pieces": m.pieces,
@@ -69,4 +78,5 @@ registry.register(registry.Layer(
     lower=_lower,
     features=lambda m, width: (m.in_features, m.out_features),
     repr=lambda m: f"in_features={m.in_features}, out_features={m.out_features}, pieces={m.pieces}",
+    onnx=_onnx,
 ))

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import registry
 from .grad_mode import SKIPPED, no_grad_error
-from .parameter import Parameter, arenas_of, check_device, gather, zero_grads
+from .parameter import Parameter, Stored, arenas_of, check_device, gather, zero_grads
 
 _MIXED = "mixed"  # Module._uniform: the subtree mixes train and eval mode
 # Per-instance state that is rebuilt, not pickled: parents (weak references), caches keyed by the
@@ -96,7 +96,7 @@ class Module:
                 _mode_changed_above(self, None)
                 return
         object.__setattr__(self, name, value)
-        if isinstance(value, Parameter):
+        if isinstance(value, Stored):  # a Parameter or a Buffer
             value._users.add(self)
             self._changed()
         elif isinstance(value, Module):
@@ -115,7 +115,7 @@ class Module:
             d["_version"] = m._version + 1
             stack.extend(d.get("_parents") or ())
 
-    def _param_moved(self) -> None:  # called by Parameter._move on its holders
+    def _param_moved(self) -> None:  # called on its holders when a Parameter / Buffer moves or is (un)frozen
         self._changed()
 
     # ----- structure -----
@@ -125,9 +125,20 @@ class Module:
     def _named_children(self) -> list:
         return [(k, v) for k, v in vars(self).items() if isinstance(v, Module)]
 
+    def _own_stored(self) -> list:
+        """This module's Parameters and Buffers (what moves with it)."""
+        return [v for v in vars(self).values() if isinstance(v, Stored)]
+
     def _own_buffers(self) -> list:
-        """(name, array) of non-parameter state saved by ``state_dict`` (written in place on load)."""
+        """(name, array) of this module's non-parameter state under PyTorch's names and dtypes,
+        as copies: what ``state_dict``, checkpoints and ``to_torch`` save. A module with buffers
+        also overrides ``_set_buffer``."""
         return []
+
+    def _set_buffer(self, name: str, value: np.ndarray) -> None:
+        """Write ``value`` (checked: finite, the shape ``_own_buffers`` gives for ``name``) into
+        buffer ``name`` (``load_state_dict``, checkpoints, resume)."""
+        raise KeyError(name)
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple]:
         """``(name, Parameter)`` pairs, PyTorch-style names (``0.weight``); shared (tied)
@@ -145,10 +156,17 @@ class Module:
             yield from child._named_parameters_all(f"{prefix}{name}.")
 
     def named_buffers(self, prefix: str = "") -> Iterator[tuple]:
+        """``(name, array)`` of the non-parameter state (BatchNorm's ``running_mean``,
+        ``running_var``, ``num_batches_tracked``), PyTorch's names, as copies."""
+        for name, _, _, value in self._buffer_owners(prefix):
+            yield name, value
+
+    def _buffer_owners(self, prefix: str = "") -> Iterator[tuple]:
+        """(full name, owning module, its own name, value) of every buffer in the tree."""
         for k, b in self._own_buffers():
-            yield prefix + k, b
+            yield prefix + k, self, k, b
         for name, child in self._named_children():
-            yield from child.named_buffers(f"{prefix}{name}.")
+            yield from child._buffer_owners(f"{prefix}{name}.")
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple]:
         """``(path, module)`` of this module ('') and every descendant, each object once."""
@@ -169,14 +187,22 @@ class Module:
             yield m
 
     def _layout_info(self) -> tuple:
-        """(version, parameters, arenas, device, dtype), recomputed only when the version moved."""
+        """(version, parameters, arenas, device, dtype, stored), recomputed only when the version
+        moved; stored: the Parameters and Buffers of the tree (what moves with it)."""
         info = self.__dict__.get("_layout")
         if info is not None and info[0] == self._version:
             return info
         params = [p for _, p in self.named_parameters()]
-        arenas = arenas_of(params)
+        seen = {id(p) for p in params}
+        stored = list(params)
+        for m in self.modules():
+            for b in m._own_stored():
+                if id(b) not in seen:
+                    seen.add(id(b))
+                    stored.append(b)
+        arenas = arenas_of(stored)
         info = (self._version, params, arenas, arenas[0].device if arenas else "cpu",
-                arenas[0].dtype if arenas else np.dtype(np.float32))
+                arenas[0].dtype if arenas else np.dtype(np.float32), stored)
         self.__dict__["_layout"] = info
         return info
 
@@ -202,9 +228,9 @@ class Module:
         the old device's memory and no longer reach the model; optimizers over the parameters
         follow the move (their state moves with them). A no-op when everything is already there."""
         device = check_device(device)
-        _, params, arenas, _, dtype = self._layout_info()
+        _, _, arenas, _, dtype, stored = self._layout_info()
         if any(a.device != device for a in arenas):
-            gather(params, device, dtype)
+            gather(stored, device, dtype)  # buffers (running statistics) move too
         return self
 
     # ----- train / eval -----
@@ -294,18 +320,25 @@ class Module:
         return "\n".join(lines)
 
     def summary(self) -> str:
-        """A table of the modules (tree order): path, layer, output shape, own parameter count;
-        then the total. Widths come from the layers' registry entries (``?``: unknown, e.g.
-        after a custom module)."""
+        """A table of the modules (tree order): path, layer, output shape, own parameter count
+        (frozen ones marked); then the totals: parameters (how many frozen), and buffers
+        (non-parameter state such as BatchNorm's running statistics) when there are any. Widths
+        come from the layers' registry entries (``?``: unknown, e.g. after a custom module)."""
         rows = [("path", "layer", "output", "params")]
+
+        def count(m: Module) -> str:
+            own = [p for _, p in m._own_parameters()]
+            n = sum(p.numel for p in own)
+            frozen = sum(p.numel for p in own if not p.requires_grad)
+            return f"{n:,}" + ("" if not frozen else " frozen" if frozen == n else f" ({frozen:,} frozen)")
 
         def walk(m: Module, path: str, width: Optional[int], depth: int) -> Optional[int]:
             fin, out = m._features(width)
             kids = m._named_children()
-            own = sum(p.numel for _, p in m._own_parameters())
+            own = count(m)
             label = "  " * depth + type(m).__name__ + ("" if kids else f"({m.extra_repr()})")
             rows.append((path or "-", label, "?" if out is None else f"(B, {out})",
-                         f"{own:,}" if own or not kids else ""))
+                         own if own != "0" or not kids else ""))
             w = (fin if fin is not None else width) if registry.entry(type(m)) is not None else None
             for name, c in kids:
                 sub = walk(c, f"{path}.{name}" if path else name, w, depth + 1)
@@ -320,17 +353,33 @@ class Module:
                  for r in rows]
         rule = "-" * max(len(line) for line in lines)
         lines[1:1] = [rule]
-        lines += [rule, f"parameters: {sum(p.numel for p in params):,} in {len(params)} tensors "
-                        f"({self.dtype}, {self.device})"]
+        frozen = sum(p.numel for p in params if not p.requires_grad)
+        buffers = [(name, np.size(v)) for name, v in self.named_buffers()]
+        lines += [rule]
+        if buffers:
+            lines.append(f"buffers: {sum(n for _, n in buffers):,} values in {len(buffers)} tensors (not trained)")
+        lines.append(f"parameters: {sum(p.numel for p in params):,} in {len(params)} tensors "
+                     f"({self.dtype}, {self.device})" + (f", {frozen:,} frozen" if frozen else ""))
         return "\n".join(lines)
 
     # ----- state -----
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
         """Parameters (and buffers) by PyTorch name, as numpy copies: ``torch_model.load_state_dict(
         {k: torch.from_numpy(v) for k, v in sd.items()})`` loads it into the PyTorch twin."""
-        sd = OrderedDict((name, p._read()) for name, p in self.named_parameters())
-        for name, b in self.named_buffers():
-            sd[name] = np.array(b, copy=True)
+        sd: "OrderedDict[str, np.ndarray]" = OrderedDict()
+        seen: set = set()
+
+        def walk(m: Module, prefix: str) -> None:  # PyTorch's order: per module, parameters, then buffers
+            for k, p in m._own_parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    sd[prefix + k] = p._read()
+            for k, b in m._own_buffers():
+                sd[prefix + k] = np.array(b, copy=True)
+            for name, c in m._named_children():
+                walk(c, f"{prefix}{name}.")
+
+        walk(self, "")
         return sd
 
     def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
@@ -342,7 +391,7 @@ class Module:
             raise TypeError("state_dict: expected a mapping of names to arrays, got "
                             f"{type(state_dict).__name__}")
         targets = dict(self.named_parameters())
-        buffers = dict(self.named_buffers())
+        buffers = {name: (owner, local, value) for name, owner, local, value in self._buffer_owners()}
         missing = [k for k in list(targets) + list(buffers) if k not in state_dict]
         unexpected = [k for k in state_dict if k not in targets and k not in buffers]
         problems, arrays = [], {}
@@ -351,9 +400,7 @@ class Module:
                 if k in targets:
                     arrays[k] = targets[k]._checked(v, repr(k))
                 elif k in buffers:
-                    arrays[k] = np.asarray(v)
-                    if arrays[k].shape != np.shape(buffers[k]):
-                        raise ValueError(f"{k!r}: expected shape {np.shape(buffers[k])}, got {arrays[k].shape}")
+                    arrays[k] = check_buffer(v, buffers[k][2], repr(k))
             except (TypeError, ValueError) as e:
                 problems.append(str(e))
         if strict and (missing or unexpected):
@@ -364,7 +411,8 @@ class Module:
             if k in targets:
                 targets[k]._write(False, a)
             else:
-                buffers[k][...] = a
+                owner, local, _ = buffers[k]
+                owner._set_buffer(local, a)
         return IncompatibleKeys(missing, unexpected)
 
     def to_torch(self):
@@ -385,8 +433,21 @@ class Module:
         for v in state.values():
             if isinstance(v, Module):
                 adopt(self, v, bump=False)
-            elif isinstance(v, Parameter):
+            elif isinstance(v, Stored):
                 v._users.add(self)
+
+
+def check_buffer(value, current: np.ndarray, what: str) -> np.ndarray:
+    """``value`` as an array shaped like buffer ``current`` (a real number array, finite), or the
+    error: the rule for every write of buffer values (``load_state_dict``, checkpoints)."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{what}: expected a real numeric array, got dtype {a.dtype}")
+    if a.shape != np.shape(current):
+        raise ValueError(f"{what}: expected shape {np.shape(current)}, got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{what}: contains NaN or Inf")
+    return a
 
 
 def check_distinct_modules(owner: str, children: list) -> None:

@@ -2,7 +2,9 @@
 
 An :class:`Arena` is one C++ ``ParamArena`` (a parameter buffer and a gradient buffer of the same
 layout) plus what Python knows about it without asking C++: device, dtype, size, the Parameters
-living in it, and whether it is *pinned*. A :class:`Parameter` is a tensor at an offset in an arena.
+(and Buffers) living in it, and whether it is *pinned*. A :class:`Parameter` is a tensor at an
+offset in an arena; a :class:`Buffer` is non-parameter state (running statistics) stored the
+same way, so that it moves, gathers and pickles with the parameters of its layer.
 
 Pinned means that something outside the modules holds pointers into the arena: a ``.data`` /
 ``.grad`` view handed to the user, an optimizer built over its parameters, or a compiled network
@@ -54,7 +56,7 @@ def check_device(device) -> str:
     if not isinstance(device, str) or not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
         raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
     if device != "cpu" and not _core.cuda_available():
-        raise RuntimeError("mlpcore: device 'cuda' requested but " + _core.cuda_unavailable_reason())
+        raise RuntimeError("device 'cuda' requested but " + _core.cuda_unavailable_reason())
     return "cpu" if device == "cpu" else "cuda"
 
 
@@ -76,7 +78,7 @@ class Arena:
         self.core = _core.ParamArena(device, dtype, numel)
         self.device, self.dtype, self.numel = device, np.dtype(dtype), int(numel)
         self.is_cpu = device == "cpu"
-        self.params: "weakref.WeakSet[Parameter]" = weakref.WeakSet()
+        self.params: "weakref.WeakSet[Stored]" = weakref.WeakSet()  # Parameters and Buffers
         self.pinned = False
 
     def views(self) -> tuple:
@@ -100,14 +102,10 @@ def _rebuild_arena(device: str, dtype: str, numel: int, values: np.ndarray, grad
     return a
 
 
-class Parameter:
-    """A tensor of weights in an arena. ``data`` / ``grad`` are numpy arrays: zero-copy views on
-    the CPU (``p.data[...] = a`` writes in place), copies on CUDA. Assigning ``p.data = a``
-    copies ``a`` in after a shape check, converting to the parameter's dtype and refusing NaN/Inf.
-
-    Taking a view pins the arena (see the module docs): it stays live for as long as the model's
-    parameters stay on that device.
-    """
+class Stored:
+    """A tensor at an offset in an arena: a :class:`Parameter` (trained) or a :class:`Buffer`
+    (non-parameter state). Both move, gather and pickle with their arena; the holders in
+    ``_users`` are told when one moves (``_param_moved``)."""
 
     __slots__ = ("_arena", "_offset", "shape", "numel", "_views", "_users", "__weakref__")
 
@@ -150,6 +148,56 @@ class Parameter:
         else:
             self._arena.core.write(grad, self._offset, np.ascontiguousarray(values, dtype=self.dtype).ravel())
 
+    # ----- moves -----
+    def _move(self, arena: Arena, offset: int) -> None:
+        self._arena.params.discard(self)
+        self._arena, self._offset, self._views = arena, int(offset), None
+        arena.params.add(self)
+        for user in list(self._users):
+            user._param_moved()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype}, device={self.device!r})"
+
+
+class Parameter(Stored):
+    """A tensor of weights in an arena. ``data`` / ``grad`` are numpy arrays: zero-copy views on
+    the CPU (``p.data[...] = a`` writes in place), copies on CUDA. Assigning ``p.data = a``
+    copies ``a`` in after a shape check, converting to the parameter's dtype and refusing NaN/Inf.
+
+    Taking a view pins the arena (see the module docs): it stays live for as long as the model's
+    parameters stay on that device.
+
+    ``requires_grad = False`` freezes it, as in PyTorch: no gradient is computed for it (a frozen
+    Linear weight costs no dW GEMM; layers before the first trainable one no backward at all in a
+    training step), optimizers skip it (their state for it is kept) and gradient clipping leaves
+    it out. Its ``.grad`` keeps whatever it held.
+    """
+
+    __slots__ = ("_requires_grad",)
+
+    def __init__(self, arena: Arena, offset: int, shape: tuple, requires_grad: bool = True):
+        super().__init__(arena, offset, shape)
+        self._requires_grad = bool(requires_grad)
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"requires_grad: expected a bool, got {type(value).__name__}")
+        if bool(value) != self._requires_grad:
+            self._requires_grad = bool(value)
+            for user in list(self._users):  # modules re-lower (frozen gradients), optimizers re-resolve
+                user._param_moved()
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Parameter":
+        """Set ``requires_grad`` in place and return the parameter (PyTorch's spelling)."""
+        self.requires_grad = requires_grad
+        return self
+
     # ----- the user's access -----
     def _get(self, grad: bool) -> np.ndarray:
         arena = self._arena
@@ -180,40 +228,46 @@ class Parameter:
     data = property(lambda self: self._get(False), lambda self, v: self._set(False, v))
     grad = property(lambda self: self._get(True), lambda self, v: self._set(True, v))
 
-    # ----- moves -----
-    def _move(self, arena: Arena, offset: int) -> None:
-        self._arena.params.discard(self)
-        self._arena, self._offset, self._views = arena, int(offset), None
-        arena.params.add(self)
-        for user in list(self._users):
-            user._param_moved()
+    def __reduce__(self):
+        return (_rebuild_parameter, (self._arena, self._offset, self.shape, self._requires_grad))
+
+
+def _rebuild_parameter(arena: Arena, offset: int, shape: tuple, requires_grad: bool = True) -> Parameter:
+    return Parameter(arena, offset, shape, requires_grad)
+
+
+class Buffer(Stored):
+    """Non-parameter state in an arena (BatchNorm's running statistics): moved with the model
+    (``to(device)``, a Sequential's gather), pickled and copied with it, never trained. Its
+    module names its parts for ``state_dict`` and checkpoints (``Module._own_buffers``)."""
+
+    __slots__ = ()
 
     def __reduce__(self):
-        return (_rebuild_parameter, (self._arena, self._offset, self.shape))
-
-    def __repr__(self) -> str:
-        return f"Parameter(shape={self.shape}, dtype={self.dtype}, device={self.device!r})"
+        return (_rebuild_buffer, (self._arena, self._offset, self.shape))
 
 
-def _rebuild_parameter(arena: Arena, offset: int, shape: tuple) -> Parameter:
-    return Parameter(arena, offset, shape)
+def _rebuild_buffer(arena: Arena, offset: int, shape: tuple) -> Buffer:
+    return Buffer(arena, offset, shape)
 
 
-def new_parameters(shapes: Iterable[tuple], dtype: np.dtype, device: str = "cpu") -> list:
-    """Fresh zero Parameters of the given shapes, side by side in one new arena."""
-    shapes = [tuple(s) for s in shapes]
-    sizes = [align(int(np.prod(s))) for s in shapes]
-    arena = Arena(device, dtype, sum(sizes[:-1]) + int(np.prod(shapes[-1])))
-    params, off = [], 0
-    for s, n in zip(shapes, sizes):
-        params.append(Parameter(arena, off, s))
+def new_parameters(shapes: Iterable[tuple], dtype: np.dtype, device: str = "cpu", buffers: Iterable[tuple] = ()) \
+        -> list:
+    """Fresh zero Parameters of the given shapes, then Buffers of the ``buffers`` shapes, side by
+    side in one new arena (in that order)."""
+    kinds = [(Parameter, tuple(s)) for s in shapes] + [(Buffer, tuple(s)) for s in buffers]
+    sizes = [align(int(np.prod(s))) for _, s in kinds]
+    arena = Arena(device, dtype, sum(sizes[:-1]) + int(np.prod(kinds[-1][1])))
+    out, off = [], 0
+    for (cls, s), n in zip(kinds, sizes):
+        out.append(cls(arena, off, s))
         off += n
-    return params
+    return out
 
 
 def gather(params: list, device: str, dtype: np.dtype) -> Arena:
-    """Move ``params`` (distinct Parameters) into one fresh arena in this order, keeping values and
-    gradients; everyone holding them is told (:meth:`Parameter._move`)."""
+    """Move ``params`` (distinct Parameters and Buffers) into one fresh arena in this order, keeping
+    values and gradients; everyone holding them is told (:meth:`Stored._move`)."""
     offsets, total = [], 0
     for p in params:
         offsets.append(total)
@@ -245,3 +299,9 @@ def arenas_of(params: Iterable[Parameter]) -> list:
     for p in params:
         seen.setdefault(id(p._arena), p._arena)
     return list(seen.values())
+
+
+def place(p: Parameter) -> tuple:
+    """(C++ ParamArena, offset, numel): where the core finds ``p``'s values (for C++ entry points
+    that take a flat layout of parameters, e.g. ``Network.loss_and_grad``)."""
+    return p._arena.core, p._offset, p.numel

@@ -10,11 +10,11 @@ end of its file), gives
 - ``features``: the widths it expects and produces (chaining checks, ``summary()``);
 - ``repr``: the arguments ``repr(module)`` shows;
 - ``torch``: its ``torch.nn`` twin both ways (``to_torch`` / ``from_torch``);
-- ``onnx``: its ONNX export (a slot: not implemented yet; ``None`` for every layer today).
+- ``onnx``: its ONNX export, the nodes of its eval-mode forward (``mlpcore.io.onnx``).
 
 Adding a layer to the Python side is a new file with the class and its entry, plus its export in
-``mlpcore.nn`` and ``mlpcore``: checkpoints, PyTorch interop, lowering, ``summary()`` and
-``repr`` all read the entry. Nothing here imports a layer; layers import this module.
+``mlpcore.nn`` and ``mlpcore``: checkpoints, PyTorch interop, ONNX export, lowering,
+``summary()`` and ``repr`` all read the entry. Nothing here imports a layer; layers import this module.
 
 Lookup: a class's entry is its own, or, for a subclass that keeps its registered base's
 ``forward`` and ``backward`` (``class MyNet(mc.Sequential)`` building its layers in
@@ -56,7 +56,15 @@ class Layer:
       the index of the value ``m`` reads (values are numbered 0 = network input);
     - ``features(m, width: int | None) -> (expected_in | None, out | None)``: default keeps the width;
     - ``repr(m) -> str``: what ``repr`` shows inside ``Name(...)`` (default: nothing);
-    - ``onnx``: the ONNX export, to come (None).
+    - ``onnx(m, ctx: mlpcore.io.onnx.OnnxContext, x: str) -> str``: write the nodes of ``m``'s
+      eval-mode forward reading the graph value named ``x`` through ``ctx`` (``ctx.node(op, inputs,
+      **attributes)``, ``ctx.param(p)``, ``ctx.constant(v)``, ``ctx.export(child, x, name)``,
+      ``ctx.opset``, ``ctx.dtype``, ``ctx.native(op)``, ``ctx.erf(x)``) and return the name of the
+      value it produces (``x`` itself for an identity). Nothing to import: the layer file stays free
+      of onnx. None: the layer has no export (export_onnx names it). E.g. a LayerNorm over the last
+      axis: ``ctx.node("LayerNormalization", [x, ctx.param(m.weight), ctx.param(m.bias)], axis=-1,
+      epsilon=m.eps)`` from opset 17 (before: ReduceMean / Sub / Mul / Sqrt nodes); a BatchNorm1d
+      in eval mode: ``BatchNormalization`` with its running statistics as ``ctx.constant(buffer)``.
     """
 
     cls: type

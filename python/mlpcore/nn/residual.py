@@ -58,4 +58,5 @@ registry.register(registry.Layer(
     describe=lambda m, ctx: {"block": ctx.describe(m.block)},
     build=lambda d, ctx, path: Residual(ctx.build(d["block"], ctx.child(path, "block"))),
     lower=_lower, features=_features,
+    onnx=lambda m, ctx, x: ctx.node("Add", [x, ctx.export(m.block, x, "block")]),
 ))

@@ -55,7 +55,7 @@ class Sequential(Module):
                 source = (i, m)
             width = out
         self.layers = tuple(modules)  # fixed: a compiled network and the version depend on the list
-        _, params, arenas, device, dtype = self._layout_info()
+        _, _, arenas, device, dtype, stored = self._layout_info()
         dtypes = {a.dtype for a in arenas}
         if len(dtypes) > 1:
             raise TypeError(f"Sequential: layers mix dtypes {sorted(str(d) for d in dtypes)}; "
@@ -65,11 +65,12 @@ class Sequential(Module):
             raise ValueError(f"Sequential: layers live on different devices {sorted(devices)}")
         for m in modules:
             adopt(self, m)
-        # Gather the arenas that are free to move: not pinned, and holding only this model's parameters.
-        ours = {id(p) for p in params}
+        # Gather the arenas that are free to move: not pinned, and holding only this model's
+        # parameters and buffers (the parameters first: one optimizer segment).
+        ours = {id(p) for p in stored}
         free = [a for a in arenas if not a.pinned and all(id(q) in ours for q in a.params)]
         if len(free) > 1:
-            gather([p for p in params if p._arena in free], device, dtype)
+            gather([p for p in stored if p._arena in free], device, dtype)
 
     def _named_children(self):
         return [(str(i), m) for i, m in enumerate(self.layers)]
@@ -204,6 +205,12 @@ def _features(m: Sequential, width: Optional[int]) -> tuple:
     return expected, w
 
 
+def _onnx(m: Sequential, ctx, x: str) -> str:
+    for name, c in m._named_children():
+        x = ctx.export(c, x, name)
+    return x
+
+
 def _from_torch(t, torch, convert) -> Sequential:
     layers = [convert(c) for c in t]
     if not layers:
@@ -219,6 +226,7 @@ registry.register(registry.Layer(
     lower=_lower, features=_features,
     torch=registry.TorchTwin(("Sequential",), lambda m, torch, convert: torch.nn.Sequential(
         *[convert(c) for c in m.layers]), _from_torch),
+    onnx=_onnx,
 ))
 
 

@@ -1,29 +1,34 @@
-"""The shared machinery of the scikit-learn estimators (see ``mlpcore.sklearn``): parameters,
-the network and optimizer in scikit-learn's terms, the fit loop (scikit-learn's stopping rules
-around the Trainer's epoch runner), prediction through the one predict path, pickling."""
+"""The shared machinery of the scikit-learn estimators (see ``mlpcore.sklearn``): parameters and
+their checks, the network in scikit-learn's terms (initial weights, dtype, ``coefs_`` /
+``intercepts_``), the fit entry point that hands over to a solver (``stochastic``: 'sgd' and
+'adam'; ``lbfgs``), prediction through the one predict path, pickling.
+
+Subclasses (``classifier``, ``regressor``) define the targets: ``_validate_input`` (checks and
+encodes y), ``_n_outputs_for``, ``_loss_spec`` (the core loss and how scikit-learn's loss relates
+to it), ``_decode`` (raw outputs to predictions) and ``_score_function`` (the validation score)."""
 
 from __future__ import annotations
 
 import contextlib
-import warnings
+from typing import NamedTuple
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
+from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from .. import _core
 from .._validate import is_finite, is_int
 from ..io import load_checkpoint_bytes, save_bytes
+from ..losses import _Loss
 from ..nn import Linear, ReLU, Sequential, Sigmoid, Tanh
-from ..optim import SGD, Adam
-from ..training import data
 from ..nn.inference import predict as _predict
-from ..training.trainer import Trainer
+from ..training import data
 
 _HIDDEN_ACTIVATIONS = {"identity": None, "logistic": Sigmoid, "tanh": Tanh, "relu": ReLU}
+_SOLVERS = ("lbfgs", "sgd", "adam")
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
+
 
 @contextlib.contextmanager
 def _num_threads(n: int | None):
@@ -39,9 +44,53 @@ def _num_threads(n: int | None):
         _core.set_num_threads(old)
 
 
+def _stochastic_solver(est) -> bool:
+    """``available_if`` condition of ``partial_fit`` (scikit-learn's rule: 'sgd' and 'adam' only)."""
+    if est.solver not in _STOCHASTIC_SOLVERS:
+        raise AttributeError(
+            f"partial_fit is only available for stochastic optimizers. {est.solver} is not stochastic."
+        )
+    return True
+
+
+class LossSpec(NamedTuple):
+    """How scikit-learn's loss relates to the core loss that trains the network.
+
+    loss: the core loss (mean over elements, or over rows for cross-entropy).
+    gain: c in  core gradient = c * scikit-learn's gradient  (the stochastic solvers undo it in
+      the optimizer; L-BFGS scales the gradient by 1 / c).
+    value_scale: scikit-learn's loss value = value_scale * core value.
+    """
+
+    loss: _Loss
+    gain: float
+    value_scale: float
+
+
+class _LayerList(list):
+    """``coefs_`` / ``intercepts_``: a list of per-layer arrays in scikit-learn's layout. On the CPU
+    the arrays are views of the network's parameters (in-place writes reach the model, as they
+    reach scikit-learn's); assigning an item (``est.coefs_[0] = W``) writes that layer. Pickles
+    and copies as a plain list."""
+
+    def __init__(self, est, name: str, arrays: list):
+        super().__init__(arrays)
+        self._est, self._name = est, name
+
+    def __setitem__(self, i, value) -> None:
+        items = list(self)
+        items[i] = value
+        if len(items) != len(self):
+            raise ValueError(f"{self._name}: cannot change the number of layers ({len(self)})")
+        setattr(self._est, self._name, items)  # checks shapes, writes, then reads back the views
+        super().__setitem__(slice(None), getattr(self._est, self._name))
+
+    def __reduce__(self):
+        return (list, (list(self),))
+
+
 class _BaseMLP(BaseEstimator):
-    """Shared machinery. Subclasses define the target encoding (``_encode_targets``), the loss
-    (``_loss_for``), decoding of raw network outputs (``_decode``) and the validation score."""
+    """Shared machinery (see the module docs)."""
 
     def __init__(
         self,
@@ -68,6 +117,7 @@ class _BaseMLP(BaseEstimator):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_fun=15000,
         device="cpu",
         n_threads=None,
     ):
@@ -93,6 +143,7 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.device = device
         self.n_threads = n_threads
 
@@ -112,12 +163,19 @@ class _BaseMLP(BaseEstimator):
             if not cond:
                 raise ValueError(f"{name}: expected {expected}, got {getattr(self, name)!r}")
 
+        def number(name: str, lo: float, hi: float = np.inf, lo_open=False, hi_open=False) -> None:
+            v = getattr(self, name)
+            ok = is_finite(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+            lo_s, hi_s = ("(" if lo_open else "[") + f"{lo:g}", f"{hi:g}" + (")" if hi_open else "]")
+            need(ok, name, f"a number in {lo_s}, {hi_s}" if hi < np.inf else f"a number {'>' if lo_open else '>='} {lo:g}")
+
+        def flag(name: str) -> None:
+            need(isinstance(getattr(self, name), (bool, np.bool_)), name, "a bool")
+
         self._hidden_sizes()
         need(self.activation in _HIDDEN_ACTIVATIONS, "activation", f"one of {sorted(_HIDDEN_ACTIVATIONS)}")
-        if self.solver == "lbfgs":
-            raise ValueError("solver: 'lbfgs' is not supported by mlpcore; use 'sgd' or 'adam'")
-        need(self.solver in ("sgd", "adam"), "solver", "'sgd' or 'adam'")
-        need(is_finite(self.alpha) and self.alpha >= 0, "alpha", "a real number >= 0")
+        need(self.solver in _SOLVERS, "solver", "'lbfgs', 'sgd' or 'adam'")
+        number("alpha", 0)
         need(
             self.batch_size == "auto" or (is_int(self.batch_size) and self.batch_size >= 1),
             "batch_size",
@@ -128,33 +186,26 @@ class _BaseMLP(BaseEstimator):
             "learning_rate",
             "'constant', 'invscaling' or 'adaptive'",
         )
-        need(
-            is_finite(self.learning_rate_init) and self.learning_rate_init > 0,
-            "learning_rate_init",
-            "a number > 0",
-        )
-        need(is_finite(self.power_t) and self.power_t >= 0, "power_t", "a number >= 0")
+        number("learning_rate_init", 0, lo_open=True)
+        number("power_t", 0)
         need(is_int(self.max_iter) and self.max_iter >= 1, "max_iter", "an int >= 1")
-        need(isinstance(self.shuffle, (bool, np.bool_)), "shuffle", "a bool")
-        need(is_finite(self.tol) and self.tol >= 0, "tol", "a number >= 0")
-        need(isinstance(self.warm_start, (bool, np.bool_)), "warm_start", "a bool")
-        need(is_finite(self.momentum) and 0 <= self.momentum <= 1, "momentum", "a number in [0, 1]")
-        need(isinstance(self.nesterovs_momentum, (bool, np.bool_)), "nesterovs_momentum", "a bool")
-        need(isinstance(self.early_stopping, (bool, np.bool_)), "early_stopping", "a bool")
-        need(
-            is_finite(self.validation_fraction) and 0 <= self.validation_fraction < 1,
-            "validation_fraction",
-            "a number in [0, 1)",
-        )
-        need(is_finite(self.beta_1) and 0 <= self.beta_1 < 1, "beta_1", "a number in [0, 1)")
-        need(is_finite(self.beta_2) and 0 <= self.beta_2 < 1, "beta_2", "a number in [0, 1)")
-        need(is_finite(self.epsilon) and self.epsilon > 0, "epsilon", "a number > 0")
+        flag("shuffle")
+        number("tol", 0)
+        flag("warm_start")
+        number("momentum", 0, 1)
+        flag("nesterovs_momentum")
+        flag("early_stopping")
+        number("validation_fraction", 0, 1, hi_open=True)
+        number("beta_1", 0, 1, hi_open=True)
+        number("beta_2", 0, 1, hi_open=True)
+        number("epsilon", 0, lo_open=True)
         need(
             (is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1)
             or self.n_iter_no_change == np.inf,
             "n_iter_no_change",
             "an int >= 1 or np.inf",
         )
+        need(is_int(self.max_fun) and self.max_fun >= 1, "max_fun", "an int >= 1")
         need(
             isinstance(self.device, str) and (self.device == "cpu" or self.device.startswith("cuda")),
             "device",
@@ -169,19 +220,34 @@ class _BaseMLP(BaseEstimator):
     # ---- input handling: scikit-learn's checks (feature names and counts, its messages), then
     # the package's one input path (training.data) into the layout the core reads ----
     def _check_X(self, X) -> np.ndarray:
-        """Features for prediction: checked by scikit-learn, sparse densified (the predict path
-        converts to the network's float32 and scans what it reads)."""
+        """Features for prediction: checked by scikit-learn (ints become float64), sparse
+        densified; float32 or float64 as given (the predict path converts to the network's dtype
+        and scans what it reads)."""
         X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32), reset=False)
-        return data.to_array(X, "X", np.float32)
+        return data.to_array(X, "X", np.float64)
+
+    @staticmethod
+    def _check_sample_weight(sample_weight, X: np.ndarray):
+        """(n,) weights in X's dtype (scikit-learn's checks and messages), or None."""
+        if sample_weight is None:
+            return None
+        sw = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        if not np.any(sw):
+            raise ValueError("Sample weights must contain at least one non-zero number.")
+        return sw
 
     # ---- the network ----
-    def _build_model(self, layer_units: list, rng: np.random.RandomState) -> None:
-        """Sequential(Linear, act, ..., Linear) with scikit-learn's initial weights drawn from rng."""
+    def _linears(self) -> list:
+        return [m for m in self._model.layers if isinstance(m, Linear)]
+
+    def _build_model(self, layer_units: list, dtype, rng: np.random.RandomState) -> None:
+        """Sequential(Linear, act, ..., Linear) of ``dtype`` with scikit-learn's initial weights
+        drawn from rng (the same draws, in the same order, as scikit-learn's ``_init_coef``)."""
         act = _HIDDEN_ACTIVATIONS[self.activation]
         factor = 2.0 if self.activation == "logistic" else 6.0
         mods = []
         for i, (fan_in, fan_out) in enumerate(zip(layer_units[:-1], layer_units[1:])):
-            lin = Linear(fan_in, fan_out, init="zeros", seed=0)
+            lin = Linear(fan_in, fan_out, init="zeros", seed=0, dtype=dtype)
             bound = np.sqrt(factor / (fan_in + fan_out))
             # scikit-learn draws coef (fan_in, fan_out) then intercept (fan_out,); our weight is (out, in)
             lin.weight.data = rng.uniform(-bound, bound, (fan_in, fan_out)).T
@@ -196,73 +262,64 @@ class _BaseMLP(BaseEstimator):
         self._layer_units = list(layer_units)
         self._optimizer = None
 
-    def _make_optimizer(self) -> None:
-        params = self._model.parameters()
-        if self.solver == "sgd":
-            self._optimizer = SGD(
-                params,
-                lr=1.0,
-                momentum=float(self.momentum),
-                nesterov=bool(self.nesterovs_momentum) and self.momentum > 0,
-            )
-        else:
-            self._optimizer = Adam(params, lr=1.0, betas=(float(self.beta_1), float(self.beta_2)), eps=1.0)
-        self._learning_rate = float(self.learning_rate_init)  # scikit-learn's current learning rate
-
-    def _configure_optimizer(self, batch_size: int) -> None:
-        """Map scikit-learn's (learning rate, alpha, epsilon) onto the core optimizer, undoing the
-        loss gain c (see the module docstring)."""
-        c = self._loss_gain
-        p = self._optimizer._core.params
-        p.weight_decay = c * float(self.alpha) / batch_size
-        if self.solver == "sgd":
-            p.lr = self._learning_rate / c
-        else:
-            p.lr = self._learning_rate
-            p.eps = float(self.epsilon) * c
-            p.beta1, p.beta2 = float(self.beta_1), float(self.beta_2)
-        self._optimizer._core.params = p
-
     def _forward(self, X: np.ndarray, invariant: bool = True) -> np.ndarray:
-        """Raw network outputs (n, outputs) as float64 (logits for the classifier), through the
-        one predict path. ``invariant``: in the core's batch-invariant mode, so that a row's
-        prediction does not depend on the rows predicted with it (scikit-learn checks that
+        """Raw network outputs (n, outputs) in the network's dtype (logits for the classifier),
+        through the one predict path. ``invariant``: in the core's batch-invariant mode, so that a
+        row's prediction does not depend on the rows predicted with it (scikit-learn checks that
         predicting a subset gives the rows of predicting the whole, bit for bit)."""
-        return _predict(self._model, X, batch_invariant=invariant or None).astype(np.float64)
+        return _predict(self._model, X, batch_invariant=invariant or None)
+
+    def _out_dtype(self, X: np.ndarray) -> np.dtype:
+        """The dtype of predictions for X, as scikit-learn's (X @ coefs_ promotes): float32 only
+        when both X and the parameters are float32."""
+        return np.result_type(X.dtype, self._model.dtype)
 
     def _weights_sq_norm(self) -> float:
         """||W||^2 over every weight matrix (not the biases), as scikit-learn's L2 term."""
         with np.errstate(over="ignore"):  # diverged weights give inf, as scikit-learn's float loss would
-            return sum(
-                float(np.dot(w, w))
-                for w in (lin.weight.data.ravel() for lin in self._model.layers if isinstance(lin, Linear))
-            )
+            return sum(float(np.dot(w, w)) for w in (lin.weight.data.ravel() for lin in self._linears()))
 
     # ---- training ----
-    def _fit(self, X, y, incremental: bool):
+    def _fit(self, X, y, sample_weight, incremental: bool):
+        from .lbfgs import fit_lbfgs
+        from .stochastic import fit_stochastic
+
         self._validate_params()
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         first_pass = not hasattr(self, "_model") or (not self.warm_start and not incremental)
         X, Y, y_orig = self._validate_input(X, y, incremental, reset=first_pass)
-        n_outputs = self._n_outputs_for(Y)
+        sw = self._check_sample_weight(sample_weight, X)
         rng = check_random_state(self.random_state)
         with _num_threads(self.n_threads):
             if first_pass:
-                self._initialize(X.shape[1], n_outputs, rng)
-            if self._optimizer is None or not incremental:
-                self._make_optimizer()
-            self._fit_stochastic(X, Y, y_orig, rng, incremental)
+                self._initialize(X, Y, rng)
+            if self.solver == "lbfgs":
+                fit_lbfgs(self, X, Y, sw)
+            else:
+                fit_stochastic(self, X, Y, y_orig, sw, rng, incremental)
         return self
 
-    def _initialize(self, n_features: int, n_outputs: int, rng) -> None:
-        self.n_outputs_ = n_outputs
-        layer_units = [n_features] + self._hidden_sizes() + [n_outputs]
+    def _initialize(self, X: np.ndarray, Y: np.ndarray, rng) -> None:
+        """A fresh network and the fitted attributes of a first fit. Parameters are float32 for
+        float32 X and float64 otherwise, as scikit-learn's; its L-BFGS ends with float64
+        parameters whatever X is (scipy's float64 vector is unpacked into them), so 'lbfgs'
+        trains in float64."""
+        self.n_outputs_ = self._n_outputs_for(Y)
+        layer_units = [X.shape[1]] + self._hidden_sizes() + [self.n_outputs_]
         self.n_layers_ = len(layer_units)
-        self._build_model(layer_units, rng)
+        self.out_activation_ = self._out_activation()
+        dtype = np.float64 if self.solver == "lbfgs" else X.dtype
+        self._build_model(layer_units, dtype, rng)
         self.n_iter_ = 0
         self.t_ = 0
         self.loss_curve_ = []
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._init_stochastic_attributes()
+
+    def _init_stochastic_attributes(self) -> None:
+        """The stopping state of the stochastic solvers (set by a first fit with one of them, or by
+        a warm-started one after 'lbfgs', which has none)."""
         self._no_improvement_count = 0
         if self.early_stopping:
             self.validation_scores_ = []
@@ -273,134 +330,59 @@ class _BaseMLP(BaseEstimator):
             self.best_validation_score_ = None
             self.best_loss_ = np.inf
 
-    def _fit_stochastic(self, X, Y: np.ndarray, y_orig, rng, incremental: bool) -> None:
-        """scikit-learn's stochastic solver loop (loss_curve_, tol / n_iter_no_change, early
-        stopping, learning-rate schedules) around the Trainer's epoch runner: one C++ call per
-        epoch of shuffled mini-batches, the same runner ``Trainer.fit`` uses."""
-        loss, c = self._loss_for(self.n_outputs_)
-        self._loss_gain = c
-        trainer = Trainer(self._model, loss=loss, optimizer=self._optimizer)
-        # the one input path: float32 C-contiguous features, targets in the core's format, scanned
-        # once here; the epochs and the validation scores read them without further checks
-        X, Y = trainer._prepare(X, Y, trainer._net())
-        early_stopping = bool(self.early_stopping)
-        if early_stopping:
-            # don't stratify multilabel / regression targets (as scikit-learn)
-            stratify = y_orig if (isinstance(self, ClassifierMixin) and np.ndim(y_orig) == 1) else None
-            idx_train, idx_val = train_test_split(
-                np.arange(X.shape[0]), random_state=rng, test_size=self.validation_fraction, stratify=stratify
+    def _loss_constants(self, Y: np.ndarray):
+        """Per row (n,), a constant of the targets that scikit-learn's loss adds to value_scale *
+        the core's loss (its weighted mean over a batch), or None when there is none (all but the
+        Poisson deviance)."""
+
+    def _validation_score(self, X_val: np.ndarray, y_val, sample_weight) -> float:
+        """scikit-learn's ``_score``: the score function on the predictions, NaN when float
+        predictions are not all finite (a diverged regressor)."""
+        pred = self._decode(self._forward(X_val, invariant=False))
+        if np.issubdtype(pred.dtype, np.floating) and not np.isfinite(pred).all():
+            return np.nan
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging fit scores -inf: recorded, not warned
+            return float(self._score_function(y_val, pred, sample_weight=sample_weight))
+
+    # ---- fitted parameters in scikit-learn's layout: coefs_[i] (fan_in, fan_out), intercepts_[i] (fan_out,) ----
+    def _layers_of(self, name: str) -> list:
+        if not hasattr(self, "_model"):
+            raise AttributeError(f"{name}: the estimator is not fitted")
+        params = [lin.weight if name == "coefs_" else lin.bias for lin in self._linears()]
+        return [p.data.T if name == "coefs_" else p.data for p in params]
+
+    def _set_layers(self, name: str, values) -> None:
+        """Write every layer's array (scikit-learn's layout, any float or int dtype; converted to
+        the network's): shapes are checked for all layers before anything is written."""
+        if not hasattr(self, "_model"):
+            raise AttributeError(
+                f"{name}: the estimator is not fitted; fit it first (e.g. with max_iter=1), then assign "
+                f"{name} and fit again with warm_start=True to start from these weights"
             )
-            if idx_val.shape[0] < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase 'validation_fraction' or the size of "
-                    "your dataset."
-                )
-            val = (X[idx_val], Y[idx_val], y_orig[idx_val])
-            X, Y = X[idx_train], Y[idx_train]  # fancy indexing: fresh C-contiguous copies
-            self.validation_scores_ = self.validation_scores_ if self.validation_scores_ is not None else []
-            if self.best_validation_score_ is None:
-                self.best_validation_score_ = -np.inf
-            best_params = self._model.state_dict()
-        n = X.shape[0]
-        if self.batch_size == "auto":
-            batch_size = min(200, n)
-        else:
-            if self.batch_size > n:
-                warnings.warn(
-                    "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped"
-                )
-            batch_size = int(np.clip(self.batch_size, 1, n))
-        n_batches = -(-n // batch_size)
-        alpha = float(self.alpha)
-        self._configure_optimizer(batch_size)
+        lins = self._linears()
+        values = list(values)
+        if len(values) != len(lins):
+            raise ValueError(f"{name}: expected {len(lins)} arrays (one per layer), got {len(values)}")
+        arrays = []
+        for i, (lin, v) in enumerate(zip(lins, values)):
+            a = np.asarray(v)
+            shape = (lin.in_features, lin.out_features) if name == "coefs_" else (lin.out_features,)
+            if a.shape != shape:
+                raise ValueError(f"{name}[{i}]: expected shape {shape}, got {a.shape}")
+            arrays.append(a.T if name == "coefs_" else a)
+        for lin, a in zip(lins, arrays):
+            (lin.weight if name == "coefs_" else lin.bias).data = a
 
-        self.n_iter_ = 0
-        for _ in range(self.max_iter):
-            seed = int(rng.randint(2**31 - 1))  # a fresh shuffle per epoch, drawn from random_state
-            try:
-                value = trainer._run_epoch(X, Y, batch_size, bool(self.shuffle), seed, self.n_iter_).loss
-            except RuntimeError as e:
-                if "non-finite" not in str(e):
-                    raise
-                raise ValueError(
-                    "Solver produced non-finite parameter weights. The input data may contain large "
-                    f"values and need to be preprocessed. ({e})"
-                ) from None
-            epoch_loss = self._sklearn_loss(value)
-            if alpha > 0:
-                epoch_loss += 0.5 * alpha * self._weights_sq_norm() * n_batches / n
-            self.n_iter_ += 1
-            self.loss_ = epoch_loss
-            self.t_ += n
-            self.loss_curve_.append(epoch_loss)
-            if self.verbose:
-                print(f"Iteration {self.n_iter_}, loss = {epoch_loss:.8f}")
-
-            # no-improvement count on the training loss or on the validation score (scikit-learn's rule)
-            if early_stopping:
-                score = self._validation_score(*val)
-                self.validation_scores_.append(score)
-                if self.verbose:
-                    print(f"Validation score: {score:f}")
-                if score < self.best_validation_score_ + self.tol:
-                    self._no_improvement_count += 1
-                else:
-                    self._no_improvement_count = 0
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-                    best_params = self._model.state_dict()
-            else:
-                if epoch_loss > self.best_loss_ - self.tol:
-                    self._no_improvement_count += 1
-                else:
-                    self._no_improvement_count = 0
-                self.best_loss_ = min(self.best_loss_, epoch_loss)
-
-            if self.solver == "sgd" and self.learning_rate == "invscaling":
-                self._learning_rate = float(self.learning_rate_init) / (self.t_ + 1) ** float(self.power_t)
-                self._configure_optimizer(batch_size)
-
-            if self._no_improvement_count > self.n_iter_no_change:
-                what = "Validation score" if early_stopping else "Training loss"
-                msg = (
-                    f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} "
-                    "consecutive epochs."
-                )
-                if self.solver == "sgd" and self.learning_rate == "adaptive" and self._learning_rate > 1e-6:
-                    self._learning_rate /= 5.0
-                    self._configure_optimizer(batch_size)
-                    self._no_improvement_count = 0
-                    if self.verbose:
-                        print(f"{msg} Setting learning rate to {self._learning_rate:f}")
-                else:
-                    if self.verbose:
-                        print(msg + " Stopping.")
-                    break
-            if incremental:
-                break
-            if self.n_iter_ == self.max_iter:
-                warnings.warn(
-                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                    "optimization hasn't converged yet.",
-                    ConvergenceWarning,
-                )
-        if early_stopping:
-            self._model.load_state_dict(best_params)
-
-    # ---- fitted views in scikit-learn's layout ----
-    @property
-    def coefs_(self) -> list:
-        """Weights per layer, shape (fan_in, fan_out) as scikit-learn (copies, float32)."""
-        if not hasattr(self, "_model"):
-            raise AttributeError("coefs_: the estimator is not fitted")
-        return [lin.weight.data.T.copy() for lin in self._model.layers if isinstance(lin, Linear)]
-
-    @property
-    def intercepts_(self) -> list:
-        """Biases per layer, shape (fan_out,) (copies, float32)."""
-        if not hasattr(self, "_model"):
-            raise AttributeError("intercepts_: the estimator is not fitted")
-        return [lin.bias.data.copy() for lin in self._model.layers if isinstance(lin, Linear)]
+    coefs_ = property(
+        lambda self: _LayerList(self, "coefs_", self._layers_of("coefs_")),
+        lambda self, v: self._set_layers("coefs_", v),
+        doc="Weights per layer, (fan_in, fan_out) as scikit-learn's; writable (see _LayerList).",
+    )
+    intercepts_ = property(
+        lambda self: _LayerList(self, "intercepts_", self._layers_of("intercepts_")),
+        lambda self, v: self._set_layers("intercepts_", v),
+        doc="Biases per layer, (fan_out,); writable (see _LayerList).",
+    )
 
     # ---- pickling: parameters and optimizer state travel as mlpcore checkpoint bytes ----
     def __getstate__(self):
@@ -411,24 +393,28 @@ class _BaseMLP(BaseEstimator):
         if model is not None:
             # any fitted state pickles, as scikit-learn's own estimators do: non-finite weights too
             state["_weights_safetensors"] = save_bytes(model, opt, allow_nonfinite=True)
+            state["_weights_dtype"] = np.dtype(model.dtype).str
         return state
 
     def __setstate__(self, state):
         state = dict(state)
         blob = state.pop("_weights_safetensors", None)
+        dtype = np.dtype(state.pop("_weights_dtype", "<f4"))
         super().__setstate__(state)
         if blob is None:
             return
         device = self.device
         self.device = "cpu"
-        self._build_model(self._layer_units, np.random.RandomState(0))
+        self._build_model(self._layer_units, dtype, np.random.RandomState(0))
         self.device = device
         ckpt = load_checkpoint_bytes(blob, model=self._model)  # weights copied into self._model
         if device != "cpu" and _core.cuda_available():
             self._model.to(device)
         if ckpt["optimizer_state"] is not None:
+            from .stochastic import make_optimizer
+
             lr = self.__dict__.get("_learning_rate")  # the adapted rate ('adaptive', 'invscaling')
-            self._make_optimizer()
+            make_optimizer(self)
             self._optimizer.load_state_dict(ckpt["optimizer_state"])
             if lr is not None:
                 self._learning_rate = lr
@@ -437,4 +423,3 @@ class _BaseMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
-

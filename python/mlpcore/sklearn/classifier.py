@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import ClassifierMixin
+from sklearn.metrics import accuracy_score
 from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .. import _core
 from ..losses import BCEWithLogitsLoss, CrossEntropyLoss
 from ..training import metrics
-from .base import _BaseMLP, _num_threads
+from .base import LossSpec, _BaseMLP, _num_threads, _stochastic_solver
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
@@ -28,8 +30,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     Fitted attributes: ``classes_``, ``n_features_in_`` (``feature_names_in_``), ``n_outputs_``,
     ``n_layers_``, ``out_activation_``, ``loss_``, ``loss_curve_``, ``best_loss_``,
-    ``validation_scores_``, ``best_validation_score_``, ``n_iter_``, ``t_``, and the read-only
-    views ``coefs_`` / ``intercepts_``.
+    ``validation_scores_``, ``best_validation_score_``, ``n_iter_``, ``t_``, and ``coefs_`` /
+    ``intercepts_`` (writable: assigning them sets the weights).
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_fun=15000,
         device="cpu",
         n_threads=None,
     ):
@@ -83,6 +86,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             beta_2=beta_2,
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
             device=device,
             n_threads=n_threads,
         )
@@ -90,9 +94,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     # ---- targets ----
     def _validate_input(self, X, y, incremental: bool, reset: bool):
         """Returns (X as scikit-learn checked it (n, features), Y encoded for the core, y as given
-        (1-D labels or the indicator matrix)). Y: int32 class ids (n,) for multiclass; float32
-        (n, 1) 0/1 for binary; float32 (n, labels) for multilabel. The fit prepares X and Y for
-        the core through training.data."""
+        (1-D labels or the indicator matrix)). Y: int32 class ids (n,) for multiclass; 0/1 (n, 1)
+        for binary (and for a single class, as scikit-learn: it fits one logistic output to 0);
+        (n, labels) for multilabel. The fit prepares X and Y for the core through training.data."""
         X, y = validate_data(
             self,
             X,
@@ -116,16 +120,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                         "warm_start can only be used where `y` has the same classes as in the previous "
                         f"call to fit. Previously got {self.classes_}, `y` has {classes}"
                     )
-            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
-                raise ValueError(
-                    f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
-                    f"'y' has {classes}."
-                )
+            else:
+                unseen = np.setdiff1d(classes, self.classes_, assume_unique=True)
+                if len(unseen):
+                    raise ValueError(
+                        f"`y` has classes not in `self.classes_`: {unseen}. `self.classes_` has "
+                        f"{self.classes_}. 'y' has {classes}."
+                    )
         lb = self._label_binarizer
-        if lb.y_type_ != "multilabel-indicator" and len(self.classes_) < 2:
-            raise ValueError(
-                f"MLPClassifier needs samples of at least 2 classes; got 1 class ({self.classes_[0]!r})"
-            )
         Yb = lb.transform(y)
         if lb.y_type_ == "multiclass":
             Y = np.ascontiguousarray(Yb.argmax(axis=1), dtype=np.int32)
@@ -136,49 +138,44 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _n_outputs_for(self, Y: np.ndarray) -> int:
         return len(self.classes_) if Y.ndim == 1 else Y.shape[1]
 
-    def _loss_for(self, n_outputs: int):
-        """The core loss and its gain c over scikit-learn's loss (see the module docstring)."""
-        if self._label_binarizer.y_type_ == "multiclass":
-            self.out_activation_ = "softmax"
-            return CrossEntropyLoss(), 1.0
-        self.out_activation_ = "logistic"
-        return BCEWithLogitsLoss(), 1.0 / n_outputs
+    def _out_activation(self) -> str:
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
-    def _sklearn_loss(self, value: float) -> float:
-        # core: mean over all elements; scikit-learn: log loss summed over the outputs, mean over rows
-        return value if self.out_activation_ == "softmax" else value * self.n_outputs_
+    def _loss_spec(self) -> LossSpec:
+        """Softmax cross-entropy on class ids, or logistic loss per output. The core's BCE is a
+        mean over all n * outputs elements; scikit-learn's log loss sums over the outputs."""
+        if self.out_activation_ == "softmax":
+            return LossSpec(CrossEntropyLoss(), 1.0, 1.0)
+        return LossSpec(BCEWithLogitsLoss(), 1.0 / self.n_outputs_, float(self.n_outputs_))
 
     def _decode(self, out: np.ndarray):
         if self.out_activation_ == "softmax":
             return self.classes_[np.argmax(out, axis=1)]
         if self.n_outputs_ == 1:
+            if len(self.classes_) == 1:  # one class: always it (scikit-learn's LabelBinarizer)
+                return np.repeat(self.classes_, out.shape[0])
             return self.classes_[(out[:, 0] > 0).astype(np.intp)]
         return self._label_binarizer.inverse_transform((out > 0).astype(np.int64))
+
+    @staticmethod
+    def _score_function(y, pred, sample_weight=None) -> float:
+        return accuracy_score(y, pred, sample_weight=sample_weight)
 
     @property
     def _loss_kind(self):
         return _core.LossKind.cross_entropy if self.out_activation_ == "softmax" else _core.LossKind.bce_with_logits
 
-    def _validation_score(self, X_val: np.ndarray, Y_val: np.ndarray, y_val) -> float:
-        """scikit-learn's score (accuracy; subset accuracy for multilabel) on the encoded targets."""
-        out = self._forward(X_val, invariant=False)
-        if not np.isfinite(out).all():
-            return np.nan
-        return metrics.accuracy(self._loss_kind, out, Y_val, subset=True)
-
     # ---- public API ----
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit on X (n_samples, n_features) and y (n_samples,) labels or (n_samples, n_labels)
-        multilabel indicators. Returns self."""
-        return self._fit(X, y, incremental=False)
+        multilabel indicators; sample_weight (n_samples,) or None. Returns self."""
+        return self._fit(X, y, sample_weight, incremental=False)
 
-    def partial_fit(self, X, y, classes=None):
+    @available_if(_stochastic_solver)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y). ``classes`` (all labels, as ``np.unique(y_all)``) is required on
-        the first call and must not change afterwards (multilabel ``y`` needs none)."""
-        if self.solver not in ("sgd", "adam"):
-            raise AttributeError(
-                f"partial_fit is only available for stochastic optimizers; got {self.solver!r}"
-            )
+        the first call and must not change afterwards (multilabel ``y`` needs none). Only for the
+        stochastic solvers ('sgd', 'adam'), as scikit-learn."""
         first_call = not hasattr(self, "classes_")
         if first_call:
             if type_of_target(y).startswith("multilabel"):
@@ -190,10 +187,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             self.classes_ = self._label_binarizer.classes_
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(
-                f"`classes={np.unique(classes)!r}` is not the same as on the first call to partial_fit, "
-                f"was: {self.classes_!r}"
+                f"`classes={np.unique(classes)}` is not the same as on the first call to partial_fit, "
+                f"was: {self.classes_}"
             )
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):
         """Labels (n_samples,), or the indicator matrix (n_samples, n_labels) for multilabel."""
@@ -202,25 +199,29 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return self._decode(self._forward(self._check_X(X)))
 
     def predict_proba(self, X) -> np.ndarray:
-        """Probabilities (n_samples, n_classes), float64, columns in the order of ``classes_``
-        (multilabel: one independent probability per label)."""
+        """Probabilities (n_samples, n_classes), columns in the order of ``classes_`` (multilabel:
+        one independent probability per label); float32 for float32 X and float32 parameters,
+        else float64 (scikit-learn's promotion)."""
         check_is_fitted(self)
         with _num_threads(self.n_threads):
-            out = self._forward(self._check_X(X))
+            X = self._check_X(X)
+            out = self._forward(X)
         p = metrics.probabilities(self._loss_kind, out)
-        return np.hstack([1.0 - p, p]) if self.out_activation_ == "logistic" and self.n_outputs_ == 1 else p
+        if self.out_activation_ == "logistic" and self.n_outputs_ == 1:
+            p = np.hstack([1.0 - p, p])
+        return p.astype(self._out_dtype(X), copy=False)
 
     def predict_log_proba(self, X) -> np.ndarray:
         """log of predict_proba, computed stably from the logits: (n_samples, n_classes)."""
         check_is_fitted(self)
         with _num_threads(self.n_threads):
-            out = self._forward(self._check_X(X))
+            X = self._check_X(X)
+            out = self._forward(X)
         if self.out_activation_ == "logistic" and self.n_outputs_ == 1:
-            return metrics.log_probabilities(self._loss_kind, np.hstack([-out, out]))
-        return metrics.log_probabilities(self._loss_kind, out)
+            out = np.hstack([-out, out])
+        return metrics.log_probabilities(self._loss_kind, out).astype(self._out_dtype(X), copy=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags
-

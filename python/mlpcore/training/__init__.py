@@ -4,7 +4,7 @@
   the scikit-learn estimators drive too;
 - ``callbacks``: History, EarlyStopping, ModelCheckpoint, LR schedules, loggers (also importable
   as ``mlpcore.callbacks``);
-- ``progress``: the tqdm display of fit;
+- ``progress``: what fit prints (``verbose=``: tqdm bars, or one line per epoch);
 - ``metrics``: accuracy, probabilities, regression metrics (the one place that computes them);
 - ``data``: the one input-preparation path (Trainer, scikit-learn estimators, command line).
 

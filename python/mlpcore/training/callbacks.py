@@ -18,8 +18,8 @@ Cost of batch hooks: on the compiled path a whole epoch normally runs in one C++
 callback that overrides ``on_batch_begin`` or ``on_batch_end`` makes the trainer return to
 Python around every batch (one C++ call per batch plus the hook calls; same numbers). That is
 nearly free for real layer sizes and adds a Python round trip per batch for tiny nets, so prefer
-epoch hooks (all built-in callbacks use only epoch hooks). The module-by-module path runs per
-batch anyway.
+epoch hooks (the built-in callbacks use only epoch hooks, except the per-batch schedules
+OneCycleLR and LinearWarmup). The module-by-module path runs per batch anyway.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from .._validate import nonneg, pos_int
 
 __all__ = [
     "CSVLogger", "Callback", "CosineAnnealingLR", "EarlyStopping", "ExponentialLR", "History", "LRScheduler",
-    "ModelCheckpoint", "ReduceLROnPlateau", "StepLR", "TensorBoard", "TerminateOnNaN",
+    "LinearWarmup", "ModelCheckpoint", "OneCycleLR", "ReduceLROnPlateau", "StepLR", "TensorBoard", "TerminateOnNaN",
 ]
 
 
@@ -343,6 +343,174 @@ class ReduceLROnPlateau(Callback):
                     opt.lr = new_lr
                 self.cooldown_counter = self.cooldown
                 self.wait = 0
+
+
+# ------------------------------------------------------------------------------------------------
+# per-batch schedules (set optimizer.lr before every batch, as PyTorch's scheduler.step() per batch)
+# ------------------------------------------------------------------------------------------------
+
+def _global_step(cb: Callback, batch: int) -> int:
+    """Batches run before this one since the fit started from epoch 0 (a resumed fit continues the
+    count from its initial epoch), i.e. PyTorch's ``scheduler.last_epoch`` for this batch."""
+    return cb._epoch * cb.params["steps"] + batch
+
+
+class OneCycleLR(Callback):
+    """The 1cycle policy, as ``torch.optim.lr_scheduler.OneCycleLR`` stepped after every batch:
+    the lr rises from ``max_lr / div_factor`` to ``max_lr`` over the first ``pct_start`` of the
+    ``total_steps`` batches, then anneals ("cos" or "linear") to ``max_lr / div_factor /
+    final_div_factor`` (``three_phase``: back to the initial lr first, then down). With
+    ``cycle_momentum`` the momentum (SGD, RMSprop; Adam's beta1) moves the other way, between
+    ``max_momentum`` and ``base_momentum``.
+
+    total_steps: default ``epochs * steps_per_epoch``, each defaulting to the fit's. Stepping past
+    total_steps raises ValueError, as PyTorch. Batch hooks: the compiled epoch returns to Python
+    once per batch. A resumed fit continues the schedule (the step is epoch * steps + batch).
+    Epoch logs get "lr" (the last batch's).
+    """
+
+    def __init__(self, max_lr: float, epochs: Optional[int] = None, steps_per_epoch: Optional[int] = None,
+                 pct_start: float = 0.3, anneal_strategy: str = "cos", div_factor: float = 25.0,
+                 final_div_factor: float = 1e4, cycle_momentum: bool = True, base_momentum: float = 0.85,
+                 max_momentum: float = 0.95, three_phase: bool = False, total_steps: Optional[int] = None):
+        if not (isinstance(max_lr, (int, float)) and max_lr > 0 and math.isfinite(max_lr)):
+            raise ValueError(f"max_lr: expected a positive number, got {max_lr!r}")
+        self.max_lr = float(max_lr)
+        self.epochs = None if epochs is None else pos_int("epochs", epochs)
+        self.steps_per_epoch = None if steps_per_epoch is None else pos_int("steps_per_epoch", steps_per_epoch)
+        self.total_steps = None if total_steps is None else pos_int("total_steps", total_steps)
+        if not (isinstance(pct_start, (int, float)) and 0 <= pct_start <= 1):
+            raise ValueError(f"pct_start: expected a number in [0, 1], got {pct_start!r}")
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"anneal_strategy: expected 'cos' or 'linear', got {anneal_strategy!r}")
+        self.pct_start, self.anneal_strategy = float(pct_start), anneal_strategy
+        for name, v in (("div_factor", div_factor), ("final_div_factor", final_div_factor)):
+            if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
+                raise ValueError(f"{name}: expected a positive number, got {v!r}")
+        self.div_factor, self.final_div_factor = float(div_factor), float(final_div_factor)
+        self.cycle_momentum = bool(cycle_momentum)
+        self.base_momentum, self.max_momentum = float(base_momentum), float(max_momentum)
+        self.three_phase = bool(three_phase)
+
+    def on_train_begin(self, logs=None):
+        total = self.total_steps
+        if total is None:
+            total = (self.epochs or self.params["epochs"]) * (self.steps_per_epoch or self.params["steps"])
+        self._total = total
+        initial = self.max_lr / self.div_factor
+        low = initial / self.final_div_factor
+        hi_m, lo_m = self.max_momentum, self.base_momentum
+        p = self.pct_start * total
+        # (end step, start lr, end lr, start momentum, end momentum), as PyTorch's _schedule_phases
+        if self.three_phase:
+            self._phases = [(p - 1, initial, self.max_lr, hi_m, lo_m), (2 * p - 2, self.max_lr, initial, lo_m, hi_m),
+                            (total - 1, initial, low, hi_m, hi_m)]
+        else:
+            self._phases = [(p - 1, initial, self.max_lr, hi_m, lo_m), (total - 1, self.max_lr, low, lo_m, hi_m)]
+
+    def _anneal(self, start: float, end: float, pct: float) -> float:
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def values_at(self, step: int) -> tuple:
+        """(lr, momentum) of batch ``step`` (0-based over the whole schedule)."""
+        if step > self._total:
+            raise ValueError(f"OneCycleLR: tried to step {step} times; the specified number of total steps is "
+                             f"{self._total} (pass epochs / steps_per_epoch / total_steps that cover the fit)")
+        begin = 0.0
+        for i, (end, lr0, lr1, m0, m1) in enumerate(self._phases):
+            if step <= end or i == len(self._phases) - 1:
+                pct = (step - begin) / (end - begin)
+                return self._anneal(lr0, lr1, pct), self._anneal(m0, m1, pct)
+            begin = end
+        raise AssertionError("unreachable")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_begin(self, batch, logs=None):
+        lr, momentum = self.values_at(_global_step(self, batch))
+        opt = self.trainer.optimizer
+        opt.lr = lr if lr > 0 else 1e-12 * self.max_lr  # optimizers need lr > 0 (PyTorch's lr would be ~0)
+        if self.cycle_momentum:
+            opt.momentum = momentum
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = self.trainer.optimizer.lr
+
+
+class LinearWarmup(Callback):
+    """Linear learning-rate warm-up in front of any schedule, stepped per batch: for the first
+    ``warmup_steps`` batches the lr is the schedule's times a factor rising linearly from
+    ``start_factor`` to ``end_factor`` (``torch.optim.lr_scheduler.LinearLR(start_factor,
+    end_factor, total_iters=warmup_steps)`` stepped after every batch); afterwards the factor stays
+    at end_factor.
+
+    schedule: a per-epoch LR callback (StepLR, ExponentialLR, CosineAnnealingLR,
+    ReduceLROnPlateau, ...) or a per-batch one (OneCycleLR); this callback drives it (do not pass
+    it to fit as well). None: the factor scales the trainer's base_lr. The result equals PyTorch's
+    LinearLR chained with that schedule (both stepping, LinearLR per batch, the schedule as it
+    steps). Epoch logs get "lr" (the last batch's).
+    """
+
+    def __init__(self, warmup_steps: int, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 schedule: Optional[Callback] = None):
+        self.warmup_steps = pos_int("warmup_steps", warmup_steps)
+        for name, v in (("start_factor", start_factor), ("end_factor", end_factor)):
+            if not (isinstance(v, (int, float)) and 0 < v <= 1):
+                raise ValueError(f"{name}: expected a number in (0, 1], got {v!r}")
+        self.start_factor, self.end_factor = float(start_factor), float(end_factor)
+        if schedule is not None and not isinstance(schedule, Callback):
+            raise TypeError(f"schedule: expected a mlpcore.callbacks LR callback or None, got {type(schedule).__name__}")
+        self.schedule = schedule
+
+    def factor(self, step: int) -> float:
+        """The warm-up factor of batch ``step`` (0-based since the start of training)."""
+        t = min(step, self.warmup_steps)
+        return self.start_factor + (self.end_factor - self.start_factor) * t / self.warmup_steps
+
+    def set_trainer(self, trainer, params):
+        super().set_trainer(trainer, params)
+        if self.schedule is not None:
+            self.schedule.set_trainer(trainer, params)
+
+    def on_train_begin(self, logs=None):
+        if self.schedule is not None:
+            self.schedule.on_train_begin(logs)
+
+    def on_train_end(self, logs=None):
+        if self.schedule is not None:
+            self.schedule.on_train_end(logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        if self.schedule is not None:
+            self.schedule.on_epoch_begin(epoch, logs)
+            self._lr = self.trainer.optimizer.lr  # the schedule's lr for this epoch
+        else:
+            self._lr = self.trainer.base_lr
+
+    def on_batch_begin(self, batch, logs=None):
+        opt = self.trainer.optimizer
+        if self.schedule is not None and self.schedule._has_batch_hooks():
+            self.schedule.on_batch_begin(batch, logs)
+            self._lr = opt.lr
+        opt.lr = self._lr * self.factor(_global_step(self, batch))
+
+    def on_batch_end(self, batch, logs=None):
+        if self.schedule is not None and self.schedule._has_batch_hooks():
+            self.schedule.on_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        opt = self.trainer.optimizer
+        used = opt.lr
+        if self.schedule is not None:
+            opt.lr = self._lr  # the schedule sees (and may change) its own lr, not the warmed one
+            self.schedule.on_epoch_end(epoch, logs)
+        if logs is not None:
+            logs["lr"] = used
 
 
 # ------------------------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ rows of each global batch and the gradients are all-reduced inside the compiled 
 
 - :func:`sync_from_main`: every rank takes rank 0's weights, Dropout RNG states and optimizer
   state (one checkpoint's bytes, broadcast), so a model built without a seed trains correctly;
-- :func:`check_same`: the ranks passed the same data sizes and settings (ValueError on every rank,
-  naming what differs, instead of a hang in a collective that some rank never reaches);
+- :func:`check_same` (:func:`check_fit` for ``fit``): the ranks passed the same data sizes and
+  settings (ValueError on every rank, naming what differs, instead of a hang in a collective that
+  some rank never reaches);
 - :func:`evaluate` (fit's validation and training metrics): each rank evaluates its contiguous
   share of the rows and the sums are all-reduced, so every rank gets the same loss and metrics
   (callbacks decide alike). The public ``Trainer.evaluate`` is not a collective.
@@ -26,7 +27,7 @@ from .. import distributed as dist
 from ..nn.inference import predict as _predict
 from . import metrics
 
-__all__ = ["check_same", "evaluate", "shard", "sync_from_main"]
+__all__ = ["check_fit", "check_same", "evaluate", "shard", "sync_from_main"]
 
 _CE = _core.LossKind.cross_entropy
 
@@ -46,6 +47,16 @@ def check_same(what: str, **values) -> None:
                          f"({got}); every rank must pass the same data and settings")
 
 
+def check_fit(trainer, X, w, val, callbacks, **settings) -> None:
+    """:func:`check_same` for ``Trainer.fit``: the data's sizes, ``settings`` (fit's arguments) and
+    what decides the calls the ranks make (sample weights, metrics that need the training
+    outputs, callbacks with batch hooks, gradient clipping)."""
+    check_same("fit", rows=X.shape[0], features=X.shape[1], validation_rows=val[0].shape[0] if val else 0,
+               sample_weight=w is not None, validation_weight=bool(val and val[2] is not None),
+               metrics=[name for name, _ in trainer._metrics or []], clip_grad_norm=trainer.clip_grad_norm,
+               batch_callbacks=any(cb._has_batch_hooks() for cb in callbacks), **settings)
+
+
 def sync_from_main(model, optimizer) -> None:
     """Every rank takes rank 0's parameters, buffers, Dropout RNG states and optimizer state."""
     from ..io import load_checkpoint_bytes, save_bytes
@@ -57,26 +68,26 @@ def sync_from_main(model, optimizer) -> None:
         optimizer.load_state_dict(ck["optimizer_state"])
 
 
-def evaluate(trainer, X: np.ndarray, y: np.ndarray, batch_size: int) -> dict:
+def evaluate(trainer, X: np.ndarray, y: np.ndarray, batch_size: int, sample_weight=None) -> dict:
     """``Trainer._evaluate_prepared(split=True)`` over the ranks: rank r evaluates rows
     ``shard(n, r, size)``.
 
-    Cross-entropy: the core's loss sum and arg-max hits of each share, summed over ranks. Other
-    losses: each rank predicts its share into a zero (n, out) array and the sum over ranks is the
-    whole output (every row written by one rank), from which every rank computes the loss and
-    metrics exactly as one process does."""
+    Cross-entropy without sample or class weights, default metrics (the loss is a plain mean over
+    rows): the core's loss and arg-max hits of each share, summed over ranks. Otherwise each rank
+    predicts its share into a zero (n, out) array and the sum over ranks is the whole output
+    (every row written by one rank), from which every rank computes the loss and metrics exactly
+    as one process does (weighted means, class weights and any metric included)."""
     comm = dist.communicator()
-    n, kind, net = X.shape[0], trainer.loss.kind, trainer._net()
+    n, net = X.shape[0], trainer._net()
     part = shard(n, comm.rank, comm.size)
     rows = part.stop - part.start
-    if kind == _CE:
-        value, correct = (net.evaluate(kind, X[part], y[part], batch_size, validate=False) if rows
+    if trainer._ce_in_one_pass(sample_weight) and getattr(trainer.loss, "weight", None) is None:
+        value, correct = (net.evaluate(trainer.loss.spec, X[part], y[part], batch_size, validate=False) if rows
                           else (0.0, 0))
         total = dist.allreduce_sum([float(value) * rows, correct])
-        return metrics.running_logs(kind, float(total[0] / n), int(total[1]), n)
+        return metrics.running_logs(_CE, float(total[0] / n), int(total[1]), n)
     out = np.zeros((n, net.out_features), dtype=trainer._dtype)
     if rows:
         out[part] = _predict(trainer.model, X[part], batch_size)
     comm.allreduce_sum(out)
-    value, _ = _core.loss_forward_backward(kind, out, y, out.dtype)
-    return metrics.output_logs(kind, value, out, y)
+    return trainer._output_logs(out, y, sample_weight)

@@ -1,5 +1,11 @@
-"""The progress display of ``Trainer.fit``: tqdm bars, throttled so that they cost little even on
-tiny models. Shown only when asked for, when stdout is a terminal and when tqdm is installed.
+"""What ``Trainer.fit`` prints, by Keras' ``verbose``: 0 nothing, 1 progress bars, 2 one line per
+epoch, ``"auto"`` (the default) bars in a terminal or a notebook and one line per epoch when
+stdout is a file or a pipe (logs, CI, ``nohup``), where a bar would be a stream of carriage
+returns.
+
+Bars are tqdm's: ``tqdm.notebook`` (a widget) in a Jupyter kernel when ipywidgets is installed,
+the text bar otherwise; throttled so that they cost little even on tiny models. Without tqdm
+(a ``--no-deps`` install) verbose 1 prints the per-epoch lines instead.
 
 What this file is not: the logging callbacks (``callbacks.CSVLogger``, ``TensorBoard``).
 """
@@ -8,9 +14,9 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Optional
+from typing import Optional, Union
 
-__all__ = ["Progress", "make_progress", "stdout_is_tty"]
+__all__ = ["EpochLines", "Progress", "in_notebook", "make_progress", "resolve_verbose", "stdout_is_tty"]
 
 
 def stdout_is_tty() -> bool:
@@ -20,8 +26,68 @@ def stdout_is_tty() -> bool:
         return False
 
 
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (Jupyter, JupyterLab, VS Code, Colab): IPython is loaded and
+    its running shell belongs to a kernel app. Terminal IPython is not a notebook (its stdout is
+    a terminal). IPython is never imported here."""
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    if get is None:
+        return False
+    try:
+        shell = get()
+    except Exception:  # noqa: BLE001 - a half-initialised IPython: not a notebook
+        return False
+    if shell is None:
+        return False
+    return type(shell).__name__ == "ZMQInteractiveShell" or "IPKernelApp" in (getattr(shell, "config", None) or {})
+
+
+def resolve_verbose(verbose: Union[str, int, bool]) -> int:
+    """``verbose`` as 0, 1 or 2 (``"auto"``: 1 in a terminal or a notebook, else 2)."""
+    if isinstance(verbose, str):
+        if verbose != "auto":
+            raise ValueError(f"verbose: expected 'auto', 0, 1 or 2, got {verbose!r}")
+        return 1 if stdout_is_tty() or in_notebook() else 2
+    if verbose in (0, 1, 2) and not isinstance(verbose, float):  # True / False count as 1 / 0, as in Keras
+        return int(verbose)
+    raise ValueError(f"verbose: expected 'auto', 0, 1 or 2, got {verbose!r}")
+
+
+def _logs_text(logs: dict, sep: str, fmt: str) -> str:
+    return sep.join(f"{k}{fmt.format(v)}" for k, v in logs.items() if isinstance(v, (float, int)))
+
+
+class EpochLines:
+    """verbose=2: one line per epoch on stdout, flushed (``Epoch 3/30 - 0.02s - loss: 0.1234 -
+    accuracy: 0.9688``), as Keras prints it; epochs counted from 1. Never splits the C++ epoch."""
+
+    per_epoch = False  # the trainer runs each epoch in one C++ call
+    chunk = 0
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def epoch_begin(self, epoch: int) -> None:
+        pass
+
+    def chunk_done(self, seconds: float) -> None:
+        pass
+
+    def batches_done(self, k: int, loss: float) -> None:
+        pass
+
+    def epoch_end(self, epoch: int, logs: dict, seconds: float) -> None:
+        text = _logs_text(logs, " - ", ": {:.4f}")
+        print(f"Epoch {epoch + 1}/{self.epochs} - {seconds:.2f}s" + (f" - {text}" if text else ""),
+              file=sys.stdout, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
 class Progress:
-    """tqdm display for fit.
+    """verbose=1: tqdm bars.
 
     Epochs that take at least ``EPOCH_BAR_MIN_S`` get one bar each (over their batches, left on
     screen with the epoch's loss and metrics, as Keras prints one line per epoch). Creating and
@@ -83,7 +149,7 @@ class Progress:
 
     @staticmethod
     def _text(logs: dict) -> str:
-        return ", ".join(f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, (float, int)))
+        return _logs_text(logs, ", ", "={:.4g}")
 
     def close(self) -> None:
         for b in (self.bar, self.fit_bar):
@@ -92,13 +158,32 @@ class Progress:
         self.bar = self.fit_bar = None
 
 
-def make_progress(progress: bool, epochs: int, num_batches: int) -> Optional[Progress]:
-    """A display when ``progress`` is on, stdout is a terminal and tqdm is installed (it is a
-    core dependency; a --no-deps install without it just trains silently)."""
-    if not progress or not stdout_is_tty():
-        return None
+def bar_class(notebook: bool):
+    """The tqdm class for verbose=1: the notebook widget when in a notebook with ipywidgets, the
+    text bar otherwise; None without tqdm."""
     try:
         from tqdm import tqdm
     except ImportError:
         return None
-    return Progress(tqdm, epochs, num_batches)
+    if notebook:
+        try:
+            import tqdm.notebook as tn
+        except ImportError:
+            return tqdm
+        if getattr(tn, "IProgress", None) is not None:  # ipywidgets is installed
+            return tn.tqdm
+    return tqdm
+
+
+def make_progress(verbose: Union[str, int, bool], epochs: int,
+                  num_batches: int) -> Optional[Union[Progress, EpochLines]]:
+    """The display for ``fit(verbose=...)``: None (0), :class:`Progress` bars (1) or
+    :class:`EpochLines` (2; also 1 without tqdm)."""
+    level = resolve_verbose(verbose)
+    if level == 0:
+        return None
+    if level == 1:
+        cls = bar_class(in_notebook())
+        if cls is not None:
+            return Progress(cls, epochs, num_batches)
+    return EpochLines(epochs)

@@ -17,9 +17,13 @@ estimators (``mlpcore.sklearn``) call it, so there is one training loop. Inputs 
 once per call by ``training.data``; eval-mode outputs come from the one predict path; metrics
 from ``training.metrics``.
 
-Data parallel (``distributed=True``, under ``mpiexec``): every rank passes the same data; each
-runs its rows of every global batch inside the compiled epoch, which all-reduces the gradients per
-step; loss and metrics are reduced, so every rank sees the same numbers (``training.parallel``).
+Sample weights (``fit``, ``evaluate``, ``train_on_batch``, ``_run_epoch``: ``sample_weight`` (n,)):
+each batch's loss is the weighted mean ``sum(w v) / sum(w n)`` of ``mlpcore.losses`` (scikit-learn's
+MLP normalisation within a batch); the weights are gathered with the rows, through the same
+permutation. A batch whose weights sum to 0 has loss 0 and leaves the gradient 0.
+
+Data parallel (``distributed=True``, under ``mpiexec``): each rank runs its rows of every global
+batch; the compiled epoch all-reduces the gradients, fit reduces the logs (``training.parallel``).
 
 Shuffling: epoch ``e`` visits the rows in the order ``mlpcore._core.permutation(n, epoch_seed(seed, e))``
 (a pure function of (n, seed, e)); batches are consecutive runs of ``batch_size`` rows of that
@@ -34,18 +38,20 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Sequence
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 
 from .. import _core
 from .. import distributed as dist
-from .._validate import pos_int, seed_or_random
+from .._validate import pos_int, positive, seed_or_random
 from ..losses import CrossEntropyLoss, _Loss
 from ..nn import Module
 from ..optim import Adam, Optimizer
-from . import data, metrics, parallel
+from . import data, parallel
+from . import metrics as metrics_mod
 from . import progress as _progress
 from ..nn.inference import EVAL_BATCH
 from ..nn.inference import predict as _predict
@@ -76,8 +82,10 @@ class Trainer:
     """Fits ``model`` with ``loss`` and ``optimizer`` on numpy arrays (Keras-shaped).
 
     model: any ``mlpcore.Module``; a ``Sequential`` of built-in modules uses the compiled path.
-    loss: ``CrossEntropyLoss`` (default; int class ids (n,)), ``BCEWithLogitsLoss`` or ``MSELoss``
-      (targets shaped like the output, (n,) accepted for one output).
+    loss: any ``mlpcore.losses`` loss: ``CrossEntropyLoss`` (default; int class ids (n,)),
+      ``BCEWithLogitsLoss``, ``MSELoss``, ``L1Loss``, ``HuberLoss``, ``SmoothL1Loss``,
+      ``PoissonNLLLoss`` (targets shaped like the output, (n,) accepted for one output), with
+      their parameters (class weights, label smoothing, pos_weight, delta, ...).
     optimizer: an ``mlpcore.Optimizer`` over ``model.parameters()``; default ``Adam(lr=1e-3)``.
       Create it after moving the model to its device (or pass ``device`` here and let the
       Trainer create the default one).
@@ -87,17 +95,26 @@ class Trainer:
     compiled: None (default) = the compiled path when the model supports it; False = always
       train module by module (for teaching and debugging; same numbers, slower); True = require
       the compiled path (ValueError if the model contains a custom module).
+    metrics: None (default: "accuracy" for CE / BCE, "mse", "mae", "r2" for the regression losses in
+      ``evaluate`` and validation; see ``fit`` for training), or a list of names ("accuracy",
+      "precision", "recall", "f1", "roc_auc"; "mse", "mae", "r2") and callables
+      ``fn(y_true, out) -> float`` (see ``training.metrics``). They appear in History and the
+      callbacks' epoch logs, running over the epoch for training as Keras reports them (each
+      batch's outputs from its training forward pass, before its update: the compiled epoch hands
+      them back, no second forward), and "val_"-prefixed from one eval-mode pass over the
+      validation data. ValueError for an unknown name or one that does not fit the loss.
+    clip_grad_norm: None, or max_norm: every step clips the gradients of the optimizer's
+      (trainable) parameters to that joint L2 norm between backward and the optimizer step
+      (``mc.clip_grad_norm_``; in C++, inside the compiled epoch).
     distributed: data-parallel training over the processes of an MPI job (``mpiexec -n P python
-      train.py``; calls ``mlpcore.distributed.init()``, which needs ``pip install "mlpcore[mpi]"``).
-      Every rank passes the same data (arrays or ``np.memmap``, read in place); ``batch_size`` is
-      the global batch, of which each rank runs its share; the gradients are summed over ranks
-      inside the compiled epoch, so every rank keeps the same weights, equal to one process's with
-      the same seed up to rounding. ``fit`` starts every rank from rank 0's weights and optimizer
-      state; its loss and metrics (training and validation, each rank evaluating its share) are
-      reduced over ranks, so callbacks see the same numbers everywhere; progress and checkpoint
-      files come from rank 0 only (``is_main``). ``fit`` and ``train_on_batch`` are collective
-      (every rank calls them); ``predict`` and ``evaluate`` are not (each rank computes all rows). Compiled path only: a model that
-      runs module by module is single-process (ValueError). Without a launcher: one process.
+      train.py``; ``pip install "mlpcore[mpi]"``): every rank passes the same data (arrays or
+      ``np.memmap``, read in place) and runs its share of each global batch of ``batch_size`` rows;
+      the gradients are summed inside the compiled epoch (sample and class weights, clipping: the
+      whole batch's), so every rank keeps the same weights, one process's up to rounding. ``fit``
+      (collective, as ``train_on_batch``) starts from rank 0's state, reduces its logs over ranks
+      and lets rank 0 alone print and write files (``is_main``); ``predict`` and ``evaluate`` are
+      not collective. Compiled path only (ValueError otherwise); BatchNorm1d is refused.
+      ``training.parallel`` and README's "Data-parallel training" say more.
 
     Inputs (``fit``, ``evaluate``, ``predict``, ``train_on_batch``): see ``training.data``: float,
     int and bool arrays, pandas DataFrames of numeric / bool columns; int targets for MSE / BCE.
@@ -112,13 +129,14 @@ class Trainer:
 
     def __init__(self, model: Module, loss: Optional[_Loss] = None, optimizer: Optional[Optimizer] = None,
                  batch_size: int = 128, device: Optional[str] = None, compiled: Optional[bool] = None,
-                 distributed: bool = False):
+                 metrics=None, clip_grad_norm: Optional[float] = None, distributed: bool = False):
         if not isinstance(model, Module):
             raise TypeError(f"model: expected a mlpcore Module, got {type(model).__name__}")
         if loss is None:
             loss = CrossEntropyLoss()
         if not isinstance(loss, _Loss):
-            raise TypeError(f"loss: expected CrossEntropyLoss, BCEWithLogitsLoss or MSELoss, got {type(loss).__name__}")
+            raise TypeError(f"loss: expected a mlpcore loss (mlpcore.losses: CrossEntropyLoss, MSELoss, ...), got "
+                            f"{type(loss).__name__}")
         if compiled not in (None, True, False):
             raise ValueError(f"compiled: expected None, True or False, got {compiled!r}")
         if distributed not in (True, False):
@@ -132,6 +150,10 @@ class Trainer:
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.batch_size = pos_int("batch_size", batch_size)
         self.compiled = compiled
+        self.metrics = metrics
+        if clip_grad_norm is not None:
+            clip_grad_norm = positive("clip_grad_norm", clip_grad_norm, allow_zero=True)
+        self.clip_grad_norm = clip_grad_norm
         self.distributed = bool(distributed)
         self.stop_training = False
         self.base_lr = optimizer.lr
@@ -150,6 +172,16 @@ class Trainer:
                                  f"{why}, and the module-by-module path is single-process")
             dist.init()
 
+    @property
+    def metrics(self):
+        """The metrics as given (None: the default logs); setting them checks them again."""
+        return self._metrics_arg
+
+    @metrics.setter
+    def metrics(self, value) -> None:
+        self._metrics = metrics_mod.resolve(value, self.loss.kind)  # [(name, callable or None)] or None
+        self._metrics_arg = value
+
     # ----- helpers -----
     @property
     def is_main(self) -> bool:
@@ -157,8 +189,8 @@ class Trainer:
         return self._comm() is None or self._comm().rank == 0
 
     def _comm(self):
-        """The core's communicator when distributed (``init`` is idempotent: an unpickled Trainer
-        joins the job of the process it lands in), else None (one process)."""
+        """The core's communicator when distributed, else None (``init`` is idempotent: an unpickled
+        Trainer joins the job of the process it lands in)."""
         return dist.init() if self.distributed else None
 
     def _net(self):
@@ -173,25 +205,35 @@ class Trainer:
         fin, fout = data.widths(net)
         return data.prepare(X, y, self.loss.kind, self._dtype, fin, fout, xname, yname)
 
-    def _python_step(self, xb, yb, check_finite: bool, epoch: int, batch: int):
+    def _prepare_weights(self, w, rows: int, name: str = "sample_weight", xname: str = "X"):
+        """Sample weights validated and converted once (``training.data.as_sample_weight``): (rows,)
+        of the model dtype, or None."""
+        return data.as_sample_weight(w, name, rows, self._dtype, xname)
+
+    def _python_step(self, xb, yb, check_finite: bool, epoch: int, batch: int, wb=None):
         """zero_grad, forward, loss, backward, step, module by module (``_forward_modules`` /
         ``_backward_modules``: never through a compiled network). Returns (loss, output)."""
         self.model.zero_grad()
         out = self.model._forward_modules(xb)
-        value = self.loss(out, yb)
+        value = self.loss(out, yb, wb)
         if check_finite and not math.isfinite(value):
             raise RuntimeError(
-                f"mlpcore: non-finite loss ({value}) at epoch {epoch}, batch {batch}; training stopped before this "
+                f"non-finite loss ({value}) at epoch {epoch + 1}, batch {batch + 1}; training stopped before this "
                 "batch updated the weights (lower the learning rate or check the data)")
         self.model._backward_modules(self.loss.backward())
+        if self.clip_grad_norm is not None:  # between backward and the step, as the compiled epoch
+            self.optimizer._core.clip_grad_norm(self.clip_grad_norm)
         self.optimizer.step()
         return value, out
 
     # ----- the epoch runner: fit and the scikit-learn estimators call it -----
     def _run_epoch(self, X: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, shuffle_seed: int,
                    epoch: int, check_finite: bool = True, callbacks: Optional[list] = None,
-                   prog: Optional[_progress.Progress] = None) -> EpochResult:
+                   prog: Optional[Union[_progress.Progress, _progress.EpochLines]] = None,
+                   sample_weight: Optional[np.ndarray] = None, outputs: Optional[np.ndarray] = None) -> EpochResult:
         """One epoch over (X, y) as prepared by ``_prepare`` (not validated again), in train mode.
+        sample_weight: (n,) as prepared by ``_prepare_weights``, or None; batch b's loss is the
+        weighted mean of its rows (the weights shuffled with them).
 
         batch_size: rows per step (<= n); the rows run in the order
         ``permutation(n, shuffle_seed)`` when ``shuffle`` (fit passes ``epoch_seed(seed, epoch)``,
@@ -199,7 +241,10 @@ class Trainer:
         non-finite errors name. check_finite: RuntimeError at the first non-finite batch loss,
         before that batch updates the weights. callbacks: callbacks whose batch hooks run (one C++
         call per batch); prog: the progress display (chunked calls while it shows a bar).
-        Returns the epoch's :class:`EpochResult`.
+        outputs: None, or an (n, out) array of the model's dtype that receives each batch's
+        training-mode outputs (before its update) in the order the rows were visited (running
+        metrics). Returns the epoch's :class:`EpochResult` (``loss``: the batch losses averaged
+        with their row counts as weights, as scikit-learn's ``loss_curve_`` and Keras' epoch loss).
         """
         if not self.model.training:  # a callback (or the user) switched to eval mode between epochs
             self.model.train()
@@ -208,18 +253,25 @@ class Trainer:
             if self.distributed:
                 raise RuntimeError("distributed=True: the model no longer lowers to the compiled network, and "
                                    "the module-by-module path is single-process")
-            return self._epoch_python(X, y, batch_size, shuffle, shuffle_seed, epoch, check_finite, callbacks, prog)
+            return self._epoch_python(X, y, batch_size, shuffle, shuffle_seed, epoch, check_finite, callbacks, prog,
+                                      sample_weight, outputs)
         return self._epoch_compiled(net, X, y, batch_size, shuffle, shuffle_seed, epoch, check_finite, callbacks,
-                                    prog)
+                                    prog, sample_weight, outputs)
 
-    def _epoch_compiled(self, net, X, y, bs, shuffle, seed, epoch, check_finite, cbs, prog) -> EpochResult:
+    def _epoch_compiled(self, net, X, y, bs, shuffle, seed, epoch, check_finite, cbs, prog, w,
+                        outputs) -> EpochResult:
         """Through Network.train_epoch: one call, or one per batch when a callback has batch hooks,
         or one per adaptive chunk of batches while a per-epoch bar is shown. The calls cover the
         same batches in the same order, so the numbers are identical."""
-        opt, kind, comm = self.optimizer._core, self.loss.kind, self._comm()
-        if cbs is None and (prog is None or not prog.per_epoch):
-            return net.train_epoch(opt, kind, X, y, bs, shuffle, seed, epoch, check_finite, validate=False,
-                                   comm=comm)
+        opt, spec, clip, comm = self.optimizer._core, self.loss.spec, self.clip_grad_norm, self._comm()
+        # Distributed: every rank makes the same calls (the core checks it), so a bar shown on rank 0
+        # alone cannot split the epoch into chunks timed there; it advances once per epoch.
+        if cbs is None and (prog is None or not prog.per_epoch or comm is not None):
+            r = net.train_epoch(opt, spec, X, y, bs, shuffle, seed, epoch, check_finite, validate=False,
+                                sample_weight=w, clip_grad_norm=clip, outputs=outputs, comm=comm)
+            if prog is not None and prog.per_epoch:
+                prog.batches_done(-(-X.shape[0] // bs), r.loss)
+            return r
         n = X.shape[0]
         num_batches = -(-n // bs)
         total, correct, b = 0.0, 0, 0
@@ -232,8 +284,9 @@ class Trainer:
             else:
                 e = min(num_batches, b + prog.chunk)
             t0 = time.perf_counter()
-            r = net.train_epoch(opt, kind, X, y, bs, shuffle, seed, epoch, check_finite, batch_begin=b,
-                                batch_end=e, validate=False, comm=comm)
+            r = net.train_epoch(opt, spec, X, y, bs, shuffle, seed, epoch, check_finite, batch_begin=b,
+                                batch_end=e, validate=False, sample_weight=w, clip_grad_norm=clip, outputs=outputs,
+                                comm=comm)
             total += r.loss * r.rows
             correct += r.correct
             if cbs is not None:
@@ -247,7 +300,7 @@ class Trainer:
             b = e
         return EpochResult(total / n, correct, n)
 
-    def _epoch_python(self, X, y, bs, shuffle, seed, epoch, check_finite, cbs, prog) -> EpochResult:
+    def _epoch_python(self, X, y, bs, shuffle, seed, epoch, check_finite, cbs, prog, w, outputs) -> EpochResult:
         """Module by module, over the same batches as train_epoch."""
         n = X.shape[0]
         order = _core.permutation(n, seed) if shuffle else None
@@ -256,13 +309,16 @@ class Trainer:
         for b, start in enumerate(range(0, n, bs)):
             idx = order[start:start + bs] if shuffle else slice(start, min(start + bs, n))
             xb, yb = X[idx], y[idx]
+            wb = w[idx] if w is not None else None
             rows = xb.shape[0]
             if cbs is not None:
                 for cb in cbs:
                     cb.on_batch_begin(b, {"batch": b, "size": rows})
-            value, out = self._python_step(xb, yb, check_finite, epoch, b)
+            value, out = self._python_step(xb, yb, check_finite, epoch, b, wb)
+            if outputs is not None:
+                outputs[start:start + rows] = out
             if count:
-                correct += metrics.correct_count(out, yb)
+                correct += metrics_mod.correct_count(out, yb)
             total += value * rows
             done += rows
             if cbs is not None:
@@ -273,12 +329,13 @@ class Trainer:
         return EpochResult(total / n, correct, n)
 
     # ----- public API -----
-    def train_on_batch(self, X, y, check_finite: bool = True) -> float:
+    def train_on_batch(self, X, y, check_finite: bool = True, sample_weight=None) -> float:
         """One training step on the whole of (X, y) (one batch); returns its loss (before the
-        update). Compiled path when available; a model in eval mode is switched to train mode.
-        A non-finite loss raises RuntimeError before the weights change (unless
-        check_finite=False). Float arrays go to the core as they are and are checked there once;
-        anything else (ints, DataFrames, ...) goes through ``training.data`` first."""
+        update), the weighted mean with ``sample_weight`` (n,). Compiled path when available; a
+        model in eval mode is switched to train mode. A non-finite loss raises RuntimeError before
+        the weights change (unless check_finite=False). Float arrays go to the core as they are
+        and are checked there once; anything else (ints, DataFrames, ...) goes through
+        ``training.data`` first."""
         net = self._net()
         if not self.model.training:
             self.model.train()
@@ -286,18 +343,24 @@ class Trainer:
             if self.distributed:
                 raise RuntimeError("distributed=True: the model no longer lowers to the compiled network")
             X, y = self._prepare(X, y, None)
-            return self._python_step(X, y, check_finite, 0, 0)[0]
-        opt, kind, comm = self.optimizer._core, self.loss.kind, self._comm()
-        if type(X) is np.ndarray and type(y) is np.ndarray and X.dtype.kind == "f":
+            w = self._prepare_weights(sample_weight, X.shape[0])
+            return self._python_step(X, y, check_finite, 0, 0, w)[0]
+        opt, spec, clip, comm = self.optimizer._core, self.loss.spec, self.clip_grad_norm, self._comm()
+        if type(X) is np.ndarray and type(y) is np.ndarray and X.dtype.kind == "f" and (
+                sample_weight is None or type(sample_weight) is np.ndarray):
             # float arrays: the binding checks them once (dtype, shape, NaN/Inf, label range) and
             # converts float32 <-> float64 itself; it raises before touching the weights (and, when
-            # distributed, before any collective: the ranks meet in the core's argument check)
+            # distributed, before any collective: the ranks meet in the core's argument check).
+            # Positional arguments: pybind11's keyword matching is a visible share of a small
+            # model's step.
             try:
-                return net.train_step(opt, kind, X, y, check_finite, comm=comm)
+                return net.train_step(opt, spec, X, y, check_finite, True, sample_weight, clip, comm)
             except (TypeError, ValueError):
                 pass  # the path below converts what the binding refuses, or explains why
         X, y = self._prepare(X, y, net)
-        return net.train_step(opt, kind, X, y, check_finite, validate=False, comm=comm)
+        w = self._prepare_weights(sample_weight, X.shape[0])
+        return net.train_step(opt, spec, X, y, check_finite, validate=False, sample_weight=w, clip_grad_norm=clip,
+                              comm=comm)
 
     def predict(self, X, batch_size: Optional[int] = None) -> np.ndarray:
         """Raw outputs (n, out) in eval mode (logits for CE/BCE), batched (default
@@ -306,50 +369,71 @@ class Trainer:
 
     def predict_proba(self, X, batch_size: Optional[int] = None) -> np.ndarray:
         """Class probabilities: softmax of the logits (CrossEntropyLoss, rows sum to 1) or
-        sigmoid (BCEWithLogitsLoss, per output). ValueError for MSELoss."""
-        return metrics.probabilities(self.loss.kind, self.predict(X, batch_size))
+        sigmoid (BCEWithLogitsLoss, per output). ValueError for the regression losses."""
+        return metrics_mod.probabilities(self.loss.kind, self.predict(X, batch_size))
 
-    def evaluate(self, X, y, batch_size: Optional[int] = None) -> dict:
+    def evaluate(self, X, y, batch_size: Optional[int] = None, sample_weight=None) -> dict:
         """Loss and metrics in eval mode: {"loss", "accuracy"} for CE / BCE, {"loss", "mse",
-        "mae", "r2"} for MSE. Python floats. Distributed: not a collective (as ``predict``) -- each
-        rank evaluates the whole set by itself, so ``if mc.distributed.is_main(): trainer.evaluate(...)``
-        is safe; inside ``fit``, validation is split over the ranks."""
+        "mae", "r2"} for MSE, L1, Huber and SmoothL1, {"loss"} for Poisson NLL, or "loss" and the
+        Trainer's ``metrics``. Python floats.
+        sample_weight (n,): the loss is the weighted mean over all rows (``sum(w v) / sum(w n)``)
+        and the metrics weigh the rows as scikit-learn's do.
+        Distributed: not a collective (as ``predict``) -- each rank evaluates the whole set by
+        itself, so ``if mc.distributed.is_main(): trainer.evaluate(...)`` is safe; inside ``fit``,
+        validation is split over the ranks."""
         X, y = self._prepare(X, y, self._net())
-        return self._evaluate_prepared(X, y, batch_size)
+        return self._evaluate_prepared(X, y, batch_size, self._prepare_weights(sample_weight, X.shape[0]))
 
-    def _evaluate_prepared(self, X, y, batch_size=None, split: bool = False) -> dict:
-        """evaluate on data that ``_prepare`` returned (not scanned again). ``split`` (inside fit,
-        where every rank takes part): distributed, each rank evaluates its share of the rows and
-        the sums are all-reduced."""
+    def _evaluate_prepared(self, X, y, batch_size=None, sample_weight=None, split: bool = False) -> dict:
+        """evaluate on data that ``_prepare`` / ``_prepare_weights`` returned (not scanned again).
+        ``split`` (inside fit, every rank there): distributed, ``training.parallel.evaluate``."""
         bs = pos_int("batch_size", batch_size) if batch_size is not None else EVAL_BATCH
         if split and self.distributed:
-            return parallel.evaluate(self, X, y, bs)
-        kind, net = self.loss.kind, self._net()
-        if net is not None and kind == _CE:  # loss and arg-max hits in one C++ pass, no outputs kept
-            value, correct = net.evaluate(kind, X, y, bs, validate=False)
-            return metrics.running_logs(kind, float(value), correct, X.shape[0])
-        out = _predict(self.model, X, bs)
-        value, _ = _core.loss_forward_backward(kind, out, y, out.dtype)
-        return metrics.output_logs(kind, value, out, y)
+            return parallel.evaluate(self, X, y, bs, sample_weight)
+        net = self._net()
+        if net is not None and self._ce_in_one_pass(sample_weight):
+            # loss and arg-max hits in one C++ pass, no outputs kept
+            value, correct = net.evaluate(self.loss.spec, X, y, bs, validate=False)
+            return metrics_mod.running_logs(_CE, float(value), correct, X.shape[0])
+        # one eval-mode pass: the loss and every metric from the same outputs
+        return self._output_logs(_predict(self.model, X, bs), y, sample_weight)
+
+    def _ce_in_one_pass(self, sample_weight) -> bool:
+        """Evaluation needs no outputs: cross-entropy, unweighted, only metrics from arg-max hits."""
+        wanted = self._metrics
+        return self.loss.kind == _CE and sample_weight is None and (
+            wanted is None or metrics_mod.free_with_training(_CE, wanted))
+
+    def _output_logs(self, out: np.ndarray, y: np.ndarray, sample_weight) -> dict:
+        """The loss and metrics of eval-mode outputs ``out`` (n, out) against ``y``."""
+        value, _ = _core.loss_forward_backward(self.loss.spec, out, y, out.dtype, sample_weight)
+        return metrics_mod.eval_logs(self.loss.kind, self._metrics, value, out, y, sample_weight)
 
     def fit(self, X, y, epochs: int = 10, batch_size: Optional[int] = None, validation_data=None,
             validation_split: Optional[float] = None, shuffle: bool = True, seed: Optional[int] = 0,
-            callbacks: Optional[Sequence[Callback]] = None, progress: bool = True,
-            resume_from: Optional[str] = None, check_finite: bool = True, train_metrics: bool = False) -> History:
+            callbacks: Optional[Sequence[Callback]] = None, verbose: Union[str, int] = "auto",
+            resume_from: Optional[str] = None, check_finite: bool = True, train_metrics: bool = False,
+            sample_weight=None, progress: Optional[bool] = None) -> History:
         """Train for ``epochs`` epochs; returns a :class:`History`.
 
         X (n, in) (converted to the model dtype, see ``training.data``); y: int class ids (n,) for
-        CrossEntropyLoss, targets (n, out) (or (n,) for one output) for MSE/BCE. Both are
+        CrossEntropyLoss, targets (n, out) (or (n,) for one output) for the other losses. Both are
         validated once per fit (the validation set too).
-        batch_size: default the Trainer's; clipped to n. validation_data=(Xv, yv), or
-        validation_split=f in (0, 1): the *last* f of the rows (before shuffling) are held out,
-        as in Keras. shuffle/seed: epoch e visits rows in the order permutation(n,
+        sample_weight: (n,) weights of the rows, or None: each batch's loss is the weighted mean
+        of its rows (``mlpcore.losses``), the weights shuffled with the rows.
+        batch_size: default the Trainer's; clipped to n. validation_data=(Xv, yv) or
+        (Xv, yv, wv) (validation sample weights, as Keras), or validation_split=f in (0, 1): the
+        *last* f of the rows (before shuffling) are held out, as in Keras (their sample weights
+        with them). shuffle/seed: epoch e visits rows in the order permutation(n,
         epoch_seed(seed, e)); seed=None draws one at random. callbacks: ``mlpcore.callbacks``
-        objects. progress: tqdm display (only when stdout is a terminal; see ``training.progress``).
+        objects. verbose (as Keras): 0 silent, 1 progress bars, 2 one line per epoch; "auto" (default):
+        bars in a terminal or a notebook, one line per epoch when stdout is a file or a pipe (see
+        ``training.progress``). progress: deprecated (True = verbose "auto", False = verbose 0).
         resume_from: a checkpoint written by ``mlpcore.save(model, path, optimizer=..., epoch=k)``
         (e.g. by ModelCheckpoint): its weights and optimizer state are loaded and training
         continues at epoch k up to ``epochs`` (``epochs`` counts from the start, as Keras'
-        initial_epoch); on the CPU the result is bit-identical to an uninterrupted run with the
+        initial_epoch; ``epochs`` <= k warns and trains nothing); on the CPU the result is
+        bit-identical to an uninterrupted run with the
         same seed (Dropout included: the checkpoint holds each Dropout's RNG state). Any model
         whose parameter names match loads, custom Python modules included.
         check_finite: stop with RuntimeError naming epoch and batch at the first non-finite batch
@@ -366,6 +450,10 @@ class Trainer:
             over the training data at the end of each epoch (a forward pass over the training
             set per epoch: it costs a sizeable share of the epoch time).
 
+        Ctrl-C (KeyboardInterrupt) arrives within a training step, also inside a compiled epoch,
+        and leaves the weights and optimizer state as a whole number of steps left them.
+        ``trainer.history`` keeps the epochs finished before an exception ends ``fit``.
+
         History: ``history.history`` = {"loss": [...], training metrics (above), "val_loss",
         "val_accuracy" | "val_mse", "val_mae", "val_r2" (with validation data, always all of
         them, after the epoch)} and ``history.epoch`` = [epoch indices]. "loss" is the mean of the
@@ -373,11 +461,15 @@ class Trainer:
         Callbacks may add more keys (LR schedules add "lr").
         """
         epochs = pos_int("epochs", epochs)
+        if progress is not None:
+            warnings.warn("fit(progress=...) is deprecated: use verbose= (0 silent, 1 progress bars, 2 one line "
+                          "per epoch, 'auto')", DeprecationWarning, stacklevel=2)
+            verbose = "auto" if progress else 0
+        _progress.resolve_verbose(verbose)  # a bad value fails before any work
         bs = pos_int("batch_size", batch_size if batch_size is not None else self.batch_size)
-        drawn = seed is None
+        if self.distributed and seed is None:  # one drawn seed, rank 0's, for every rank
+            seed = dist.broadcast_object(seed_or_random(None))
         seed = seed_or_random(seed)
-        if self.distributed and drawn:
-            seed = dist.broadcast_object(seed)  # one drawn seed, rank 0's, for every rank
         callbacks = list(callbacks) if callbacks is not None else []
         for i, cb in enumerate(callbacks):
             if not isinstance(cb, Callback):
@@ -385,22 +477,25 @@ class Trainer:
         if validation_data is not None and validation_split is not None:
             raise ValueError("validation_data, validation_split: pass one of them, not both")
 
-        X, y, val = self._fit_data(X, y, validation_data, validation_split)
+        X, y, w, val = data.fit_data(X, y, validation_data, validation_split, sample_weight, self.loss.kind,
+                                     self._dtype, self._net())
         n = X.shape[0]
         bs = min(bs, n)
         num_batches = (n + bs - 1) // bs
         if self.distributed:
-            parallel.check_same("fit", rows=n, features=X.shape[1],
-                                validation_rows=val[0].shape[0] if val else 0, epochs=epochs, batch_size=bs,
-                                shuffle=bool(shuffle), seed=seed,
-                                resume_from=str(resume_from), check_finite=bool(check_finite),
-                                train_metrics=bool(train_metrics))
+            parallel.check_fit(self, X, w, val, callbacks, epochs=epochs, batch_size=bs, shuffle=bool(shuffle),
+                               seed=seed, resume_from=str(resume_from), check_finite=bool(check_finite),
+                               train_metrics=bool(train_metrics))
 
         # --- resume ---
         self.initial_epoch = 0
         self.base_lr = self.optimizer.lr
         if resume_from is not None:
             self._resume(resume_from)
+            if self.initial_epoch >= epochs:
+                warnings.warn(f"fit: the checkpoint {resume_from!r} was saved after epoch {self.initial_epoch} and "
+                              f"epochs={epochs} counts from the start (as Keras' initial_epoch), so nothing is "
+                              f"trained; pass epochs > {self.initial_epoch} to train on", UserWarning, stacklevel=2)
         if self.distributed:  # every rank from rank 0's weights and optimizer state
             parallel.sync_from_main(self.model, self.optimizer)
 
@@ -416,7 +511,13 @@ class Trainer:
         self.history = history
 
         was_training = self.model.training
-        prog = _progress.make_progress(progress and self.is_main, epochs, num_batches)
+        prog = _progress.make_progress(verbose if self.is_main else 0, epochs, num_batches)
+        # running training metrics that need the outputs: each batch's training-forward outputs,
+        # handed back by the epoch (no second forward pass)
+        outputs = None
+        if self._metrics is not None and not train_metrics and \
+                not metrics_mod.free_with_training(self.loss.kind, self._metrics):
+            outputs = np.empty((n, self._out_width(X)), dtype=self._dtype)
         finished = False
         try:
             self.model.train()  # once: it walks the module tree
@@ -431,14 +532,21 @@ class Trainer:
                 if prog is not None:
                     prog.epoch_begin(epoch)
                 t0 = time.perf_counter()
-                r = self._run_epoch(X, y, bs, shuffle, epoch_seed(seed, epoch), epoch, check_finite, batch_cbs, prog)
+                eseed = epoch_seed(seed, epoch)
+                r = self._run_epoch(X, y, bs, shuffle, eseed, epoch, check_finite, batch_cbs, prog, w, outputs)
+                if outputs is not None and self.distributed:
+                    self._comm().allreduce_sum(outputs)  # each rank's rows, zeros elsewhere: the sum is all
                 if train_metrics:
                     logs = {"loss": r.loss}
-                    logs.update((k, v) for k, v in self._evaluate_prepared(X, y, split=True).items() if k != "loss")
+                    train = self._evaluate_prepared(X, y, sample_weight=w, split=True)
+                    logs.update((k, v) for k, v in train.items() if k != "loss")
                 else:
-                    logs = metrics.running_logs(self.loss.kind, r.loss, r.correct, r.rows)
+                    yv = y[_core.permutation(n, eseed)] if shuffle and outputs is not None else y
+                    logs = metrics_mod.epoch_logs(self.loss.kind, self._metrics, r.loss, r.correct, r.rows,
+                                                  outputs, yv)
                 if val is not None:
-                    logs.update(("val_" + k, v) for k, v in self._evaluate_prepared(*val, split=True).items())
+                    valid = self._evaluate_prepared(val[0], val[1], sample_weight=val[2], split=True)
+                    logs.update(("val_" + k, v) for k, v in valid.items())
                 for cb in cbs:
                     cb.on_epoch_end(epoch, logs)
                 if prog is not None:
@@ -458,27 +566,6 @@ class Trainer:
                     except Exception:  # noqa: BLE001, S110 - fit's own error is the one to report
                         pass
         return history
-
-    def _fit_data(self, X, y, validation_data, validation_split) -> tuple:
-        """(X, y, (X_val, y_val) or None), each prepared once for the whole fit."""
-        net = self._net()
-        X, y = self._prepare(X, y, net)
-        if validation_split is not None:
-            if isinstance(validation_split, bool) or not isinstance(validation_split, (float, int, np.floating)) \
-                    or not (0.0 < float(validation_split) < 1.0):
-                raise ValueError(f"validation_split: expected a fraction in (0, 1), got {validation_split!r}")
-            split = int(X.shape[0] * (1.0 - float(validation_split)))
-            if split < 1 or split >= X.shape[0]:
-                raise ValueError(f"validation_split: {validation_split} of {X.shape[0]} rows leaves an empty "
-                                 "training or validation set")
-            return X[:split], y[:split], (X[split:], y[split:])
-        if validation_data is None:
-            return X, y, None
-        if not isinstance(validation_data, (tuple, list)):
-            raise TypeError(f"validation_data: expected a pair (X_val, y_val), got {type(validation_data).__name__}")
-        if len(validation_data) != 2:
-            raise ValueError(f"validation_data: expected a pair (X_val, y_val), got {len(validation_data)} items")
-        return X, y, self._prepare(validation_data[0], validation_data[1], net, "X_val", "y_val")
 
     def _resume(self, path) -> None:
         """Load weights, optimizer state and epoch count from the checkpoint at ``path``."""
@@ -500,6 +587,13 @@ class Trainer:
         self.initial_epoch = int(ck.get("epoch") or 0)
         extra = ck.get("extra") or {}
         self.base_lr = float(extra.get("base_lr", self.optimizer.lr)) if isinstance(extra, dict) else self.optimizer.lr
+
+    def _out_width(self, X: np.ndarray) -> int:
+        """The model's output width (from its layers, else from one row's forward in eval mode)."""
+        width = self.model._features(X.shape[1])[1]
+        if width is None:
+            width = _predict(self.model, X[:1]).shape[1]
+        return int(width)
 
     def __repr__(self) -> str:
         path = "compiled" if self._net() is not None else "module-by-module"
