@@ -1,8 +1,10 @@
 """Data-parallel training (Trainer(distributed=True), Network.train_epoch(comm=...)) in 2- and 3-rank
 jobs (mpiexec on loopback, hard timeout): every rank ends with bitwise identical weights, equal to
 one process's with the same seed and global batch (float64 <= 1e-10, float32 <= 1e-5 relative);
-reduced loss, metrics and callback decisions; rank-0-only files; resume; non-finite loss; ranks
-called differently; np.memmap read in place; a rank failing mid-fit; world of one process."""
+sample weights, class weights, gradient clipping, LayerNorm and metrics from the training outputs
+included; reduced loss, metrics and callback decisions; rank-0-only files; resume; non-finite loss;
+Ctrl-C on one rank; ranks called differently; BatchNorm1d refused; np.memmap read in place; a rank
+failing mid-fit; world of one process."""
 
 from __future__ import annotations
 
@@ -100,6 +102,100 @@ def test_weights_identical_on_every_rank_and_equal_to_one_process(tmp_path, rank
         _, rel, loss_rel = per_rank[0]
         tol = 1e-10 if key[0] == "float64" else 1e-5
         assert rel <= tol and loss_rel <= tol, (key, rel, loss_rel)
+
+
+def test_weighted_losses_clipping_and_output_metrics_equal_one_process(tmp_path):
+    # The loss divisor of a weighted batch is the whole batch's sum of weights (the reduced one), the
+    # norm that clip_grad_norm clips is the reduced gradient's, and running metrics computed from the
+    # training outputs see every rank's rows. Sample weights with zeros (a rank's share of a batch
+    # may weigh nothing), class weights with label smoothing, validation weights, LayerNorm.
+    job = _job(tmp_path, """
+        cases = [("float64", "ce"), ("float64", "mse"), ("float32", "ce")]
+        for dt, kind in cases:
+            dtype = np.dtype(dt)
+            X, y = data(211, dtype, kind, seed=3)
+            rng = np.random.default_rng(4)
+            w = rng.uniform(0.0, 2.0, 211)
+            w[::4] = 0.0
+            w[:20] = 0.0  # the first batch's first rows (in order): rank 0's share weighs nothing
+            result = {}
+            for distributed in (True, False):
+                model = mc.Sequential(mc.Linear(6, 16, seed=R if distributed else 0, dtype=dtype),
+                                      mc.LayerNorm(16, dtype=dtype), mc.Tanh(), mc.Linear(16, 3, seed=1, dtype=dtype))
+                loss = (mc.CrossEntropyLoss(weight=[0.5, 2.0, 1.0], label_smoothing=0.1) if kind == "ce"
+                        else mc.MSELoss())
+                metrics = ["accuracy", "f1"] if kind == "ce" else ["mae", "r2"]
+                tr = mc.Trainer(model, loss=loss, optimizer=mc.SGD(model.parameters(), lr=0.1, momentum=0.9),
+                                batch_size=40, metrics=metrics, clip_grad_norm=0.5, distributed=distributed)
+                h = tr.fit(X, y, epochs=3, seed=2, shuffle=True, verbose=0, sample_weight=w,
+                           validation_data=(X[:31], y[:31], w[:31]))
+                tr.train_on_batch(X[:9], y[:9], sample_weight=w[40:49])
+                logs = np.array([v for k in sorted(h.history) for v in h.history[k]])
+                result[distributed] = (weights(model), logs, sorted(h.history))
+            (wd, ld, kd), (w1, l1, k1) = result[True], result[False]
+            assert kd == k1, (kd, k1)
+            rel = float(np.abs(wd - w1).max() / np.abs(w1).max())
+            lrel = float(np.max(np.abs(ld - l1) / np.maximum(np.abs(l1), 1e-12)))
+            say("CASE", dt, kind, digest(wd), rel, lrel)
+    """)
+    cases = job.lines("CASE")
+    assert len(cases) == 6
+    by_case: dict = {}
+    for line in cases:
+        dt, kind, dig, rel, lrel = line.split()
+        by_case.setdefault((dt, kind), []).append((dig, float(rel), float(lrel)))
+    for key, per_rank in by_case.items():
+        assert len({dig for dig, _, _ in per_rank}) == 1, f"{key}: weights differ between ranks"
+        tol = 1e-10 if key[0] == "float64" else 1e-5
+        assert per_rank[0][1] <= tol and per_rank[0][2] <= max(tol, 1e-9), (key, per_rank[0])
+
+
+def test_batchnorm_is_refused_on_every_rank(tmp_path):
+    # Each rank would normalise with its own share's statistics: the same ValueError on every rank,
+    # before any step (the weights are rank 0's, as fit starts).
+    job = _job(tmp_path, """
+        X, y = data(64, np.float64, "ce")
+        for track in (True, False):
+            model = mc.Sequential(mc.Linear(6, 8, seed=0, dtype=np.float64),
+                                  mc.BatchNorm1d(8, track_running_stats=track, dtype=np.float64),
+                                  mc.ReLU(), mc.Linear(8, 3, seed=1, dtype=np.float64))
+            opt = mc.SGD(model.parameters(), lr=0.1)
+            tr = mc.Trainer(model, optimizer=opt, batch_size=16, distributed=True)
+            try:
+                tr.fit(X, y, epochs=1, verbose=0)
+            except ValueError as e:
+                say("REFUSED", track, "BatchNorm1d" in str(e) and "not supported" in str(e))
+    """)
+    assert sorted(job.lines("REFUSED")) == ["False True"] * 2 + ["True True"] * 2
+
+
+def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_step(tmp_path):
+    # SIGINT reaches rank 1 alone, inside a compiled epoch: the stop flag travels with the step's
+    # sums, so both ranks stop after the same step; rank 1 raises its KeyboardInterrupt, rank 0 one
+    # naming rank 1; the weights are the same on both (a caught interrupt leaves a usable model).
+    job = _job(tmp_path, """
+        import os, signal, threading
+        X, y = data(300000, np.float32, "ce")
+        class InterruptRank1(mc.callbacks.Callback):  # epoch hooks only: one train_epoch call per epoch
+            def on_epoch_begin(self, epoch, logs=None):
+                if R == 1:
+                    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        model = model_for(np.float32, 0)
+        tr = mc.Trainer(model, optimizer=mc.SGD(model.parameters(), lr=0.01), batch_size=4, distributed=True)
+        try:
+            tr.fit(X, y, epochs=1, verbose=0, callbacks=[InterruptRank1()])
+            say("FINISHED", R)
+        except KeyboardInterrupt as e:
+            steps = tr.optimizer.state_dict()["step"]
+            named = "another rank" in str(e) and "rank 1" in str(e)
+            say("INTERRUPTED", R, named, steps, digest(weights(model)))
+    """, timeout=240)
+    assert not job.lines("FINISHED"), job.stdout
+    lines = sorted(line.split() for line in job.lines("INTERRUPTED"))
+    assert len(lines) == 2, job.stdout
+    (r0, named0, steps0, dig0), (r1, named1, steps1, dig1) = lines
+    assert (r0, named0, r1, named1) == ("0", "True", "1", "False")
+    assert steps0 == steps1 and 0 < int(steps0) < 75000 and dig0 == dig1
 
 
 def test_logs_callbacks_and_files_agree_across_ranks(tmp_path):
