@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdint>
+#include <type_traits>
 
 namespace mc_py {
 
@@ -20,16 +22,28 @@ void set_check_finite(bool on) { g_check_finite.store(on); }
 bool get_check_finite() { return g_check_finite.load(); }
 
 DType parse_dtype(py::handle h) {
-  py::dtype d = py::dtype::from_args(py::reinterpret_borrow<py::object>(h));
-  if (d.is(py::dtype::of<float>()) || (d.kind() == 'f' && d.itemsize() == 4)) return DType::f32;
-  if (d.kind() == 'f' && d.itemsize() == 8) return DType::f64;
-  throw mc::TypeError("dtype: expected float32 or float64, got " + std::string(py::str(d)));
+  auto refused = [](const std::string& got) { return mc::TypeError("dtype: expected float32 or float64, got " + got); };
+  // None is refused (numpy would read it as float64), and so is anything numpy cannot read as a
+  // dtype; byte-swapped floats are not a compute dtype either.
+  if (h.is_none()) throw refused("None");
+  py::dtype d;
+  try {
+    d = py::dtype::from_args(py::reinterpret_borrow<py::object>(h));
+  } catch (const py::error_already_set&) {
+    throw refused(std::string(py::repr(h)));
+  }
+  if (same_dtype(d, py::dtype::of<float>())) return DType::f32;
+  if (same_dtype(d, py::dtype::of<double>())) return DType::f64;
+  throw refused(std::string(py::str(d)));
 }
 
-Device parse_device(const std::string& s) {
-  if (s == "cpu") return Device::cpu;
-  if (s == "cuda" || s.rfind("cuda:", 0) == 0) return Device::cuda;
-  throw mc::ValueError("device: expected 'cpu' or 'cuda', got '" + s + "'");
+Device parse_device(py::handle h) {
+  if (py::isinstance<py::str>(h)) {
+    const std::string s = h.cast<std::string>();
+    if (s == "cpu") return Device::cpu;
+    if (s == "cuda" || s.rfind("cuda:", 0) == 0) return Device::cuda;
+  }
+  throw mc::ValueError("device: expected 'cpu' or 'cuda', got " + std::string(py::repr(h)));
 }
 
 py::dtype np_dtype(DType dt) {
@@ -115,19 +129,17 @@ py::array as_matrix(py::handle obj, const char* name, DType dt, int64_t cols, in
   return out;
 }
 
-// Integer class ids of shape (rows,) in [0, classes): returns an int32 copy. `rows_of` names
-// what the labels must match ("the prediction", "X") in the length-mismatch message.
-// `check_values` = false: an int32 C-contiguous (rows,) array is used as is (no copy); its range is
-// still scanned (one compare per row), since an out-of-range id would index out of bounds.
+// Integer class ids of shape (rows,) in [0, classes) (see input.h; classes < 0: not known yet).
 py::array_t<int32_t> as_labels(py::handle obj, const char* name, int64_t rows, int64_t classes, const char* rows_of,
                                bool check_values) {
+  const int64_t limit = classes < 0 ? int64_t(INT32_MAX) + 1 : classes;  // ids in [0, limit)
   py::array a = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj) : py::array::ensure(obj);
   if (!a) throw mc::TypeError(std::string(name) + ": expected a numpy array of integer class ids, got " + describe(obj));
   if (!check_values && a.dtype().is(py::dtype::of<int32_t>()) && a.ndim() == 1 && a.shape(0) == rows &&
       (a.flags() & py::array::c_style)) {
     const int32_t* v = static_cast<const int32_t*>(a.data());
     bool ok = true;
-    for (int64_t i = 0; i < rows; ++i) ok &= (v[i] >= 0) & (v[i] < classes);
+    for (int64_t i = 0; i < rows; ++i) ok &= (v[i] >= 0) & (v[i] < limit);
     if (ok) return py::reinterpret_borrow<py::array_t<int32_t>>(a);
     // fall through: the full path below names the first bad label
   }
@@ -142,16 +154,29 @@ py::array_t<int32_t> as_labels(py::handle obj, const char* name, int64_t rows, i
   if (a.shape(0) != rows)
     throw mc::ValueError(std::string(name) + ": has " + std::to_string(a.shape(0)) + " labels but " + rows_of +
                          " has " + std::to_string(rows) + " rows");
-  py::array_t<int64_t, py::array::c_style | py::array::forcecast> wide(a);
   py::array_t<int32_t> out(rows);
-  const int64_t* src = wide.data();
   int32_t* dst = out.mutable_data();
-  for (int64_t i = 0; i < rows; ++i) {
-    if (src[i] < 0 || src[i] >= classes)
-      throw mc::ValueError(std::string(name) + ": label " + std::to_string(src[i]) + " at index " + std::to_string(i) +
-                           " is out of range; expected class ids in [0, " + std::to_string(classes) + ")");
-    dst[i] = int32_t(src[i]);
-  }
+  // Unsigned ids are read as uint64 (an int64 view would wrap 2**63 and above to negative ids).
+  auto copy = [&](auto tag) {
+    using T = decltype(tag);
+    py::array_t<T, py::array::c_style | py::array::forcecast> wide(a);
+    const T* src = wide.data();
+    for (int64_t i = 0; i < rows; ++i) {
+      const bool negative = std::is_signed<T>::value && src[i] < T(0);
+      if (classes < 0 && negative)
+        throw mc::ValueError(std::string(name) + ": class ids must be >= 0, got label " + std::to_string(src[i]) +
+                             " at index " + std::to_string(i));
+      if (negative || uint64_t(src[i]) >= uint64_t(limit))
+        throw mc::ValueError(std::string(name) + ": label " + std::to_string(src[i]) + " at index " +
+                             std::to_string(i) + " is out of range; expected class ids in [0, " +
+                             std::to_string(limit) + ")");
+      dst[i] = int32_t(src[i]);
+    }
+  };
+  if (kind == 'u')
+    copy(uint64_t{});
+  else
+    copy(int64_t{});
   return out;
 }
 
@@ -208,7 +233,17 @@ void bind_input(py::module_& m) {
      "Validate/convert a float matrix argument exactly as the core does (used by the Python layer).");
   m.def("_as_labels", [](py::handle y, const std::string& name, int64_t rows, int64_t classes) {
     return as_labels(y, name.c_str(), rows, classes);
-  }, py::arg("y"), py::arg("name"), py::arg("rows"), py::arg("classes"));
+  }, py::arg("y"), py::arg("name"), py::arg("rows"), py::arg("classes"),
+     "Validate/convert class ids exactly as the core does (classes < 0: not known yet, ids >= 0).");
+  m.def("_as_dtype", [](py::handle dtype) { return np_dtype(parse_dtype(dtype)); }, py::arg("dtype"),
+        "The numpy dtype float32 / float64 for a dtype argument (TypeError otherwise): the layers' dtype rule.");
+  m.def("_as_device", [](py::handle device, bool available) {
+    const Device d = parse_device(device);
+    if (available) backend_for(d);  // RuntimeError naming why when CUDA is not usable
+    return std::string(device_name(d));
+  }, py::arg("device"), py::arg("available") = true,
+     "'cpu' or 'cuda' for a device argument ('cuda:N' is 'cuda'; ValueError otherwise); with available, "
+     "RuntimeError when that device cannot be used here.");
 }
 
 }  // namespace mc_py

@@ -24,8 +24,11 @@ using namespace mc;
 void set_check_finite(bool on);
 bool get_check_finite();
 
+// The dtype and device arguments, the one rule for both (the Python layer's constructors and
+// Module.to ask these through _core._as_dtype / _as_device): float32 or float64 (native byte
+// order), TypeError otherwise; 'cpu', 'cuda' or 'cuda:N' (= 'cuda'), ValueError otherwise.
 DType parse_dtype(py::handle h);
-Device parse_device(const std::string& s);
+Device parse_device(py::handle h);
 py::dtype np_dtype(DType dt);
 // "array of dtype float32 and shape (3,4)", or the type name of a non-array.
 std::string describe(py::handle obj);
@@ -37,7 +40,9 @@ std::string describe(py::handle obj);
 py::array as_matrix(py::handle obj, const char* name, DType dt, int64_t cols = -1, int64_t rows = -1,
                     bool allow_empty = false, bool check_values = true);
 // Integer class ids of shape (rows,) in [0, classes): returns an int32 copy. `rows_of` names
-// what the labels must match ("the prediction", "X") in the length-mismatch message.
+// what the labels must match ("the prediction", "X") in the length-mismatch message. classes < 0:
+// the number of classes is not known yet (a model run module by module, before its forward): ids
+// must be >= 0 and fit an int32.
 // `check_values` = false: an int32 C-contiguous (rows,) array is used as is (no copy); its range is
 // still scanned (one compare per row), since an out-of-range id would index out of bounds.
 py::array_t<int32_t> as_labels(py::handle obj, const char* name, int64_t rows, int64_t classes,
@@ -57,7 +62,7 @@ void* out_view(py::array a, const char* name, DType dt, int64_t numel);
 const void* in_view(const py::array& a, const char* name, DType dt, int64_t rows, int64_t cols);
 void check_batch_size(int64_t batch_size);
 
-// set_check_finite, get_check_finite, _as_matrix, _as_labels.
+// set_check_finite, get_check_finite, _as_matrix, _as_labels, _as_dtype, _as_device.
 void bind_input(py::module_& m);
 
 }  // namespace mc_py

@@ -176,8 +176,9 @@ void bind_kernels(py::module_& m) {
       activation_forward(backend_for(Device::cpu), dt, Activation{kind, param}, a.mutable_data(), const_cast<void*>(x.data()),
                          nullptr, x.shape(0), x.shape(1));
     }
-    return a;
-  }, py::arg("kind"), py::arg("param"), py::arg("x"), py::arg("dtype"));
+    return py::make_tuple(a, x);
+  }, py::arg("kind"), py::arg("param"), py::arg("x"), py::arg("dtype"),
+     "(a = act(x), x as converted): backward reads both, so x is checked and converted once.");
 
   m.def("act_backward", [](ActKind kind, double param, py::handle g_, py::array x, py::array a, py::handle dtype) {
     const DType dt = parse_dtype(dtype);

@@ -1,9 +1,11 @@
-// bindings/loss.cpp — _core.LossSpec (see loss.h) and the sample-weight input policy.
+// bindings/loss.cpp — _core.LossSpec (see loss.h), the sample-weight input policy and the
+// non-finite loss guard of the module path's training loop.
 #include "loss.h"
 
 #include <cmath>
 
 #include "mlpcore/backend.h"
+#include "mlpcore/network.h"
 
 namespace mc_py {
 
@@ -194,6 +196,9 @@ void bind_loss(py::module_& m) {
     return as_weights(w, name.c_str(), parse_dtype(dtype), rows, rows_of.c_str());
   }, py::arg("w"), py::arg("name"), py::arg("rows"), py::arg("dtype"), py::arg("rows_of") = "X",
      "Validate/convert sample weights (rows,) exactly as the core does (used by the Python layer).");
+  m.def("_check_loss_finite", &check_loss_finite, py::arg("value"), py::arg("epoch"), py::arg("batch"),
+        "The training guard of the compiled step (RuntimeError for a non-finite batch loss, naming epoch and "
+        "batch from 1; epoch < 0: a single step), for the module path's loop.");
 }
 
 }  // namespace mc_py

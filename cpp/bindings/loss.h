@@ -37,7 +37,7 @@ py::array as_weights(py::handle obj, const char* name, DType dt, int64_t rows, c
 const void* weights_or_null(py::handle w, py::object& keep, DType dt, int64_t rows, const char* rows_of,
                             bool check_values = true);
 
-// LossSpec, _as_sample_weight.
+// LossSpec, _as_sample_weight, _check_loss_finite.
 void bind_loss(py::module_& m);
 
 }  // namespace mc_py

@@ -146,7 +146,7 @@ void bind_params(py::module_& m) {
       .def_readwrite("counter", &DropoutState::counter);
 
   py::class_<ParamArena, std::shared_ptr<ParamArena>>(m, "ParamArena")
-      .def(py::init([](const std::string& device, py::handle dtype, int64_t numel) {
+      .def(py::init([](py::handle device, py::handle dtype, int64_t numel) {
              if (numel < 0) throw mc::ValueError("numel must be >= 0");
              return std::make_shared<ParamArena>(parse_device(device), parse_dtype(dtype), numel);
            }), py::arg("device"), py::arg("dtype"), py::arg("numel"))

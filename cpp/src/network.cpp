@@ -4,6 +4,8 @@
 // network_run.cpp. See network.h for the graph and memory model.
 #include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <string>
 
 #include "mlpcore/network.h"
 
@@ -15,6 +17,18 @@ std::atomic<bool> g_batch_invariant{false};
 
 void set_batch_invariant(bool on) { g_batch_invariant.store(on); }
 bool get_batch_invariant() { return g_batch_invariant.load(); }
+
+void check_loss_finite(double value, int64_t epoch, int64_t batch) {
+  if (std::isfinite(value)) return;
+  // Epochs and batches counted from 1, as the progress display counts them.
+  throw std::runtime_error("non-finite loss (" + std::string(std::isnan(value) ? "nan" : value > 0 ? "inf" : "-inf") +
+                           ")" +
+                           (epoch < 0 ? std::string(" in train_step")
+                                      : " at epoch " + std::to_string(epoch + 1) + ", batch " +
+                                            std::to_string(batch + 1)) +
+                           "; training stopped before this batch updated the weights (lower the learning "
+                           "rate or check the data)");
+}
 
 Network::Network(std::vector<std::shared_ptr<ParamArena>> arenas, std::vector<OpSpec> specs, int64_t in_features)
     : arenas_(std::move(arenas)), in_features_(in_features) {

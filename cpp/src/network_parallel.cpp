@@ -23,7 +23,6 @@
 // gradient transfer is small next to the step; a device-aware MPI could take device pointers.
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -88,7 +87,7 @@ double Network::step_shard(Optimizer& opt, const LossSpec& loss, const void* x, 
   const double value = loss_mean(LossSums{sums[0], sums[1]});
   // The whole batch's divisor Σ w n is known now (a batch whose total is 0 has gradient 0, loss.h).
   if (!plain) scale_grads(sums[1] != 0 ? 1.0 / sums[1] : 0.0);
-  if (check_finite && !std::isfinite(value)) throw_nonfinite(value, epoch, batch);
+  if (check_finite) check_loss_finite(value, epoch, batch);
   if (correct) *correct += int64_t(sums[2]);
   *stopped = sums[3] > 0;
   if (max_grad_norm >= 0) opt.clip_grad_norm(max_grad_norm);

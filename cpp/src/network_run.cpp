@@ -61,7 +61,7 @@ double Network::step_on(Optimizer& opt, const LossSpec& loss, const void* x, con
   LossSums sums;
   be_->download(&sums, sums_dev, sizeof(sums));
   const double value = loss_mean(sums);
-  if (check_finite && !std::isfinite(value)) throw_nonfinite(value, epoch, batch);
+  if (check_finite) check_loss_finite(value, epoch, batch);
   if (correct)
     *correct += count_correct(*be_, dt_, values_.back(), static_cast<const int32_t*>(target), B, width_.back());
   backward_ops(B, false, false);
@@ -69,18 +69,6 @@ double Network::step_on(Optimizer& opt, const LossSpec& loss, const void* x, con
   if (max_grad_norm >= 0) opt.clip_grad_norm(max_grad_norm);
   opt.step();
   return value;
-}
-
-void Network::throw_nonfinite(double value, int64_t epoch, int64_t batch) {
-  // epoch < 0: a single train_step, not part of an epoch. Epochs and batches counted from 1, as
-  // the progress display counts them.
-  throw std::runtime_error("non-finite loss (" + std::string(std::isnan(value) ? "nan" : value > 0 ? "inf" : "-inf") +
-                           ")" +
-                           (epoch < 0 ? std::string(" in train_step")
-                                      : " at epoch " + std::to_string(epoch + 1) + ", batch " +
-                                            std::to_string(batch + 1)) +
-                           "; training stopped before this batch updated the weights (lower the learning "
-                           "rate or check the data)");
 }
 
 void Network::check_optimizer(const Optimizer& opt) const {

@@ -314,7 +314,7 @@ class DropoutState:
     def seed(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
 class ParamArena:
-    def __init__(self, device: str, dtype: typing.Any, numel: typing.SupportsInt | typing.SupportsIndex) -> None:
+    def __init__(self, device: typing.Any, dtype: typing.Any, numel: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
     def copy_from(self, arg0: ParamArena) -> None:
         ...
@@ -655,8 +655,18 @@ class Network:
     @property
     def out_features(self) -> int:
         ...
+def _as_device(device: typing.Any, available: bool = True) -> str:
+    """
+    'cpu' or 'cuda' for a device argument ('cuda:N' is 'cuda'; ValueError otherwise); with available, RuntimeError when that device cannot be used here.
+    """
+def _as_dtype(dtype: typing.Any) -> numpy.dtype[typing.Any]:
+    """
+    The numpy dtype float32 / float64 for a dtype argument (TypeError otherwise): the layers' dtype rule.
+    """
 def _as_labels(y: typing.Any, name: str, rows: typing.SupportsInt | typing.SupportsIndex, classes: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int32]:
-    ...
+    """
+    Validate/convert class ids exactly as the core does (classes < 0: not known yet, ids >= 0).
+    """
 def _as_matrix(x: typing.Any, name: str, dtype: typing.Any, cols: typing.SupportsInt | typing.SupportsIndex = -1) -> numpy.ndarray:
     """
     Validate/convert a float matrix argument exactly as the core does (used by the Python layer).
@@ -665,10 +675,16 @@ def _as_sample_weight(w: typing.Any, name: str, rows: typing.SupportsInt | typin
     """
     Validate/convert sample weights (rows,) exactly as the core does (used by the Python layer).
     """
+def _check_loss_finite(value: typing.SupportsFloat | typing.SupportsIndex, epoch: typing.SupportsInt | typing.SupportsIndex, batch: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    The training guard of the compiled step (RuntimeError for a non-finite batch loss, naming epoch and batch from 1; epoch < 0: a single step), for the module path's loop.
+    """
 def act_backward(kind: ActKind, param: typing.SupportsFloat | typing.SupportsIndex, grad_output: typing.Any, x: numpy.ndarray, a: numpy.ndarray, dtype: typing.Any) -> numpy.ndarray:
     ...
-def act_forward(kind: ActKind, param: typing.SupportsFloat | typing.SupportsIndex, x: typing.Any, dtype: typing.Any) -> numpy.ndarray:
-    ...
+def act_forward(kind: ActKind, param: typing.SupportsFloat | typing.SupportsIndex, x: typing.Any, dtype: typing.Any) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """
+    (a = act(x), x as converted): backward reads both, so x is checked and converted once.
+    """
 def blas_info() -> str:
     ...
 def clip_grad_norm(segments: collections.abc.Sequence[tuple[ParamArena, typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, bool]], max_norm: typing.SupportsFloat | typing.SupportsIndex, error_if_nonfinite: bool = False) -> float:

@@ -147,6 +147,29 @@ def test_early_stopping_patience_and_restore_best_weights():
         np.testing.assert_array_equal(a, b)
 
 
+def test_early_stopping_restores_the_best_epochs_buffers_too():
+    """restore_best_weights brings back BatchNorm's running statistics of the best epoch with its
+    weights (Keras restores non-trainable weights too)."""
+    X, y = data()
+
+    class States(Scripted):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            self.states = getattr(self, "states", []) + [self.model.state_dict()]
+
+    script = States("val_loss", [5.0, 3.0, 4.0, 4.5, 4.2])
+    es = EarlyStopping(patience=3, restore_best_weights=True)
+    m = mc.Sequential(mc.Linear(2, 8, seed=0), mc.BatchNorm1d(8), mc.Tanh(), mc.Linear(8, 2, seed=1))
+    tr = mc.Trainer(m, optimizer=mc.SGD(m.parameters(), lr=0.05), batch_size=16)
+    tr.fit(X, y, epochs=5, validation_split=0.2, callbacks=[script, es], verbose=0)
+    assert es.best_epoch == 1 and es.stopped_epoch == 4
+    final, best = tr.model.state_dict(), script.states[1]
+    assert list(final) == list(best) and "1.running_mean" in final
+    assert not np.array_equal(script.states[4]["1.running_mean"], best["1.running_mean"])  # they moved on
+    for k in final:
+        np.testing.assert_array_equal(final[k], best[k], err_msg=k)
+
+
 def test_early_stopping_max_mode_and_patience_zero():
     X, y = data()
     script = Scripted("val_accuracy", [0.5, 0.6, 0.6, 0.9])

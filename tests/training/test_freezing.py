@@ -119,3 +119,19 @@ def test_requires_grad_recompiles_and_round_trips():
     model[4].weight.requires_grad_(False)
     assert model.compiled() is not net  # the lowered ops carry the frozen flags
     assert [p.requires_grad for p in model.parameters()] == [True, True, True, True, False, True]
+
+
+def test_torch_twins_keep_the_frozen_parameters():
+    """to_torch / from_torch carry requires_grad both ways, as they carry the train/eval mode."""
+    model = mc.Sequential(mc.Linear(5, 8, seed=0), mc.LayerNorm(8), mc.ReLU(), mc.BatchNorm1d(8),
+                          mc.Linear(8, 3, seed=1))
+    model[0].weight.requires_grad = False
+    model[1].bias.requires_grad = False
+    model[3].weight.requires_grad = False
+    frozen = [p.requires_grad for p in model.parameters()]
+    twin = model.to_torch()
+    assert [p.requires_grad for p in twin.parameters()] == frozen
+    twin[4].bias.requires_grad_(False)
+    back = mc.from_torch(twin)
+    assert [p.requires_grad for p in back.parameters()] == [p.requires_grad for p in twin.parameters()]
+    assert not back[4].bias.requires_grad and back[4].weight.requires_grad

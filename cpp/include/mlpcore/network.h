@@ -52,6 +52,12 @@ struct EpochResult {
 void set_batch_invariant(bool on);
 bool get_batch_invariant();
 
+// The training guard: a non-finite batch loss throws std::runtime_error naming the epoch and the
+// batch (epoch < 0: a single train_step) and saying that the weights were left as they were. The
+// compiled step calls it between the loss and the backward pass; the module path's Python loop
+// (Trainer) calls it through _core._check_loss_finite, so both paths stop with the same message.
+void check_loss_finite(double value, int64_t epoch, int64_t batch);
+
 // One parameter tensor of a flat parameter vector (Network::loss_and_grad): `numel` values at
 // element `offset` of the network's arena number `arena`. `penalised`: the L2 term covers it
 // (scikit-learn's MLPs penalise weights, not biases).
@@ -212,7 +218,6 @@ class Network {
                        bool shuffle, uint64_t seed, int64_t epoch, bool check_finite, int64_t batch_begin,
                        int64_t batch_end, bool weighted, double max_grad_norm);
   void check_optimizer(const Optimizer& opt) const;
-  [[noreturn]] static void throw_nonfinite(double value, int64_t epoch, int64_t batch);
   void invalidate(const char* why) { stale_ = why; }
 
   std::vector<std::shared_ptr<ParamArena>> arenas_;

@@ -18,9 +18,8 @@ class _Activation(Module):
     param = 0.0
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        dt = input_dtype(x)
-        xs = _core._as_matrix(x, "x", dt)
-        a = _core.act_forward(self.kind, self.param, xs, dt)
+        # xs: x as the kernel checked and converted it (once), kept for backward
+        a, xs = _core.act_forward(self.kind, self.param, x, input_dtype(x))
         d = self.__dict__
         if grad_state.enabled:
             d["_x"], d["_a"] = xs, a

@@ -28,7 +28,7 @@ from .. import _core
 from .._validate import finite_float, pos_int
 from . import registry
 from .op_layer import OpLayer
-from .parameter import check_dtype, new_parameters
+from .parameter import new_parameters
 
 _BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
@@ -44,7 +44,7 @@ class BatchNorm1d(OpLayer):
         c = self.num_features = pos_int("num_features", num_features)
         self.eps, self.momentum = eps, momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
-        dt = check_dtype(dtype)
+        dt = _core._as_dtype(dtype)  # the core's dtype rule (TypeError naming dtype)
         self.weight = self.bias = self._stats = None
         if self.affine or self.track_running_stats:
             made = new_parameters([(c,), (c,)] if self.affine else [], dt,

@@ -51,13 +51,18 @@ def _predict(model, X, bs: int) -> np.ndarray:
     if net is not None:
         return net.predict(X, bs)
     X = _core._as_matrix(X, "X", model.dtype, -1)
-    modes = [(m, m.training) for m in model.modules()]
+    # The modes to restore: the model's own (known without a walk) unless it mixes them.
+    uniform = model._uniform_mode()
+    modes = [(m, m.training) for m in model.modules()] if uniform is None else None
     model.eval()
     try:
         with no_grad():
             outs = [np.asarray(model(X[i:i + bs])) for i in range(0, X.shape[0], bs)]
     finally:
-        for m, t in modes:
-            if m.training != t:
-                m.training = t
+        if modes is None:
+            model.train(uniform)
+        else:
+            for m, t in modes:
+                if m.training != t:
+                    m.training = t
     return np.concatenate(outs, axis=0)

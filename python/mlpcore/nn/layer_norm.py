@@ -16,7 +16,7 @@ from .. import _core
 from .._validate import finite_float, pos_int
 from . import registry
 from .op_layer import OpLayer
-from .parameter import check_dtype, new_parameters
+from .parameter import new_parameters
 
 
 def _normalized_features(normalized_shape) -> int:
@@ -40,7 +40,7 @@ class LayerNorm(OpLayer):
         self.normalized_shape = (c,)
         self.eps = eps
         self.elementwise_affine = bool(elementwise_affine)
-        dt = check_dtype(dtype)
+        dt = _core._as_dtype(dtype)  # the core's dtype rule (TypeError naming dtype)
         self.weight = self.bias = None
         if self.elementwise_affine:
             params = new_parameters([(c,), (c,)] if bias else [(c,)], dt)

@@ -16,7 +16,7 @@ from .._validate import pos_int, seed_or_random
 from . import registry
 from .grad_mode import SKIPPED, grad_state
 from .module import Module
-from .parameter import check_dtype, new_parameters
+from .parameter import new_parameters
 
 _INITS = {
     "zeros": _core.InitKind.zeros,
@@ -41,7 +41,7 @@ class Linear(Module):
         self.out_features = pos_int("out_features", out_features)
         if init not in _INITS:
             raise ValueError(f"init: expected one of {sorted(_INITS)}, got {init!r}")
-        dt = check_dtype(dtype)
+        dt = _core._as_dtype(dtype)  # the core's dtype rule (TypeError naming dtype)
         self.init = init
         self.transposed = False
         shape = (self.out_features, self.in_features)

@@ -29,9 +29,10 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from .. import _core
 from . import registry
 from .grad_mode import SKIPPED, no_grad_error
-from .parameter import Parameter, Stored, arenas_of, check_device, gather, zero_grads
+from .parameter import Parameter, Stored, arenas_of, gather, zero_grads
 
 _MIXED = "mixed"  # Module._uniform: the subtree mixes train and eval mode
 # Per-instance state that is rebuilt, not pickled: parents (weak references), caches keyed by the
@@ -227,7 +228,7 @@ class Module:
         As with PyTorch's ``.to()``, ``.data`` / ``.grad`` arrays taken before the move are views of
         the old device's memory and no longer reach the model; optimizers over the parameters
         follow the move (their state moves with them). A no-op when everything is already there."""
-        device = check_device(device)
+        device = _core._as_device(device)  # the core's device rule; RuntimeError where CUDA is not usable
         _, _, arenas, _, dtype, stored = self._layout_info()
         if any(a.device != device for a in arenas):
             gather(stored, device, dtype)  # buffers (running statistics) move too

@@ -29,35 +29,11 @@ import numpy as np
 
 from .. import _core
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 ALIGN = 16
 
 
 def align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
-
-
-def check_dtype(dtype) -> np.dtype:
-    """float32 or float64 as a numpy dtype; TypeError otherwise (None included: np.dtype(None)
-    would silently mean float64)."""
-    if dtype is None:
-        raise TypeError("dtype: expected float32 or float64, got None")
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as e:
-        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from e
-    if dt not in _FLOAT_DTYPES:
-        raise TypeError(f"dtype: expected float32 or float64, got {dt}")
-    return dt
-
-
-def check_device(device) -> str:
-    """'cpu' or 'cuda' ('cuda:N' is accepted and means 'cuda'); the edge check of ``Module.to``."""
-    if not isinstance(device, str) or not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
-        raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
-    if device != "cpu" and not _core.cuda_available():
-        raise RuntimeError("device 'cuda' requested but " + _core.cuda_unavailable_reason())
-    return "cpu" if device == "cpu" else "cuda"
 
 
 def input_dtype(x) -> np.dtype:

@@ -261,9 +261,22 @@ def _twin_names() -> str:
     return ", ".join(e.name for e in _EXACT.values() if e.torch is not None)
 
 
+def _copy_frozen(m, t, to_torch: bool) -> None:
+    """Carry each own parameter's ``requires_grad`` from ``m`` to its torch twin ``t`` (or back):
+    the parameters have the same names on both sides (the state_dict relies on it)."""
+    for name, p in m._own_parameters():
+        tp = getattr(t, name, None)
+        if tp is None:
+            continue
+        if to_torch:
+            tp.requires_grad_(p.requires_grad)
+        else:
+            p.requires_grad = bool(tp.requires_grad)
+
+
 def to_torch(model):
     """The ``torch.nn`` module with the same structure and weights as ``model`` (CPU, same dtype,
-    same train/eval mode); TypeError for a layer without a torch.nn twin."""
+    same train/eval mode, the same frozen parameters); TypeError for a layer without a torch.nn twin."""
     torch = _torch()
 
     def convert(m):
@@ -271,13 +284,16 @@ def to_torch(model):
         if e is None or e.torch is None:
             raise TypeError(f"to_torch: {type(m).__name__} has no torch.nn equivalent; "
                             f"supported: {_twin_names()}")
-        return e.torch.to_torch(m, torch, convert).train(m.training)
+        t = e.torch.to_torch(m, torch, convert).train(m.training)
+        _copy_frozen(m, t, to_torch=True)
+        return t
 
     return convert(model)
 
 
 def from_torch(module):
-    """The mlpcore model with the same structure and weights as a ``torch.nn`` module."""
+    """The mlpcore model with the same structure, weights, train/eval mode and frozen parameters
+    (``requires_grad``) as a ``torch.nn`` module."""
     torch = _torch()
     table = {}
     for e in _EXACT.values():
@@ -291,7 +307,9 @@ def from_torch(module):
         if e is None:
             supported = ", ".join(sorted(n for x in _EXACT.values() if x.torch for n in x.torch.names))
             raise TypeError(f"from_torch: unsupported layer {type(t).__name__} ({t}); supported: {supported}")
-        return e.torch.from_torch(t, torch, convert).train(t.training)
+        m = e.torch.from_torch(t, torch, convert).train(t.training)
+        _copy_frozen(m, t, to_torch=False)
+        return m
 
     return convert(module)
 

@@ -206,11 +206,7 @@ class _BaseMLP(BaseEstimator):
             "an int >= 1 or np.inf",
         )
         need(is_int(self.max_fun) and self.max_fun >= 1, "max_fun", "an int >= 1")
-        need(
-            isinstance(self.device, str) and (self.device == "cpu" or self.device.startswith("cuda")),
-            "device",
-            "'cpu' or 'cuda'",
-        )
+        _core._as_device(self.device, False)  # the core's device rule ("device: expected 'cpu' or 'cuda', ...")
         need(
             self.n_threads is None or (is_int(self.n_threads) and self.n_threads >= 1),
             "n_threads",

@@ -140,7 +140,8 @@ class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
 
     mode: 'min', 'max' or 'auto' (max for accuracy / r2, else min). restore_best_weights: when
-    training ends (stopped early or not) the weights of the best epoch are copied back.
+    training ends (stopped early or not) the weights of the best epoch are copied back, with the
+    buffers (BatchNorm's running statistics), as Keras restores its non-trainable weights.
     After fit: ``stopped_epoch`` (0 if it did not stop), ``best``, ``best_epoch``.
     """
 
@@ -164,7 +165,7 @@ class EarlyStopping(Callback):
         if _better(self.mode, current, self.best, self.min_delta) or self.best_epoch < 0 and not math.isnan(current):
             self.best, self.best_epoch, self.wait = current, epoch, 0
             if self.restore_best_weights:
-                self.best_weights = [p.data.copy() for p in self.model.parameters()]
+                self.best_weights = self.model.state_dict()  # copies of the parameters and buffers
             return
         self.wait += 1
         if self.wait >= self.patience:
@@ -173,8 +174,7 @@ class EarlyStopping(Callback):
 
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
-            for p, w in zip(self.model.parameters(), self.best_weights):
-                p.data = w
+            self.model.load_state_dict(self.best_weights)
 
 
 def _save(path, trainer, epochs_done: int) -> None:

@@ -120,7 +120,9 @@ def as_features(X, name: str, dtype, in_features: int = -1) -> np.ndarray:
 
 
 def _label_hint(y: np.ndarray, classes: int) -> str:
-    """Why class ids are out of range, and the fix."""
+    """Why class ids are out of range, and the fix (classes < 0: the number of classes is not known)."""
+    if classes < 0:
+        return f"; map the labels to 0..K-1 {_SKLEARN_HINT}"
     if classes == 1:
         return ("; cross-entropy needs one output per class and the model has 1: use 2 outputs, or "
                 "BCEWithLogitsLoss with 0/1 targets")
@@ -153,23 +155,17 @@ def _class_ids(y: np.ndarray, name: str, rows: int, classes: int) -> np.ndarray:
         column = f" (a column of class ids: pass {name}.ravel())"
     else:
         column = ""
-    if classes > 0:  # the core checks shape and range (one-hot input gets its own hint there)
-        try:
-            return _core._as_labels(y, name, rows, classes)
-        except ValueError as e:
-            if "out of range" in str(e):
-                raise ValueError(f"{e}{_label_hint(y, classes)}") from None
-            if column:
-                raise ValueError(f"{e}{column}") from None
-            raise
-    # module by module: the number of classes is not known before the forward pass
-    if y.ndim != 1:
-        raise ValueError(f"{name}: expected class ids of shape ({rows},), got {y.shape}{column}")
-    if y.min() < 0:
-        raise ValueError(f"{name}: class ids must be >= 0, got {int(y.min())}; map the labels to 0..K-1 {_SKLEARN_HINT}")
-    if int(y.max()) > np.iinfo(np.int32).max:  # int32 below would wrap it into range
-        raise ValueError(f"{name}: class id {int(y.max())} is out of range (more than any class index)")
-    return np.ascontiguousarray(y, dtype=np.int32)
+    # The core's rule checks shape and range (one-hot input gets its own hint there); classes < 0
+    # (module by module: the number of classes is not known before the forward pass) checks ids
+    # >= 0 only. Here the fix is added to its message.
+    try:
+        return _core._as_labels(y, name, rows, classes)
+    except ValueError as e:
+        if "out of range" in str(e) or "must be >= 0" in str(e):
+            raise ValueError(f"{e}{_label_hint(y, classes)}") from None
+        if column:
+            raise ValueError(f"{e}{column}") from None
+        raise
 
 
 def as_targets(y, name: str, loss_kind, rows: int, out_features: int, dtype, xname: str = "X") -> np.ndarray:

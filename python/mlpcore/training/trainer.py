@@ -36,7 +36,6 @@ progress display (``training.progress``).
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -141,8 +140,8 @@ class Trainer:
             raise ValueError(f"compiled: expected None, True or False, got {compiled!r}")
         if distributed not in (True, False):
             raise ValueError(f"distributed: expected True or False, got {distributed!r}")
-        if device is not None and model.device != ("cuda" if str(device).startswith("cuda") else device):
-            model.to(device)
+        if device is not None:
+            model.to(device)  # checks the device (the core's rule); a no-op when the model is there
         if optimizer is None:
             optimizer = Adam(model.parameters(), lr=1e-3)
         if not isinstance(optimizer, Optimizer):
@@ -212,14 +211,13 @@ class Trainer:
 
     def _python_step(self, xb, yb, check_finite: bool, epoch: int, batch: int, wb=None):
         """zero_grad, forward, loss, backward, step, module by module (``_forward_modules`` /
-        ``_backward_modules``: never through a compiled network). Returns (loss, output)."""
+        ``_backward_modules``: never through a compiled network). Returns (loss, output). epoch,
+        batch: what a non-finite loss names (epoch < 0: a lone step, ``train_on_batch``)."""
         self.model.zero_grad()
         out = self.model._forward_modules(xb)
         value = self.loss(out, yb, wb)
-        if check_finite and not math.isfinite(value):
-            raise RuntimeError(
-                f"non-finite loss ({value}) at epoch {epoch + 1}, batch {batch + 1}; training stopped before this "
-                "batch updated the weights (lower the learning rate or check the data)")
+        if check_finite:  # the compiled step's guard and message (epoch < 0: one train_on_batch step)
+            _core._check_loss_finite(value, epoch, batch)
         self.model._backward_modules(self.loss.backward())
         if self.clip_grad_norm is not None:  # between backward and the step, as the compiled epoch
             self.optimizer._core.clip_grad_norm(self.clip_grad_norm)
@@ -344,7 +342,7 @@ class Trainer:
                 raise RuntimeError("distributed=True: the model no longer lowers to the compiled network")
             X, y = self._prepare(X, y, None)
             w = self._prepare_weights(sample_weight, X.shape[0])
-            return self._python_step(X, y, check_finite, 0, 0, w)[0]
+            return self._python_step(X, y, check_finite, -1, 0, w)[0]
         opt, spec, clip, comm = self.optimizer._core, self.loss.spec, self.clip_grad_norm, self._comm()
         if type(X) is np.ndarray and type(y) is np.ndarray and X.dtype.kind == "f" and (
                 sample_weight is None or type(sample_weight) is np.ndarray):
