@@ -59,7 +59,7 @@ import scipy_openblas32 as _scipy_openblas32
 
 _ctypes.CDLL(_os.path.join(_scipy_openblas32.get_lib_dir(), _scipy_openblas32.get_library(True)), _ctypes.RTLD_GLOBAL)
 
-from . import _core  # noqa: E402
+from . import _core as _core  # the private core, mlpcore._core (loaded after OpenBLAS above)
 from ._core import (
     blas_info,
     cuda_available,

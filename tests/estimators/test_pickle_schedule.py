@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-import mlpcore as mc
 
 
 def _blobs(n=64, seed=0):

@@ -96,8 +96,11 @@ def test_hook_order_and_logs():
     assert cb.trainer is tr and cb.model is tr.model
     assert cb.params == {"epochs": 2, "steps": 2, "batch_size": 16, "samples": 30, "initial_epoch": 0}
     keys = ["accuracy", "loss", "val_accuracy", "val_loss"]
-    per_epoch = lambda e: [("epoch_begin", e), ("batch_begin", 0, 16), ("batch_end", 0, ["batch", "loss", "size"]),
-                           ("batch_begin", 1, 14), ("batch_end", 1, ["batch", "loss", "size"]), ("epoch_end", e, keys)]
+
+    def per_epoch(e):
+        return [("epoch_begin", e), ("batch_begin", 0, 16), ("batch_end", 0, ["batch", "loss", "size"]),
+                ("batch_begin", 1, 14), ("batch_end", 1, ["batch", "loss", "size"]), ("epoch_end", e, keys)]
+
     assert events == [("train_begin",)] + per_epoch(0) + per_epoch(1) + [("train_end",)]
 
 

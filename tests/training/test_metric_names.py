@@ -130,8 +130,9 @@ def test_running_training_metrics_come_from_the_training_forward_passes():
     running metrics equal sklearn on outputs recorded by the same loop run batch by batch, and
     fit runs one eval-mode predict per epoch (the validation set), none for training."""
     X, y = _blobs(96)
-    make = lambda: mc.Sequential(mc.Linear(4, 8, seed=1, dtype=np.float64), mc.BatchNorm1d(8, dtype=np.float64),
-                                 mc.Dropout(0.2, seed=3), mc.ReLU(), mc.Linear(8, 2, seed=2, dtype=np.float64))
+    def make():
+        return mc.Sequential(mc.Linear(4, 8, seed=1, dtype=np.float64), mc.BatchNorm1d(8, dtype=np.float64),
+                             mc.Dropout(0.2, seed=3), mc.ReLU(), mc.Linear(8, 2, seed=2, dtype=np.float64))
     a, b = make(), make()
     ta = mc.Trainer(a, optimizer=mc.SGD(a.parameters(), lr=0.1), batch_size=16, metrics=["f1", "roc_auc"])
     calls = []
