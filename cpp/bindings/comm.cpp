@@ -56,6 +56,9 @@ uint64_t handle_bits(const py::int_& v, int bytes, const char* name) {
       PyErr_Clear();
       throw refuse();
     }
+    // mpi4py reports MPICH's derived handles (Dup, Split: 0x84000000 and up) sign-extended to 64
+    // bits as unsigned values, e.g. 0xffffffff84000000: the low 32 bits are the handle.
+    if (bytes == 4 && u >= 0xFFFFFFFF80000000ULL) return uint64_t(uint32_t(u));
     if (bytes != 8) throw refuse();
     return uint64_t(u);
   }

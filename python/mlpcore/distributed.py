@@ -90,13 +90,16 @@ def _install_abort_on_exception(MPI: Any) -> None:
 def init(comm: Any = None) -> "_core.Communicator":
     """Join the job: MPI through mpi4py (``MPI.COMM_WORLD`` unless ``comm``, an mpi4py communicator).
 
-    Idempotent: later calls return the same communicator (a different ``comm`` is a RuntimeError).
+    Idempotent: later calls return the same communicator (``init()`` with no argument included, so
+    a job that joined with a sub-communicator keeps it; a different ``comm`` is a RuntimeError).
     Without a launcher this is a job of one process. Returns the core's communicator (rank, size,
     in-place ``allreduce_sum`` of float32/float64 arrays, ``broadcast``, ``barrier``).
     """
     global _state
     MPI = _import_mpi()
     if comm is None:
+        if _state is not None:  # joined already (with COMM_WORLD or the communicator given then)
+            return _state.core
         comm = MPI.COMM_WORLD
     if not isinstance(comm, MPI.Comm):
         raise TypeError(f"comm: expected an mpi4py communicator (mpi4py.MPI.Comm), got {type(comm).__name__}")

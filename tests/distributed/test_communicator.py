@@ -122,3 +122,29 @@ def test_world_of_one_process_without_a_launcher():
         print("OK", "int handles" in repr(c))
     """)
     assert r.returncode == 0 and r.stdout.split() == ["OK", "True"], r.stderr
+
+
+def test_derived_communicators_join_and_a_later_plain_init_keeps_them():
+    """A Dup / Split of COMM_WORLD (mpi4py reports MPICH's derived handles sign-extended to 64 bits)
+    is accepted; a later ``init()`` (as ``Trainer(distributed=True)`` makes) returns the communicator
+    the job joined with instead of refusing it as another one."""
+    require_mpi4py()
+    r = _python("""
+        import numpy as np
+        import mlpcore as mc
+        from mpi4py import MPI
+        sub = MPI.COMM_WORLD.Split(0, 0)
+        c = mc.distributed.init(sub)
+        assert mc.distributed.init() is c and mc.distributed.init(sub) is c
+        a = np.arange(3.0)
+        c.allreduce_sum(a)
+        assert a.tolist() == [0, 1, 2]
+        X = np.random.default_rng(0).standard_normal((32, 3)).astype(np.float32)
+        y = (X[:, 0] > 0).astype(int)
+        m = mc.Sequential(mc.Linear(3, 2, seed=0))
+        mc.Trainer(m, distributed=True, batch_size=8).fit(X, y, epochs=1, verbose=0)
+        d = MPI.COMM_WORLD.Dup()
+        h = MPI._handleof(d)
+        print("OK", h > 2**32)
+    """)
+    assert r.returncode == 0 and r.stdout.split()[0] == "OK", r.stderr
