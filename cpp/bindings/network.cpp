@@ -99,7 +99,8 @@ EpochResult train_epoch_interruptible(Network& net, Optimizer& opt, const LossSp
   for (;;) {
     EpochResult r;
     {
-      SigintWatch watch(end - batch_begin > 1);
+      // Data parallel, a single-batch call is watched too: the flag then travels with the step.
+      SigintWatch watch(end - batch_begin > 1 || parallel);
       py::gil_scoped_release nogil;
       r = net.train_epoch(opt, loss, X, Y, n, batch_size, shuffle, seed, epoch, check_finite, batch_begin, batch_end,
                           W, max_grad_norm, outputs, watch.flag(), comm);
@@ -130,7 +131,8 @@ EpochResult train_epoch_interruptible(Network& net, Optimizer& opt, const LossSp
         throw py::error_already_set();
       }
     }
-    batch_begin += r.rows / bs;  // an interrupted call ran whole batches only
+    batch_begin += (r.rows + bs - 1) / bs;  // an interrupted call ran whole batches (the last may be ragged)
+    if (batch_begin >= end) break;  // stopped after its last batch and no handler raised
   }
   sum.loss = total / double(sum.rows);
   return sum;

@@ -191,8 +191,10 @@ EpochResult Network::train_epoch(Optimizer& opt, const LossSpec& host_loss, cons
     r.rows += rows;
     // The one place the loop polls for a stop request (Ctrl-C): between two whole steps, one
     // relaxed load per batch; data parallel, the flag every rank agreed on in the step's all-reduce
-    // (one rank stopping alone would leave the others waiting in the next step's collectives).
-    if (batch + 1 < batch_end && (comm ? stopped : stop && stop->load(std::memory_order_relaxed))) {
+    // (one rank stopping alone would leave the others waiting in the next step's collectives),
+    // reported after the last batch too, so that the caller's agreement on who raises runs on
+    // every rank (one process: a signal during the last batch is simply Python's after the call).
+    if (comm ? stopped : batch + 1 < batch_end && stop && stop->load(std::memory_order_relaxed)) {
       r.interrupted = true;
       break;
     }

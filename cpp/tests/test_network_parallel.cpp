@@ -284,6 +284,29 @@ TEST(NetworkParallel, StopOnOneRankStopsEveryRankAfterTheSameBatch) {
   EXPECT_EQ(got[0], got[1]);
 }
 
+// A stop agreed in the last (here ragged) batch is reported too: the caller's agreement on who
+// raises must run on every rank, or the rank that was signalled would raise alone after the call.
+TEST(NetworkParallel, StopInTheLastBatchIsReportedOnEveryRank) {
+  const std::vector<int64_t> sizes = {4, 6, 2};
+  const int64_t n = 38, B = 8;  // batches 0..4, the last of 6 rows
+  const std::vector<double> x = uniform<double>(n * 4, 1, -1.0, 1.0);
+  const std::vector<int32_t> y = labels(n, 2, 2);
+  std::vector<EpochResult> res(2);
+  const auto errors = on_ranks(2, [&](int r, Communicator& comm) {
+    Mlp m = make_mlp(DType::f64, sizes, {ActKind::relu, 0}, 3);
+    Network net(m.arena, m.ops, sizes[0]);
+    Optimizer opt = make_optimizer(m, sgd(0.1));
+    std::atomic<bool> stop{true};
+    res[size_t(r)] = net.train_epoch(opt, LossKind::cross_entropy, x.data(), y.data(), n, B, true, 5, 0, true, 4, -1,
+                                     nullptr, -1, nullptr, r == 0 ? &stop : nullptr, &comm);
+  });
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(errors[size_t(r)], "");
+    EXPECT_TRUE(res[size_t(r)].interrupted) << "rank " << r;
+    EXPECT_EQ(res[size_t(r)].rows, 6) << "rank " << r;
+  }
+}
+
 // Frozen parameters (no gradient written) are left out of the all-reduce: their gradient memory
 // keeps what it held instead of being summed over the ranks at every step.
 TEST(NetworkParallel, FrozenGradientsAreNotSummed) {

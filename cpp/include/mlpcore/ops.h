@@ -94,11 +94,13 @@ struct OpCall {
   bool training;          // train mode (dropout on, running statistics updated)
   bool fixed_order;       // batch-invariant inference: use gemm_fixed_order
   // Data-parallel training: these rows are rows [row0, row0 + rows) of a batch of batch_rows rows
-  // split over the ranks (row0 = 0, batch_rows = rows otherwise). An op whose output depends on a
-  // row's place in the batch (dropout's RNG stream) draws for those rows of the whole batch and
+  // split over the ranks (row0 = 0, batch_rows = rows otherwise; batch_rows < 0 means rows, so a
+  // caller that does not set it gets the single-process behaviour). An op whose output depends on
+  // a row's place in the batch (dropout's RNG stream) draws for those rows of the whole batch and
   // advances its state by the whole batch, so every rank ends with the same state.
   int64_t row0 = 0;
-  int64_t batch_rows = 0;
+  int64_t batch_rows = -1;
+  int64_t whole_rows() const { return batch_rows < 0 ? rows : batch_rows; }
 };
 struct OpGrads {
   void* dx;               // d loss / d x (rows, in_w), or null when nothing needs it

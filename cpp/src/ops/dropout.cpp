@@ -56,7 +56,7 @@ void forward(const OpCall& c) {
     const uint64_t base = st.counter;
     st.counter = base + uint64_t(c.row0 * c.out_w);
     dropout_forward(c.be, c.dt, c.y, c.saved, c.x, n, c.spec.p, st);
-    st.counter = base + uint64_t(c.batch_rows * c.out_w);
+    st.counter = base + uint64_t(c.whole_rows() * c.out_w);
   } else
     c.be.copy(c.y, c.x, size_t(n) * dtype_size(c.dt));
 }

@@ -5,7 +5,8 @@ The training step itself is the core's (``Network.train_epoch(..., comm=...)``: 
 rows of each global batch and the gradients are all-reduced inside the compiled epoch, see
 ``cpp/src/network_parallel.cpp``). Here, once per ``fit`` and per evaluation:
 
-- :func:`sync_from_main`: every rank takes rank 0's weights, Dropout RNG states and optimizer
+- :func:`sync_from_main` (at the start of every ``fit`` and before the first ``train_on_batch`` of a
+  model and optimizer): every rank takes rank 0's weights, Dropout RNG states and optimizer
   state (one checkpoint's bytes, broadcast), so a model built without a seed trains correctly;
 - :func:`check_same` (:func:`check_fit` for ``fit``): the ranks passed the same data sizes and
   settings (ValueError on every rank, naming what differs, instead of a hang in a collective that
@@ -24,10 +25,11 @@ import numpy as np
 
 from .. import _core
 from .. import distributed as dist
+from .._validate import seed_or_random
 from ..nn.inference import predict as _predict
 from . import metrics
 
-__all__ = ["check_fit", "check_same", "evaluate", "shard", "sync_from_main"]
+__all__ = ["agreed_seed", "check_fit", "check_same", "evaluate", "shard", "sync_from_main", "sync_trainer"]
 
 _CE = _core.LossKind.cross_entropy
 
@@ -57,12 +59,35 @@ def check_fit(trainer, X, w, val, callbacks, **settings) -> None:
                batch_callbacks=any(cb._has_batch_hooks() for cb in callbacks), **settings)
 
 
+def agreed_seed(seed):
+    """``fit``'s seed on every rank: ``None`` takes rank 0's draw. A collective on every rank,
+    whatever each passed; a rank that passed another seed then fails in :func:`check_fit`."""
+    drawn = dist.broadcast_object(seed_or_random(None) if seed is None else None)
+    return drawn if seed is None else seed
+
+
+def sync_trainer(trainer, force: bool = False) -> None:
+    """:func:`sync_from_main` for the trainer's model and optimizer, unless the ranks took rank 0's
+    state for these very objects already (``fit`` forces it: resume may have loaded a checkpoint)."""
+    last = getattr(trainer, "_synced", (None, None))
+    if force or last[0] is not trainer.model or last[1] is not trainer.optimizer:
+        sync_from_main(trainer.model, trainer.optimizer)
+        trainer._synced = (trainer.model, trainer.optimizer)
+
+
 def sync_from_main(model, optimizer) -> None:
     """Every rank takes rank 0's parameters, buffers, Dropout RNG states and optimizer state."""
     from ..io import load_checkpoint_bytes, save_bytes
 
-    data = save_bytes(model, optimizer=optimizer, allow_nonfinite=True) if dist.is_main() else None
-    data = dist.broadcast_object(data)
+    sent = None
+    if dist.is_main():
+        try:
+            sent = (True, save_bytes(model, optimizer=optimizer, allow_nonfinite=True))
+        except Exception as e:  # noqa: BLE001 - re-raised below, on every rank alike
+            sent = (False, f"{type(e).__name__}: {e}")
+    ok, data = dist.broadcast_object(sent)
+    if not ok:  # every rank raises (the others would otherwise wait in the broadcast)
+        raise RuntimeError(f"distributed: rank 0 could not share its model and optimizer state ({data})")
     if not dist.is_main():
         ck = load_checkpoint_bytes(data, model=model)
         optimizer.load_state_dict(ck["optimizer_state"])

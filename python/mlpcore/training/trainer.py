@@ -344,6 +344,8 @@ class Trainer:
             w = self._prepare_weights(sample_weight, X.shape[0])
             return self._python_step(X, y, check_finite, -1, 0, w)[0]
         opt, spec, clip, comm = self.optimizer._core, self.loss.spec, self.clip_grad_norm, self._comm()
+        if comm is not None:  # the first step of this model and optimizer takes rank 0's state, as fit
+            parallel.sync_trainer(self)
         if type(X) is np.ndarray and type(y) is np.ndarray and X.dtype.kind == "f" and (
                 sample_weight is None or type(sample_weight) is np.ndarray):
             # float arrays: the binding checks them once (dtype, shape, NaN/Inf, label range) and
@@ -465,9 +467,7 @@ class Trainer:
             verbose = "auto" if progress else 0
         _progress.resolve_verbose(verbose)  # a bad value fails before any work
         bs = pos_int("batch_size", batch_size if batch_size is not None else self.batch_size)
-        if self.distributed and seed is None:  # one drawn seed, rank 0's, for every rank
-            seed = dist.broadcast_object(seed_or_random(None))
-        seed = seed_or_random(seed)
+        seed = seed_or_random(parallel.agreed_seed(seed) if self.distributed else seed)
         callbacks = list(callbacks) if callbacks is not None else []
         for i, cb in enumerate(callbacks):
             if not isinstance(cb, Callback):
@@ -495,7 +495,7 @@ class Trainer:
                               f"epochs={epochs} counts from the start (as Keras' initial_epoch), so nothing is "
                               f"trained; pass epochs > {self.initial_epoch} to train on", UserWarning, stacklevel=2)
         if self.distributed:  # every rank from rank 0's weights and optimizer state
-            parallel.sync_from_main(self.model, self.optimizer)
+            parallel.sync_trainer(self, force=True)
 
         # --- callbacks ---
         history = History()
