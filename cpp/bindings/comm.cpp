@@ -23,8 +23,6 @@ HostVector host_vector(py::handle obj, const char* name) {
                         std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
   auto a = py::reinterpret_borrow<py::array>(obj);
   const py::dtype d = a.dtype();
-  const bool native = d.byteorder() == '=' || d.byteorder() == '|' ||
-                      (d.byteorder() == '<') == (py::detail::npy_api::get().PyArray_Type_ != nullptr && true);
   DType dt;
   if (d.kind() == 'f' && d.itemsize() == 4)
     dt = DType::f32;

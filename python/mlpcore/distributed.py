@@ -162,7 +162,7 @@ def barrier() -> None:
 
 def local_world_size() -> int:
     """The number of processes of this job on this machine (to split its cores between them:
-    ``mc.set_num_threads(os.cpu_count() // local_world_size())``)."""
+    ``mc.set_num_threads(os.cpu_count() // local_world_size())``). A collective: every rank calls it."""
     from mpi4py import MPI
 
     local = _initialized().mpi_comm.Split_type(MPI.COMM_TYPE_SHARED)
