@@ -54,3 +54,26 @@ def test_rank_0_failing_to_share_its_state_fails_every_rank(tmp_path):
             say("FAILED", "rank 0" in str(e) and "disk full" in str(e))
     """, timeout=120)
     assert job.lines("FAILED") == ["True"] * 2
+
+
+def test_fit_checks_that_every_rank_ends_with_the_same_weights(tmp_path):
+    """A callback that edits the weights on one rank only makes the ranks part; fit says so on
+    every rank instead of returning models that silently differ."""
+    job = _job(tmp_path, """
+        X, y = data(64, np.float64, "ce")
+        model = model_for(np.float64, 2)
+        class EditOnRank1(mc.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if R == 1 and epoch == 0:
+                    w = model[0].weight.data
+                    w[0, 0] += 1.0
+        tr = mc.Trainer(model, optimizer=mc.SGD(model.parameters(), lr=0.1), batch_size=16, distributed=True)
+        tr.fit(X, y, epochs=2, verbose=0, seed=0)
+        say("SAME", "ok")
+        try:
+            tr.fit(X, y, epochs=2, verbose=0, seed=0, callbacks=[EditOnRank1()])
+        except RuntimeError as e:
+            say("PARTED", "rank(s) [1]" in str(e))
+    """, timeout=120)
+    assert job.lines("SAME") == ["ok"] * 2
+    assert job.lines("PARTED") == ["True"] * 2

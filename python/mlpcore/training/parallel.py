@@ -21,6 +21,8 @@ Nothing here runs per step. The module-by-module path is single-process (the Tra
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from .. import _core
@@ -29,7 +31,7 @@ from .._validate import seed_or_random
 from ..nn.inference import predict as _predict
 from . import metrics
 
-__all__ = ["agreed_seed", "check_fit", "check_same", "evaluate", "shard", "sync_from_main", "sync_trainer"]
+__all__ = ["agreed_seed", "check_fit", "check_identical", "check_same", "evaluate", "shard", "sync_from_main", "sync_trainer"]
 
 _CE = _core.LossKind.cross_entropy
 
@@ -91,6 +93,23 @@ def sync_from_main(model, optimizer) -> None:
     if not dist.is_main():
         ck = load_checkpoint_bytes(data, model=model)
         optimizer.load_state_dict(ck["optimizer_state"])
+
+
+def check_identical(model) -> None:
+    """RuntimeError on every rank unless every rank holds bitwise the same parameters and buffers
+    (a digest per rank, gathered): the core's all-reduce gives every rank the same sum, so a
+    difference means a rank's model was changed outside the collective step (a callback that sets
+    weights on one rank, say) or that the ranks' arithmetic differs."""
+    h = hashlib.sha256()
+    for name, a in model.state_dict().items():
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    seen = dist.allgather_object(h.hexdigest())
+    differ = [r for r, d in enumerate(seen) if d != seen[0]]
+    if differ:
+        raise RuntimeError(f"distributed: after training, the weights of rank(s) {differ} differ from rank 0's; "
+                           "change the model on every rank alike (a callback that edits weights must run on "
+                           "every rank)")
 
 
 def evaluate(trainer, X: np.ndarray, y: np.ndarray, batch_size: int, sample_weight=None) -> dict:

@@ -30,8 +30,7 @@ Shuffling: epoch ``e`` visits the rows in the order ``mlpcore._core.permutation(
 order, the last one possibly shorter. Because the order depends only on (seed, epoch) and the
 optimizer state is checkpointed, ``fit(..., resume_from=path)`` continues bit-exactly on the CPU.
 
-What this file is not: checkpoint I/O (``mlpcore.io``), callbacks (``training.callbacks``), the
-progress display (``training.progress``).
+Not here: checkpoint I/O (``mlpcore.io``), callbacks, the progress display (``training``).
 """
 
 from __future__ import annotations
@@ -52,8 +51,7 @@ from ..optim import Adam, Optimizer
 from . import data, parallel
 from . import metrics as metrics_mod
 from . import progress as _progress
-from ..nn.inference import EVAL_BATCH
-from ..nn.inference import predict as _predict
+from ..nn.inference import EVAL_BATCH, predict as _predict
 from .callbacks import Callback, History
 
 __all__ = ["EpochResult", "History", "Trainer", "epoch_seed"]
@@ -563,6 +561,8 @@ class Trainer:
                         cb.on_train_end({})
                     except Exception:  # noqa: BLE001, S110 - fit's own error is the one to report
                         pass
+        if self.distributed:  # the promise of data parallelism, checked: every rank holds the same weights
+            parallel.check_identical(self.model)
         return history
 
     def _resume(self, path) -> None:
