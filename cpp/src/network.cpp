@@ -23,7 +23,7 @@ void check_loss_finite(double value, int64_t epoch, int64_t batch) {
   // Epochs and batches counted from 1, as the progress display counts them.
   throw std::runtime_error("non-finite loss (" + std::string(std::isnan(value) ? "nan" : value > 0 ? "inf" : "-inf") +
                            ")" +
-                           (epoch < 0 ? std::string(" in train_step")
+                           (epoch < 0 ? std::string(" in a single training step (train_on_batch)")
                                       : " at epoch " + std::to_string(epoch + 1) + ", batch " +
                                             std::to_string(batch + 1)) +
                            "; training stopped before this batch updated the weights (lower the learning "

@@ -77,3 +77,27 @@ def test_fit_checks_that_every_rank_ends_with_the_same_weights(tmp_path):
     """, timeout=120)
     assert job.lines("SAME") == ["ok"] * 2
     assert job.lines("PARTED") == ["True"] * 2
+
+
+def test_different_models_or_optimizers_per_rank_are_an_error_on_every_rank(tmp_path):
+    """Rank 0's state cannot load into another architecture or optimizer: every rank says what
+    differs (before any collective of the step), on fit and on train_on_batch alike."""
+    job = _job(tmp_path, """
+        X, y = data(64, np.float64, "ce")
+        for case in ("hidden", "optimizer"):
+            hidden = 8 if (case == "hidden" and R == 1) else 16
+            model = mc.Sequential(mc.Linear(6, hidden, seed=0, dtype=np.float64), mc.Tanh(),
+                                  mc.Linear(hidden, 3, seed=1, dtype=np.float64))
+            opt = (mc.Adam if case == "optimizer" and R == 1 else mc.SGD)(model.parameters(), lr=0.1)
+            for call in ("fit", "train_on_batch"):
+                tr = mc.Trainer(model, optimizer=opt, batch_size=16, distributed=True)
+                try:
+                    if call == "fit":
+                        tr.fit(X, y, epochs=1, verbose=0, seed=0)
+                    else:
+                        tr.train_on_batch(X[:16], y[:16])
+                except ValueError as e:
+                    say("DIFFER", case, call, ("parameters" if case == "hidden" else "optimizer") in str(e))
+    """, timeout=120)
+    assert sorted(job.lines("DIFFER")) == sorted(
+        [f"{c} {call} True" for c in ("hidden", "optimizer") for call in ("fit", "train_on_batch")] * 2)

@@ -108,7 +108,7 @@ def test_train_step_guard():
     opt = mc.SGD(model.parameters(), lr=0.1)
     net = model.compiled()
     with pytest.raises(
-        RuntimeError, match=r"non-finite loss \((inf|nan)\) in train_step; training stopped before"
+        RuntimeError, match=r"non-finite loss \((inf|nan)\) in a single training step \(train_on_batch\); training stopped before"
     ):
         net.train_step(opt._core, MSE, X, Y)
     assert_same(before, weights(model))

@@ -64,6 +64,7 @@ def check_fit(trainer, X, w, val, callbacks, **settings) -> None:
 def agreed_seed(seed):
     """``fit``'s seed on every rank: ``None`` takes rank 0's draw. A collective on every rank,
     whatever each passed; a rank that passed another seed then fails in :func:`check_fit`."""
+    dist.init()  # idempotent; joins the job in a process that unpickled a distributed Trainer
     drawn = dist.broadcast_object(seed_or_random(None) if seed is None else None)
     return drawn if seed is None else seed
 
@@ -73,6 +74,10 @@ def sync_trainer(trainer, force: bool = False) -> None:
     state for these very objects already (``fit`` forces it: resume may have loaded a checkpoint)."""
     last = getattr(trainer, "_synced", (None, None))
     if force or last[0] is not trainer.model or last[1] is not trainer.optimizer:
+        model, opt = trainer.model, trainer.optimizer
+        # the same model and optimizer on every rank (else loading rank 0's state fails on some)
+        check_same("the model and optimizer", device=model.device, dtype=str(trainer._dtype),
+                   parameters=[list(p.shape) for p in model.parameters()], optimizer=type(opt).__name__)
         sync_from_main(trainer.model, trainer.optimizer)
         trainer._synced = (trainer.model, trainer.optimizer)
 
@@ -90,9 +95,17 @@ def sync_from_main(model, optimizer) -> None:
     ok, data = dist.broadcast_object(sent)
     if not ok:  # every rank raises (the others would otherwise wait in the broadcast)
         raise RuntimeError(f"distributed: rank 0 could not share its model and optimizer state ({data})")
+    error = None
     if not dist.is_main():
-        ck = load_checkpoint_bytes(data, model=model)
-        optimizer.load_state_dict(ck["optimizer_state"])
+        try:
+            ck = load_checkpoint_bytes(data, model=model)
+            optimizer.load_state_dict(ck["optimizer_state"])
+        except Exception as e:  # noqa: BLE001 - re-raised below, on every rank alike
+            error = f"{type(e).__name__}: {e}"
+    failed = [(r, e) for r, e in enumerate(dist.allgather_object(error)) if e is not None]
+    if failed:
+        raise RuntimeError("distributed: rank(s) " + ", ".join(f"{r} ({e})" for r, e in failed) +
+                           " could not take rank 0's model and optimizer state")
 
 
 def check_identical(model) -> None:
