@@ -168,7 +168,7 @@ py::array_t<int32_t> as_labels(py::handle obj, const char* name, int64_t rows, i
                              " at index " + std::to_string(i));
       if (classes < 0 && uint64_t(src[i]) >= uint64_t(limit))
         throw mc::ValueError(std::string(name) + ": label " + std::to_string(src[i]) + " at index " +
-                             std::to_string(i) + " is too large for a class id (at most 2**31 - 1)");
+                             std::to_string(i) + " is out of range for a class id (at most 2**31 - 1)");
       if (negative || uint64_t(src[i]) >= uint64_t(limit))
         throw mc::ValueError(std::string(name) + ": label " + std::to_string(src[i]) + " at index " +
                              std::to_string(i) + " is out of range; expected class ids in [0, " +

@@ -101,7 +101,7 @@ def test_compiled_network_calls(data, method, lname, fin, fout, dtype, bs, shuff
             ok = True
         except RuntimeError as e:
             assert errs == {RuntimeError}, f"unexpected RuntimeError: {e}"
-            assert "non-finite loss" in str(e) and ("epoch 1, batch" in str(e) or "train_step" in str(e))
+            assert "non-finite loss" in str(e) and ("epoch 1, batch" in str(e) or "train_on_batch" in str(e))
             ok = False
         except (ValueError, TypeError) as e:
             assert errs and type(e) in errs, f"{type(e).__name__} ({e}) raised, expected one of {errs}"

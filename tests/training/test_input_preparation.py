@@ -181,7 +181,7 @@ def test_label_errors_suggest_the_fix(compiled):
                        else r"out of range.*MLPClassifier"):
         tr.fit(X, y - 1, epochs=1, verbose=0)
     if compiled is False:  # the class count is not known before the forward: only the int32 limit
-        with pytest.raises(ValueError, match=r"label 2147483648 at index 0 is too large for a class id"):
+        with pytest.raises(ValueError, match=r"label 2147483648 at index 0 is out of range for a class id"):
             tr.fit(X, np.where(np.arange(len(y)) == 0, 2**31, y), epochs=1, verbose=0)
     with pytest.raises(TypeError, match=r"integer class ids.*whole numbers: pass y.astype\(int\)"):
         tr.train_on_batch(X, y.astype(np.float32))
