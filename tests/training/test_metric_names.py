@@ -159,3 +159,38 @@ def test_running_training_metrics_come_from_the_training_forward_passes():
     out = np.concatenate(outs)
     assert h.history["f1"][0] == pytest.approx(skm.f1_score(y[order], out.argmax(1)), abs=1e-12)
     assert h.history["roc_auc"][0] == pytest.approx(skm.roc_auc_score(y[order], _softmax(out)[:, 1]), abs=1e-12)
+
+
+@pytest.mark.parametrize("case", ["ce2", "ce4", "bce1", "bce3"])
+@pytest.mark.parametrize("scale", [1.0, 0.01])  # small weights: weighted counts below 1
+def test_weighted_metrics_equal_sklearn(case, scale):
+    """With sample_weight every named metric equals sklearn.metrics' with the same weights (weights
+    of 0.01 make the weighted counts fractional, where a count-only formula would go wrong)."""
+    rng = np.random.default_rng(7)
+    n, k = 160, int(case[-1])
+    w = rng.uniform(0.0, 2.0, n) * scale
+    w[:10] = 0.0  # zero-weight rows count for nothing
+    names = ["accuracy", "precision", "recall", "f1", "roc_auc"]
+    if case.startswith("ce"):
+        y = rng.integers(0, k, n)
+        out = rng.standard_normal((n, k)) + np.eye(k)[y] * 0.8
+        out[10:15] = out[15:20]  # ties in the scores
+        got = M.compute(CE, M.resolve(names, CE), out, y, w)
+        pred, prob, avg = out.argmax(1), _softmax(out), ("binary" if k == 2 else "macro")
+        auc = (skm.roc_auc_score(y, prob[:, 1], sample_weight=w) if k == 2
+               else skm.roc_auc_score(y, prob, multi_class="ovr", sample_weight=w))
+        acc = skm.accuracy_score(y, pred, sample_weight=w)
+    else:
+        y = (rng.uniform(size=(n, k)) > 0.4).astype(np.float64)
+        out = rng.standard_normal((n, k)) + (y - 0.5)
+        got = M.compute(BCE, M.resolve(names, BCE), out, y, w)
+        pred = (out > 0).astype(int)
+        if k == 1:
+            y, pred, out = y[:, 0], pred[:, 0], out[:, 0]
+        avg = "binary" if k == 1 else "macro"
+        auc = skm.roc_auc_score(y, out, sample_weight=w, **({} if k == 1 else {"average": "macro"}))
+        acc = float(np.average(np.mean(pred.reshape(n, -1) == y.reshape(n, -1), axis=1), weights=w))
+    assert got["accuracy"] == pytest.approx(acc, abs=1e-12)
+    for name, fn in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score)):
+        assert got[name] == pytest.approx(fn(y, pred, average=avg, sample_weight=w, zero_division=0), abs=1e-12), name
+    assert got["roc_auc"] == pytest.approx(auc, abs=1e-12)

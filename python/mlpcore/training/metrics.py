@@ -285,11 +285,10 @@ def roc_auc(loss_kind, out: np.ndarray, y: np.ndarray, sample_weight=None) -> fl
 
 def _prf(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> tuple:
     """Per-class precision, recall, F1 (0 where undefined: sklearn's zero_division)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0)
-        r = np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1), 0.0)
-        f = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
-    return p, r, f
+    def ratio(num, den):  # counts may be weighted (fractional): divide only where den > 0
+        return np.divide(num, den, out=np.zeros_like(num, dtype=np.float64), where=den > 0)
+
+    return ratio(tp, tp + fp), ratio(tp, tp + fn), ratio(2 * tp, 2 * tp + fp + fn)
 
 
 def precision_recall_f1(loss_kind, out: np.ndarray, y: np.ndarray, sample_weight=None) -> dict:
