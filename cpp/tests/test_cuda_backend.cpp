@@ -9,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include "cuda_test_util.h"
 #include "mlpcore/backend.h"
 #include "mlpcore/loss.h"
 #include "mlpcore/ops.h"
@@ -16,31 +17,9 @@
 #include "mlpcore/rng.h"
 
 using namespace mc;
+using namespace mc_test;
 
 namespace {
-
-#define SKIP_WITHOUT_GPU() \
-  if (!cuda_available()) GTEST_SKIP() << cuda_unavailable_reason()
-
-Backend& cpu() { return backend_for(Device::cpu); }
-Backend& gpu() { return backend_for(Device::cuda); }
-
-// Device copy of a host vector; freed on scope exit.
-template <class T>
-struct Dev {
-  Buffer buf;
-  size_t n;
-  explicit Dev(const std::vector<T>& h) : buf(Device::cuda, std::max<size_t>(h.size(), 1) * sizeof(T)), n(h.size()) {
-    gpu().upload(buf.data(), h.data(), n * sizeof(T));
-  }
-  explicit Dev(size_t count) : buf(Device::cuda, std::max<size_t>(count, 1) * sizeof(T)), n(count) {}
-  T* p() const { return static_cast<T*>(buf.data()); }
-  std::vector<T> host() const {
-    std::vector<T> h(n);
-    gpu().download(h.data(), buf.data(), n * sizeof(T));
-    return h;
-  }
-};
 
 template <class T>
 std::vector<T> randn(size_t n, uint64_t seed, double scale = 1.0) {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "cuda_test_util.h"
 #include "mlpcore/backend.h"
 #include "mlpcore/optim.h"
 #include "ops/batch_norm.h"
@@ -17,28 +18,6 @@ using namespace mc;
 using namespace mc_test;
 
 namespace {
-
-#define SKIP_WITHOUT_GPU() \
-  if (!cuda_available()) GTEST_SKIP() << cuda_unavailable_reason()
-
-Backend& cpu() { return backend_for(Device::cpu); }
-Backend& gpu() { return backend_for(Device::cuda); }
-
-// A device copy of a host vector, and back.
-template <class T>
-struct Dev {
-  Buffer buf;
-  size_t n;
-  explicit Dev(const std::vector<T>& h) : buf(Device::cuda, std::max<size_t>(h.size(), 1) * sizeof(T)), n(h.size()) {
-    gpu().upload(buf.data(), h.data(), n * sizeof(T));
-  }
-  T* p() const { return static_cast<T*>(buf.data()); }
-  std::vector<T> host() const {
-    std::vector<T> h(n);
-    gpu().download(h.data(), buf.data(), n * sizeof(T));
-    return h;
-  }
-};
 
 template <class T>
 class CudaNorms : public ::testing::Test {};
