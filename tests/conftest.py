@@ -16,6 +16,14 @@ def _restore_global_state():
     mc.set_num_threads(threads if pinned else None)
 
 
+@pytest.fixture
+def one_thread():
+    """One core thread for the test (``pytest.mark.usefixtures("one_thread")``): small problems gain
+    nothing from more, and spinning BLAS threads are slow on a busy 2-core machine.
+    _restore_global_state puts the count (or the automatic policy) back afterwards."""
+    mc.set_num_threads(1)
+
+
 def pytest_terminal_summary(terminalreporter):
     """Print the largest relative error seen against PyTorch (per dtype), against finite
     differences, and of exported ONNX graphs under onnxruntime, as recorded by

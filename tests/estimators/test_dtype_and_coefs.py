@@ -14,25 +14,17 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("safetensors")
 
-import mlpcore as mc
 from mlpcore.sklearn import MLPClassifier, MLPRegressor
 from sklearn import neural_network as sknn
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+              pytest.mark.usefixtures("one_thread")]
 
 _rng = np.random.default_rng(0)
 _X = _rng.standard_normal((80, 4))
 _YC = (_X[:, 0] > 0).astype(int) + (_X[:, 1] > 0.5)
 _YR = 2 * _X[:, 0] + _X[:, 1]
 PAIRS = {"clf": (MLPClassifier, sknn.MLPClassifier, _YC), "reg": (MLPRegressor, sknn.MLPRegressor, _YR)}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = mc.get_num_threads()
-    mc.set_num_threads(1)
-    yield
-    mc.set_num_threads(before)
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])

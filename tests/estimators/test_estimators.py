@@ -30,21 +30,12 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 # Most fits below stop at max_iter on purpose (small and fast); the warning itself is tested in
 # test_convergence_warning_and_tol_stop.
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+              pytest.mark.usefixtures("one_thread")]
 
 
 # Instances for scikit-learn's checks: scikit-learn runs its own MLPs through them with
 # max_iter=100 (sklearn/utils/_test_common/instance_generator.py); we do the same.
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One core thread: these problems are far too small to gain from more, and a busy 2-core CI
-    machine makes spinning BLAS threads slow (test_n_threads_restored_and_same_results uses 2)."""
-    before = mc.get_num_threads()
-    mc.set_num_threads(1)
-    yield
-    mc.set_num_threads(before)
-
-
 CHECKED = [MLPClassifier(max_iter=100, random_state=0), MLPRegressor(max_iter=100, random_state=0)]
 
 

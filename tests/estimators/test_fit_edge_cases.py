@@ -9,7 +9,6 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("safetensors")
 
-import mlpcore as mc
 from mlpcore.sklearn import MLPClassifier, MLPRegressor
 from sklearn import neural_network as sknn
 from sklearn.exceptions import ConvergenceWarning
@@ -18,12 +17,7 @@ _rng = np.random.default_rng(0)
 _X = _rng.standard_normal((60, 4))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = mc.get_num_threads()
-    mc.set_num_threads(1)
-    yield
-    mc.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("solver", ["sgd", "lbfgs"])

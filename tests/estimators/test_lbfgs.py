@@ -11,7 +11,6 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("safetensors")
 
-import mlpcore as mc
 from mlpcore.sklearn import MLPClassifier, MLPRegressor
 from sklearn import neural_network as sknn
 from sklearn.datasets import load_digits
@@ -32,12 +31,7 @@ TARGETS = {
 PAIRS = {"clf": (MLPClassifier, sknn.MLPClassifier), "reg": (MLPRegressor, sknn.MLPRegressor)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = mc.get_num_threads()
-    mc.set_num_threads(1)
-    yield
-    mc.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _fit_both(name, sample_weight=None, **params):

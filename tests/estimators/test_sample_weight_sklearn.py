@@ -11,12 +11,12 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("safetensors")
 
-import mlpcore as mc
 from mlpcore.sklearn import MLPClassifier, MLPRegressor
 from sklearn import neural_network as sknn
 from sklearn.exceptions import ConvergenceWarning
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+              pytest.mark.usefixtures("one_thread")]
 
 _rng = np.random.default_rng(0)
 _X = _rng.standard_normal((150, 5))
@@ -29,14 +29,6 @@ TARGETS = {
     "poisson": ("reg", _rng.poisson(np.exp(0.5 * _X[:, 0])).astype(float), {"loss": "poisson"}),
 }
 PAIRS = {"clf": (MLPClassifier, sknn.MLPClassifier), "reg": (MLPRegressor, sknn.MLPRegressor)}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = mc.get_num_threads()
-    mc.set_num_threads(1)
-    yield
-    mc.set_num_threads(before)
 
 
 def _pair(name, **params):

@@ -33,9 +33,7 @@ def _has_matplotlib() -> bool:
 HAS_MPL = _has_matplotlib()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    mc.set_num_threads(1)  # conftest restores the thread count afterwards
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _check_plots(result: dict, tmp_path, names):
