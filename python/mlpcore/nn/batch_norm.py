@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 
 from .. import _core
-from .._validate import finite_float, pos_int
+from .._validate import finite_float, nonneg, pos_int
 from . import registry
 from .op_layer import OpLayer
 from .parameter import new_parameters
@@ -63,9 +63,7 @@ class BatchNorm1d(OpLayer):
 
     @eps.setter
     def eps(self, v: float) -> None:
-        if finite_float("eps", v) < 0:
-            raise ValueError(f"eps: expected a number >= 0, got {v!r}")
-        self._eps = float(v)
+        self._eps = nonneg("eps", v)
         self._changed()
 
     @property

@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from .. import _core
-from .._validate import finite_float, pos_int
+from .._validate import nonneg, pos_int
 from . import registry
 from .op_layer import OpLayer
 from .parameter import new_parameters
@@ -54,9 +54,7 @@ class LayerNorm(OpLayer):
 
     @eps.setter
     def eps(self, v: float) -> None:
-        if finite_float("eps", v) < 0:
-            raise ValueError(f"eps: expected a number >= 0, got {v!r}")
-        self._eps = float(v)
+        self._eps = nonneg("eps", v)
         self._changed()  # lowered into the op
 
 
