@@ -24,6 +24,17 @@ def one_thread():
     mc.set_num_threads(1)
 
 
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """One PyTorch thread for a module's tests (``pytest.mark.usefixtures("torch_one_thread")``):
+    tiny tensors, and a busy machine makes more threads ~20x slower."""
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def pytest_terminal_summary(terminalreporter):
     """Print the largest relative error seen against PyTorch (per dtype), against finite
     differences, and of exported ONNX graphs under onnxruntime, as recorded by

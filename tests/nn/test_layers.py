@@ -14,13 +14,7 @@ import mlpcore as mc
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def torch_one_thread():
-    """Tiny tensors: one torch thread avoids oversubscribing a busy machine (20x slower otherwise)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 F = torch.nn.functional

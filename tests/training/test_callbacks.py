@@ -24,12 +24,7 @@ from mlpcore.callbacks import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = mc.get_num_threads()
-    mc.set_num_threads(1)
-    yield
-    mc.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def data(n=60, seed=0):

@@ -9,9 +9,7 @@ import mlpcore as mc
 from mlpcore.training import data
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    mc.set_num_threads(1)  # conftest restores the thread count
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def mlp(sizes, seed=0, dtype=np.float32):

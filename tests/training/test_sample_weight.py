@@ -10,12 +10,7 @@ import numpy as np
 import pytest
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = mc.get_num_threads()
-    mc.set_num_threads(1)
-    yield
-    mc.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def mlp(sizes=(3, 8, 2), dtype=np.float64, seed=0):

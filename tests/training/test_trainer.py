@@ -13,13 +13,7 @@ from mlpcore.trainer import epoch_seed
 from mlpcore.training import metrics as mc_metrics
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Small matrices: one BLAS thread is fastest and immune to an oversubscribed machine.
-    n = mc.get_num_threads()
-    mc.set_num_threads(1)
-    yield
-    mc.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def blobs(n=120, d=2, classes=3, seed=0, dtype=np.float32):

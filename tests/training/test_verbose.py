@@ -14,9 +14,7 @@ from mlpcore.training import progress as progress_mod
 from mlpcore.training.progress import Progress
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    mc.set_num_threads(1)  # conftest restores the thread count
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def blobs(n=40, seed=0):
