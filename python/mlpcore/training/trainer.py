@@ -35,6 +35,7 @@ Not here: checkpoint I/O (``mlpcore.io``), callbacks, the progress display (``tr
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -214,7 +215,7 @@ class Trainer:
         self.model.zero_grad()
         out = self.model._forward_modules(xb)
         value = self.loss(out, yb, wb)
-        if check_finite:  # the compiled step's guard and message (epoch < 0: one train_on_batch step)
+        if check_finite and not math.isfinite(value):  # the compiled step's error (epoch < 0: one step)
             _core._check_loss_finite(value, epoch, batch)
         self.model._backward_modules(self.loss.backward())
         if self.clip_grad_norm is not None:  # between backward and the step, as the compiled epoch
